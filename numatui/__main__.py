@@ -1,0 +1,3 @@
+from numatui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,333 @@
+"""The typed snapshots every face of numatui sees.
+
+Plain, immutable dataclasses: no I/O here and no Textual. The kernel layer
+(`numatui.kernel`) builds them from /sys, /proc and syscalls; the CLI and the
+screens only read them. Byte counts are always bytes (never pages or kB) so
+no face has to know a page size.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+NodeBytes = Mapping[int, int]
+"""Bytes per node id. Missing ids mean zero."""
+
+
+def frozen_map(values: Mapping[int, int] | None = None) -> NodeBytes:
+    """A read-only copy, so a snapshot cannot be changed behind a screen's back."""
+    return MappingProxyType(dict(values or {}))
+
+
+def total_bytes(values: NodeBytes) -> int:
+    return sum(values.values())
+
+
+# ---------------------------------------------------------------- topology
+
+
+@dataclass(frozen=True)
+class HugePagePool:
+    """One huge page size on one node (counts are pages of `size_bytes`)."""
+
+    size_bytes: int
+    total: int
+    free: int
+    surplus: int = 0
+
+
+@dataclass(frozen=True)
+class NodeCounters:
+    """`nodeN/numastat`: cumulative page counts since boot."""
+
+    numa_hit: int = 0
+    numa_miss: int = 0
+    numa_foreign: int = 0
+    interleave_hit: int = 0
+    local_node: int = 0
+    other_node: int = 0
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    online: bool
+    has_cpu: bool
+    has_memory: bool
+    cpus: tuple[int, ...] = ()
+    mem_total: int = 0
+    mem_free: int = 0
+    mem_used: int = 0
+    file_bytes: int = 0
+    anon_bytes: int = 0
+    shmem_bytes: int = 0
+    hugepages: tuple[HugePagePool, ...] = ()
+    distances: Mapping[int, int] = field(default_factory=frozen_map)
+    tier: int | None = None
+    counters: NodeCounters | None = None
+
+    @property
+    def memory_only(self) -> bool:
+        """CPU-less node with memory: how CXL expanders and PMEM appear."""
+        return self.has_memory and not self.has_cpu
+
+
+@dataclass(frozen=True)
+class VmCounters:
+    """The `/proc/vmstat` counters numatui charts (cumulative)."""
+
+    pgmigrate_success: int = 0
+    pgmigrate_fail: int = 0
+    numa_hit: int = 0
+    numa_miss: int = 0
+    numa_pages_migrated: int = 0
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What the machine's NUMA layout is, read at one moment.
+
+    `numa_available` is False on a kernel without NUMA or in a container with
+    no /sys/devices/system/node; `unavailable_reason` then says why, and the
+    faces still work with the single pseudo-node they are given.
+    """
+
+    nodes: tuple[Node, ...]
+    possible: frozenset[int] = frozenset()
+    numa_available: bool = True
+    unavailable_reason: str = ""
+    numa_balancing: bool | None = None
+    vm: VmCounters = field(default_factory=VmCounters)
+    page_size: int = 4096
+    taken_at: float = 0.0
+
+    def node(self, node_id: int) -> Node | None:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        return None
+
+    @property
+    def online(self) -> frozenset[int]:
+        return frozenset(n.id for n in self.nodes if n.online)
+
+    @property
+    def with_memory(self) -> frozenset[int]:
+        return frozenset(n.id for n in self.nodes if n.has_memory and n.online)
+
+    @property
+    def with_cpu(self) -> frozenset[int]:
+        return frozenset(n.id for n in self.nodes if n.has_cpu and n.online)
+
+    @property
+    def can_migrate(self) -> bool:
+        """Migration needs NUMA and at least two nodes with memory."""
+        return self.numa_available and len(self.with_memory) >= 2
+
+
+# ---------------------------------------------------------------- processes
+
+
+class MemoryKind(enum.StrEnum):
+    """What a mapping holds, as numa_maps tells it apart."""
+
+    ANON = "anon"
+    FILE = "file"
+    HEAP = "heap"
+    STACK = "stack"
+    SHMEM = "shmem"
+    HUGE = "huge"  # hugetlbfs pages (not THP: a THP counts as its base pages)
+
+
+@dataclass(frozen=True)
+class MappedRegion:
+    """One line of /proc/PID/numa_maps: one VMA."""
+
+    start: int
+    policy: str
+    kind: MemoryKind
+    path: str | None
+    node_pages: Mapping[int, int]
+    page_size: int
+    anon: int = 0
+    dirty: int = 0
+    mapped: int = 0
+    mapmax: int = 0
+    swapcache: int = 0
+
+    @property
+    def node_bytes(self) -> NodeBytes:
+        return frozen_map({n: p * self.page_size for n, p in self.node_pages.items()})
+
+    @property
+    def shared(self) -> bool:
+        """Mapped by other processes too: migrate_pages leaves these without CAP_SYS_NICE."""
+        return self.mapmax > 1
+
+
+
+@dataclass(frozen=True)
+class NumaMaps:
+    """A process's whole numa_maps, summed per node and per kind."""
+
+    mappings: tuple[MappedRegion, ...]
+
+    @property
+    def node_bytes(self) -> NodeBytes:
+        out: dict[int, int] = {}
+        for m in self.mappings:
+            for n, p in m.node_pages.items():
+                out[n] = out.get(n, 0) + p * m.page_size
+        return frozen_map(out)
+
+    @property
+    def kind_bytes(self) -> Mapping[MemoryKind, NodeBytes]:
+        out: dict[MemoryKind, dict[int, int]] = {}
+        for m in self.mappings:
+            d = out.setdefault(m.kind, {})
+            for n, p in m.node_pages.items():
+                d[n] = d.get(n, 0) + p * m.page_size
+        return MappingProxyType({k: frozen_map(v) for k, v in out.items()})
+
+    @property
+    def shared_bytes(self) -> NodeBytes:
+        out: dict[int, int] = {}
+        for m in self.mappings:
+            if m.shared:
+                for n, p in m.node_pages.items():
+                    out[n] = out.get(n, 0) + p * m.page_size
+        return frozen_map(out)
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One process's identity and where its memory lives, at one scan.
+
+    `node_bytes` counts pages present in RAM per node (numa_maps), which is
+    what migration moves; `rss_bytes` is psutil's resident size for context.
+    `kind_bytes` splits `node_bytes` by `MemoryKind`.
+    """
+
+    pid: int
+    name: str
+    user: str
+    cmdline: str
+    rss_bytes: int
+    threads: int
+    node_bytes: NodeBytes
+    kind_bytes: Mapping[MemoryKind, NodeBytes] = field(default_factory=lambda: MappingProxyType({}))
+    shared_bytes: NodeBytes = field(default_factory=frozen_map)
+    mems_allowed: frozenset[int] = frozenset()
+    cpu_nodes: frozenset[int] = frozenset()
+    mapping_count: int = 0
+    start_time: float = 0.0
+    is_kernel_thread: bool = False
+
+    @property
+    def numa_bytes(self) -> int:
+        return total_bytes(self.node_bytes)
+
+    @property
+    def locality(self) -> float | None:
+        """Share of the memory on nodes where the threads run; None when unknown."""
+        total = self.numa_bytes
+        if total == 0 or not self.cpu_nodes:
+            return None
+        local = sum(b for n, b in self.node_bytes.items() if n in self.cpu_nodes)
+        return local / total
+
+
+@dataclass(frozen=True)
+class ProcessScan:
+    """The result of one scan of all processes."""
+
+    processes: tuple[ProcessMemory, ...]
+    taken_at: float
+    duration_s: float = 0.0
+    skipped_unchanged: int = 0
+    unreadable: int = 0  # processes whose numa_maps we may not read (other users, hidepid)
+    vanished: int = 0  # processes that exited while we read them
+
+
+# ---------------------------------------------------------------- migration
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What `migrate_pages(pid, from, to)` will do, in the kernel's own order.
+
+    `pairs` are (source, destination) node moves exactly as the kernel's
+    `do_migrate_pages` performs them; `bytes_per_pair` is what the process
+    has on each source now (an estimate: memory changes under us).
+    """
+
+    pid: int
+    from_nodes: frozenset[int]
+    to_nodes: frozenset[int]
+    pairs: tuple[tuple[int, int], ...]
+    bytes_per_pair: tuple[int, ...] = ()
+    shared_bytes_staying: int = 0  # shared pages that stay without CAP_SYS_NICE
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def bytes_to_move(self) -> int:
+        return sum(self.bytes_per_pair)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.pairs
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """A sample of the process's per-node bytes taken while the kernel works."""
+
+    elapsed_s: float
+    node_bytes: NodeBytes
+
+
+class MigrationOutcome(enum.StrEnum):
+    ALL_MOVED = "all moved"
+    PARTLY_MOVED = "partly moved"
+    NOTHING_TO_MOVE = "nothing to move"
+    FAILED = "failed"  # refused or failed with nothing changed
+
+
+@dataclass(frozen=True)
+class MigrationError:
+    """A refusal or failure, in words a user can act on."""
+
+    errno_name: str  # "EPERM", "ESRCH", ... or "" when refused before the syscall
+    message: str
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    plan: MigrationPlan
+    outcome: MigrationOutcome
+    before: NodeBytes
+    after: NodeBytes
+    pages_not_moved: int | None  # the syscall's return value; None if it failed
+    elapsed_s: float
+    error: MigrationError | None = None
+    explanations: tuple[str, ...] = ()
+    samples: tuple[MigrationProgress, ...] = ()
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes that left the source nodes (per-node counts, not the return value)."""
+        return sum(
+            max(0, self.before.get(n, 0) - self.after.get(n, 0)) for n in self.plan.from_nodes
+        )
+
+    @property
+    def bytes_left_on_sources(self) -> int:
+        moving_sources = {s for s, _ in self.plan.pairs}
+        return sum(self.after.get(n, 0) for n in moving_sources)
+
+    @property
+    def throughput_bytes_s(self) -> float:
+        return self.bytes_moved / self.elapsed_s if self.elapsed_s > 0 else 0.0
