@@ -271,6 +271,7 @@ class MigrationPlan:
     bytes_per_pair: tuple[int, ...] = ()
     shared_bytes_staying: int = 0  # shared pages that stay without CAP_SYS_NICE
     warnings: tuple[str, ...] = ()
+    process_name: str = ""
 
     @property
     def bytes_to_move(self) -> int:

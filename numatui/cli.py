@@ -1,0 +1,564 @@
+"""`numatui` command line: the TUI by default, and `nodes`, `ps`, `migrate`, `log` for scripts.
+
+The script commands never import Textual (fast start, and usable where the
+UI is not); only a bare `numatui` loads the app.
+
+Exit status: 0 success / all moved, 1 refused or failed (nothing changed),
+2 usage error, 3 partly moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from numatui import __version__
+from numatui.errors import MigrationRefused, NodeStringError, NumatuiError, ProcessGone
+from numatui.kernel import audit
+from numatui.kernel.live import LiveSource
+from numatui.kernel.nodemask import NodeMask, format_kernel_list
+from numatui.model import (
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationProgress,
+    MigrationResult,
+    NodeBytes,
+    ProcessMemory,
+    Topology,
+)
+from numatui.units import format_bytes, format_rate, format_share
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+
+class UsageError(Exception):
+    """Bad arguments: exit status 2."""
+
+
+def _node_map(values: NodeBytes) -> dict[str, int]:
+    return {str(n): b for n, b in sorted(values.items())}
+
+
+# ----------------------------------------------------------------- nodes
+
+
+def _nodes_json(topo: Topology) -> dict[str, Any]:
+    return {
+        "numa_available": topo.numa_available,
+        "reason": topo.unavailable_reason or None,
+        "numa_balancing": topo.numa_balancing,
+        "nodes": [
+            {
+                "id": n.id,
+                "online": n.online,
+                "cpus": format_kernel_list(n.cpus),
+                "cpu_list": list(n.cpus),
+                "has_cpu": n.has_cpu,
+                "has_memory": n.has_memory,
+                "memory_only": n.memory_only,
+                "mem_total_bytes": n.mem_total,
+                "mem_free_bytes": n.mem_free,
+                "mem_used_bytes": n.mem_used,
+                "file_bytes": n.file_bytes,
+                "anon_bytes": n.anon_bytes,
+                "shmem_bytes": n.shmem_bytes,
+                "hugepages": [
+                    {
+                        "size_bytes": h.size_bytes,
+                        "total": h.total,
+                        "free": h.free,
+                        "surplus": h.surplus,
+                    }
+                    for h in n.hugepages
+                ],
+                "distances": {str(k): v for k, v in sorted(n.distances.items())},
+                "tier": n.tier,
+            }
+            for n in topo.nodes
+        ],
+    }
+
+
+def _print_nodes(topo: Topology, out: TextIO) -> None:
+    if not topo.numa_available:
+        print(f"NUMA information unavailable: {topo.unavailable_reason}", file=out)
+    rows = [("node", "cpus", "total", "used", "free", "hugepages", "tier", "")]
+    for n in topo.nodes:
+        huge = ", ".join(
+            f"{h.free}/{h.total}x{format_bytes(h.size_bytes, precision=0)}"
+            for h in n.hugepages
+            if h.total
+        )
+        flags = []
+        if not n.online:
+            flags.append("offline")
+        if n.memory_only:
+            flags.append("memory-only")
+        elif not n.has_memory:
+            flags.append("no memory")
+        rows.append(
+            (
+                str(n.id),
+                format_kernel_list(n.cpus) or "-",
+                format_bytes(n.mem_total),
+                format_bytes(n.mem_used),
+                format_bytes(n.mem_free),
+                huge or "-",
+                "-" if n.tier is None else str(n.tier),
+                " ".join(flags),
+            )
+        )
+    _print_table(rows, out, right={2, 3, 4})
+    ids = [n.id for n in topo.nodes if n.distances]
+    if ids:
+        print("distances:", file=out)
+        dist_rows = [("node", *map(str, ids))]
+        for n in topo.nodes:
+            if n.distances:
+                dist_rows.append((str(n.id), *(str(n.distances.get(i, "-")) for i in ids)))
+        _print_table(dist_rows, out, right=set(range(1, len(ids) + 1)))
+    if topo.numa_balancing:
+        print(
+            "note: automatic NUMA balancing is on: the kernel moves pages by itself too.",
+            file=out,
+        )
+
+
+def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def cmd_nodes(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    topo = source.topology()
+    if args.json:
+        json.dump(_nodes_json(topo), out, indent=2)
+        print(file=out)
+    else:
+        _print_nodes(topo, out)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------- ps
+
+SORT_KEYS: dict[str, Callable[[ProcessMemory], Any]] = {
+    "pid": lambda p: p.pid,
+    "name": lambda p: p.name.lower(),
+    "user": lambda p: p.user,
+    "rss": lambda p: -p.rss_bytes,
+    "numa": lambda p: -p.numa_bytes,
+    "locality": lambda p: (p.locality is None, p.locality or 0.0),
+}
+
+
+def _sort_key(key: str) -> Callable[[ProcessMemory], Any]:
+    if key in SORT_KEYS:
+        return SORT_KEYS[key]
+    if key.startswith("node") and key[4:].isdigit():
+        node = int(key[4:])
+        return lambda p: -p.node_bytes.get(node, 0)
+    raise UsageError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)} or nodeN")
+
+
+def _process_json(p: ProcessMemory) -> dict[str, Any]:
+    return {
+        "pid": p.pid,
+        "name": p.name,
+        "user": p.user,
+        "cmdline": p.cmdline,
+        "rss_bytes": p.rss_bytes,
+        "threads": p.threads,
+        "numa_bytes": p.numa_bytes,
+        "node_bytes": _node_map(p.node_bytes),
+        "kind_bytes": {str(k): _node_map(v) for k, v in p.kind_bytes.items()},
+        "shared_bytes": _node_map(p.shared_bytes),
+        "mems_allowed": format_kernel_list(p.mems_allowed),
+        "cpu_nodes": format_kernel_list(p.cpu_nodes),
+        "locality": p.locality,
+        "mappings": p.mapping_count,
+    }
+
+
+def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    key = _sort_key(args.sort)
+    topo = source.topology()
+    scan = source.scan(pids=args.pid or None)
+    procs = [p for p in scan.processes if not p.is_kernel_thread]
+    if args.match:
+        needle = args.match.lower()
+        procs = [
+            p
+            for p in procs
+            if needle in p.name.lower() or needle in p.cmdline.lower() or needle in p.user.lower()
+        ]
+    if args.pid:
+        missing = sorted(set(args.pid) - {p.pid for p in procs})
+        for pid in missing:
+            print(f"numatui: process {pid} does not exist (it may have exited)", file=sys.stderr)
+    procs.sort(key=key)
+    if args.limit:
+        procs = procs[: args.limit]
+    if args.json:
+        json.dump(
+            {
+                "processes": [_process_json(p) for p in procs],
+                "unreadable": scan.unreadable,
+                "vanished": scan.vanished,
+            },
+            out,
+            indent=2,
+        )
+        print(file=out)
+    else:
+        node_ids = sorted(topo.with_memory) or [n.id for n in topo.nodes]
+        rows = [("pid", "user", "name", "rss", *(f"N{n}" for n in node_ids), "local")]
+        for p in procs:
+            rows.append(
+                (
+                    str(p.pid),
+                    p.user,
+                    p.name,
+                    format_bytes(p.rss_bytes),
+                    *(format_bytes(p.node_bytes.get(n, 0)) for n in node_ids),
+                    format_share(p.locality),
+                )
+            )
+        _print_table(rows, out, right=set(range(3, len(rows[0]))))
+    if scan.unreadable:
+        print(
+            f"numatui: the memory of {scan.unreadable} processes is not readable by this user; "
+            "run as root to see all",
+            file=sys.stderr,
+        )
+    if args.pid and not procs:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------- migrate
+
+
+def _parse_pid(text: str) -> int:
+    try:
+        pid = int(text, 10)
+    except ValueError:
+        raise UsageError(f"PID must be a positive number, not {text!r}") from None
+    if pid <= 0:
+        # 0 would mean "numatui itself" to the kernel; negative ids are process groups elsewhere.
+        raise UsageError(f"PID must be a positive number, not {text!r}")
+    if pid > 2**22:
+        raise UsageError(f"PID {pid} is larger than any pid Linux hands out (4194304)")
+    return pid
+
+
+def _plan_json(plan: MigrationPlan) -> dict[str, Any]:
+    return {
+        "pid": plan.pid,
+        "process": plan.process_name,
+        "from": format_kernel_list(plan.from_nodes),
+        "to": format_kernel_list(plan.to_nodes),
+        "pairs": [[s, d] for s, d in plan.pairs],
+        "bytes_per_pair": list(plan.bytes_per_pair),
+        "bytes_to_move": plan.bytes_to_move,
+        "shared_bytes_staying": plan.shared_bytes_staying,
+        "warnings": list(plan.warnings),
+    }
+
+
+def _result_json(result: MigrationResult) -> dict[str, Any]:
+    out = _plan_json(result.plan)
+    out.update(
+        {
+            "outcome": str(result.outcome),
+            "pages_not_moved": result.pages_not_moved,
+            "bytes_moved": result.bytes_moved,
+            "before": _node_map(result.before),
+            "after": _node_map(result.after),
+            "elapsed_s": round(result.elapsed_s, 6),
+            "explanations": list(result.explanations),
+            "error": None
+            if result.error is None
+            else {"errno": result.error.errno_name or None, "message": result.error.message},
+        }
+    )
+    return out
+
+
+def _refusal_json(pid: int, frm: str, to: str, message: str, errno_name: str | None) -> dict[str, Any]:
+    return {
+        "pid": pid,
+        "from": frm,
+        "to": to,
+        "pairs": [],
+        "outcome": str(MigrationOutcome.FAILED),
+        "pages_not_moved": None,
+        "before": {},
+        "after": {},
+        "elapsed_s": 0.0,
+        "error": {"errno": errno_name, "message": message},
+    }
+
+
+def _print_plan(plan: MigrationPlan, out: TextIO) -> None:
+    name = f" ({plan.process_name})" if plan.process_name else ""
+    print(
+        f"pid {plan.pid}{name}: nodes {format_kernel_list(plan.from_nodes)} -> "
+        f"{format_kernel_list(plan.to_nodes)}",
+        file=out,
+    )
+    if plan.is_noop:
+        print("  nothing to move: the kernel would not move any page for these nodes", file=out)
+    for (src, dst), nbytes in zip(plan.pairs, plan.bytes_per_pair, strict=False):
+        print(f"  node {src} -> node {dst}: {format_bytes(nbytes)}", file=out)
+    if plan.pairs:
+        print(f"  total: {format_bytes(plan.bytes_to_move)}", file=out)
+    for w in plan.warnings:
+        print(f"  warning: {w}", file=out)
+
+
+def _print_result(result: MigrationResult, out: TextIO) -> None:
+    print(f"{result.outcome}: {format_bytes(result.bytes_moved)} moved", end="", file=out)
+    if result.elapsed_s > 0:
+        print(
+            f" in {result.elapsed_s:.2f} s ({format_rate(result.throughput_bytes_s)})",
+            end="",
+            file=out,
+        )
+    print(file=out)
+    if result.pages_not_moved:
+        print(f"  the kernel could not move {result.pages_not_moved} pages", file=out)
+    if result.error is not None:
+        tag = f"{result.error.errno_name}: " if result.error.errno_name else ""
+        print(f"  error: {tag}{result.error.message}", file=out)
+    nodes = sorted(set(result.before) | set(result.after))
+    for n in nodes:
+        print(
+            f"  node {n}: {format_bytes(result.before.get(n, 0)):>10} -> "
+            f"{format_bytes(result.after.get(n, 0)):>10}",
+            file=out,
+        )
+    for why in result.explanations:
+        print(f"  why: {why}", file=out)
+
+
+def _confirm(plan: MigrationPlan, stdin: TextIO, err: TextIO) -> bool:
+    if not stdin.isatty():
+        print(
+            "numatui: refusing to migrate without confirmation: pass --yes, "
+            "or run on a terminal to be asked",
+            file=err,
+        )
+        return False
+    err.write(f"Move {format_bytes(plan.bytes_to_move)} of pid {plan.pid}? [y/N] ")
+    err.flush()
+    answer = stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+class _ProgressLine:
+    """Rewrites one stderr line as samples arrive (only on a terminal)."""
+
+    def __init__(self, plan: MigrationPlan, err: TextIO) -> None:
+        self.plan = plan
+        self.err = err
+        self.before: NodeBytes | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, sample: MigrationProgress) -> None:
+        with self.lock:
+            if self.before is None:
+                self.before = sample.node_bytes
+                return
+            left = sum(sample.node_bytes.get(s, 0) for s, _ in self.plan.pairs)
+            self.err.write(
+                f"\r  {sample.elapsed_s:6.1f} s  left on sources: {format_bytes(left):>10}   "
+            )
+            self.err.flush()
+
+    def done(self) -> None:
+        if self.before is not None:
+            self.err.write("\r" + " " * 60 + "\r")
+            self.err.flush()
+
+
+def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    pid = _parse_pid(args.pid)
+    topo = source.topology()
+    all_nodes = topo.possible or frozenset(n.id for n in topo.nodes)
+    try:
+        allowed = source.scan(pids=[pid]).processes
+        mems = allowed[0].mems_allowed if allowed else topo.with_memory
+        frm = NodeMask.parse(args.from_nodes, all_nodes=all_nodes, allowed=mems)
+        to = NodeMask.parse(args.to_nodes, all_nodes=all_nodes, allowed=mems)
+    except NodeStringError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        plan = source.plan(pid, frm, to)
+    except (MigrationRefused, ProcessGone) as exc:
+        if args.json:
+            json.dump(_refusal_json(pid, str(frm), str(to), str(exc), None), out, indent=2)
+            print(file=out)
+        print(f"numatui: refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.dry_run:
+        if args.json:
+            json.dump({**_plan_json(plan), "dry_run": True}, out, indent=2)
+            print(file=out)
+        else:
+            _print_plan(plan, out)
+        return EXIT_OK
+    if not args.json:
+        _print_plan(plan, out)
+    if plan.is_noop:
+        if args.json:
+            json.dump({**_plan_json(plan), "outcome": str(MigrationOutcome.NOTHING_TO_MOVE)}, out)
+            print(file=out)
+        return EXIT_OK
+    if not args.yes and not _confirm(plan, sys.stdin, sys.stderr):
+        if args.json:
+            msg = "not confirmed: nothing was done"
+            json.dump(_refusal_json(pid, str(frm), str(to), msg, None), out, indent=2)
+            print(file=out)
+        return EXIT_FAILED
+    progress = _ProgressLine(plan, sys.stderr) if sys.stderr.isatty() and not args.json else None
+    result = source.migrate(plan, on_progress=progress)
+    if progress is not None:
+        progress.done()
+    if source.audit_warning:
+        print(f"numatui: {source.audit_warning}", file=sys.stderr)
+    if args.json:
+        json.dump(_result_json(result), out, indent=2)
+        print(file=out)
+    else:
+        _print_result(result, out)
+    return {
+        MigrationOutcome.ALL_MOVED: EXIT_OK,
+        MigrationOutcome.NOTHING_TO_MOVE: EXIT_OK,
+        MigrationOutcome.PARTLY_MOVED: EXIT_PARTIAL,
+        MigrationOutcome.FAILED: EXIT_FAILED,
+    }[result.outcome]
+
+
+# ----------------------------------------------------------------- log
+
+
+def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    entries = audit.read(args.file, limit=args.limit)
+    if args.json:
+        json.dump({"entries": [e.as_json() for e in entries]}, out, indent=2)
+        print(file=out)
+        return EXIT_OK
+    if not entries:
+        print(f"no migrations recorded in {args.file or audit.default_log_path()}", file=out)
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        line = (
+            f"{when}  {e.user:<8} pid {e.pid} ({e.process}) {e.from_nodes} -> {e.to_nodes}: "
+            f"{e.outcome}, {format_bytes(e.bytes_moved)} moved"
+        )
+        if e.error:
+            line += f" [{e.error}]"
+        print(line, file=out)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------- main
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="numatui",
+        description="See where every process's memory lives on a NUMA machine, and move it.",
+        epilog="Without a command, opens the interactive terminal UI.",
+    )
+    p.add_argument("--version", action="version", version=f"numatui {__version__}")
+    p.add_argument("--sys-root", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
+    p.add_argument("--proc-root", type=Path, default=Path("/proc"), help=argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    nodes = sub.add_parser("nodes", help="NUMA nodes: cpus, memory, huge pages, distances, tiers")
+    nodes.add_argument("--json", action="store_true", help="machine-readable output")
+
+    ps = sub.add_parser("ps", help="processes with their memory per node")
+    ps.add_argument("--json", action="store_true", help="machine-readable output")
+    ps.add_argument("--pid", type=_parse_pid, action="append", metavar="PID", help="only this pid")
+    ps.add_argument("--match", metavar="TEXT", help="only names, users or command lines with TEXT")
+    ps.add_argument(
+        "--sort", default="numa", metavar="KEY", help="pid, name, user, rss, numa, locality, nodeN"
+    )
+    ps.add_argument("--limit", type=int, metavar="N", help="show the first N only")
+
+    mig = sub.add_parser(
+        "migrate",
+        help="move a process's pages between nodes (migrate_pages)",
+        description="FROM and TO use numactl's node grammar: 0-3,5  all  !2  +0-1",
+    )
+    mig.add_argument("pid", metavar="PID")
+    mig.add_argument("from_nodes", metavar="FROM")
+    mig.add_argument("to_nodes", metavar="TO")
+    mig.add_argument("--json", action="store_true", help="machine-readable result")
+    mig.add_argument("--dry-run", action="store_true", help="print the kernel's plan, move nothing")
+    mig.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    log = sub.add_parser("log", help="the audit log of migrations attempted")
+    log.add_argument("--json", action="store_true", help="machine-readable output")
+    log.add_argument("--limit", type=int, default=50, metavar="N", help="last N entries (50)")
+    log.add_argument("--file", type=Path, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
+    "nodes": cmd_nodes,
+    "ps": cmd_ps,
+    "migrate": cmd_migrate,
+    "log": cmd_log,
+}
+
+
+def run_tui(source: LiveSource) -> int:
+    from numatui.app import NumatuiApp  # Textual loads only for the UI
+
+    NumatuiApp(source).run()
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        source = LiveSource(sys_root=args.sys_root, proc_root=args.proc_root)
+        if args.command is None:
+            return run_tui(source)
+        return COMMANDS[args.command](args, source, sys.stdout)
+    except UsageError as exc:
+        print(f"numatui: {exc}", file=sys.stderr)
+        print("usage: see `numatui --help`", file=sys.stderr)
+        return EXIT_USAGE
+    except NumatuiError as exc:
+        print(f"numatui: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `numatui ps | head`: the reader left; nothing to report.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
