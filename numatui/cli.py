@@ -137,9 +137,7 @@ def _print_nodes(topo: Topology, out: TextIO) -> None:
 def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        cells = [
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)
-        ]
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
         print("  ".join(cells).rstrip(), file=out)
 
 
@@ -298,7 +296,9 @@ def _result_json(result: MigrationResult) -> dict[str, Any]:
     return out
 
 
-def _refusal_json(pid: int, frm: str, to: str, message: str, errno_name: str | None) -> dict[str, Any]:
+def _refusal_json(
+    pid: int, frm: str, to: str, message: str, errno_name: str | None
+) -> dict[str, Any]:
     return {
         "pid": pid,
         "from": frm,

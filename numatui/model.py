@@ -168,7 +168,6 @@ class MappedRegion:
         return self.mapmax > 1
 
 
-
 @dataclass(frozen=True)
 class NumaMaps:
     """A process's whole numa_maps, summed per node and per kind."""

@@ -51,7 +51,9 @@ class LiveSource:
     def _current_topology(self) -> Topology:
         return self._topology if self._topology is not None else self.topology()
 
-    def scan(self, previous: ProcessScan | None = None, pids: Iterable[int] | None = None) -> ProcessScan:
+    def scan(
+        self, previous: ProcessScan | None = None, pids: Iterable[int] | None = None
+    ) -> ProcessScan:
         return self._scanner.scan(previous, pids=pids, topology=self._current_topology())
 
     def numa_maps(self, pid: int) -> NumaMaps:
@@ -82,5 +84,7 @@ class LiveSource:
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
         result = migration.run_migration(plan, on_progress=on_progress, scanner=self._scanner)
-        self.audit_warning = audit.append(audit.entry_for(result, plan.process_name), self.audit_path)
+        self.audit_warning = audit.append(
+            audit.entry_for(result, plan.process_name), self.audit_path
+        )
         return result

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -43,7 +42,9 @@ def _result(outcome: MigrationOutcome, error: MigrationError | None = None) -> M
 
 def test_append_then_read_round_trips(tmp_path: Path) -> None:
     log = tmp_path / "state" / "audit.jsonl"
-    assert audit.append(audit.entry_for(_result(MigrationOutcome.PARTLY_MOVED), "worker"), log) is None
+    assert (
+        audit.append(audit.entry_for(_result(MigrationOutcome.PARTLY_MOVED), "worker"), log) is None
+    )
     err = MigrationError("EPERM", "needs root")
     audit.append(audit.entry_for(_result(MigrationOutcome.FAILED, err), "worker"), log)
     entries = audit.read(log)

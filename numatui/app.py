@@ -1,0 +1,241 @@
+"""The numatui Textual app: owns the data source, the refresh cycle and the screens.
+
+The app never reads the machine itself: it is handed a `DataSource` and calls
+it only from thread workers. A refresh re-arms its timer only after the
+previous one finished, so refreshes never overlap; results arrive as messages
+(`numatui.messages`) and land in the reactive `state` that screens watch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from textual import events, on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.worker import Worker, get_current_worker
+
+from numatui.errors import NumatuiError
+from numatui.messages import Refreshed, SourceFailed
+from numatui.model import ProcessScan, Topology
+from numatui.screens.help import HelpScreen
+from numatui.screens.nodes import NodesScreen
+from numatui.screens.processes import ProcessesScreen
+from numatui.source import DataSource, Privileges
+from numatui.widgets.history import NodeHistory
+
+T = TypeVar("T")
+
+NARROW_WIDTH = 81
+"""Terminals narrower than this get the `narrow` class (fewer columns, shorter labels)."""
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Everything the screens show, from one refresh: replaced whole, never mutated."""
+
+    topology: Topology
+    scan: ProcessScan
+    privileges: Privileges
+    refresh_count: int
+
+
+class WorkAbandoned(Exception):
+    """The worker was cancelled (the app is quitting) while the source still blocked."""
+
+
+def call_abandonable(call: Callable[[], T], poll_s: float = 0.05) -> T:
+    """Run a blocking source call so that quitting never waits for it.
+
+    Textual's thread workers run in a non-daemon executor thread: a call blocked
+    in the kernel would keep the process alive after quit. The call runs in a
+    daemon thread instead, and the worker polls for cancellation while it waits.
+    """
+    worker = get_current_worker()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the worker thread, re-raised there
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"numatui:{worker.name}", daemon=True).start()
+    while not done.wait(poll_s):
+        if worker.is_cancelled:
+            raise WorkAbandoned
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A line a user can read: our own errors already are; others get their type."""
+    if isinstance(exc, NumatuiError):
+        return str(exc)
+    text = str(exc) or "no details"
+    return f"{type(exc).__name__}: {text}"
+
+
+class NumatuiApp(App[None]):
+    """See where every process's memory lives per NUMA node, and move it.
+
+    `NumatuiApp(source).run()`; `refresh_interval` is seconds between the end of
+    one scan and the start of the next.
+    """
+
+    TITLE = "numatui"
+    CSS_PATH = [
+        "app.tcss",
+        "screens/processes.tcss",
+        "screens/nodes.tcss",
+        "screens/detail.tcss",
+        "screens/migrate_dialog.tcss",
+        "screens/migration.tcss",
+        "screens/help.tcss",
+    ]
+    MODES = {"processes": ProcessesScreen, "nodes": NodesScreen}
+    DEFAULT_MODE = "processes"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Leave numatui (nothing is left running)"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="Keys and what they do"),
+        Binding("p", "show_processes", "Processes", tooltip="Processes and their memory per node"),
+        Binding("N", "show_nodes", "Nodes", tooltip="Nodes, distances and usage over time"),
+        Binding("u", "refresh_now", "Update", tooltip="Read the machine again now"),
+        Binding("colon", "command_palette", "Commands", key_display=":", tooltip="Search every action"),
+    ]
+
+    state: reactive[AppState | None] = reactive(None, always_update=True)
+
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        refresh_interval: float = 2.0,
+        history_capacity: int = 120,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.refresh_interval = refresh_interval
+        self.history = NodeHistory(history_capacity)
+        self.last_error: str | None = None
+        self._refreshing = False
+        self._refresh_count = 0
+        self._timer: Timer | None = None
+        self._privileges: Privileges | None = None
+
+    # ------------------------------------------------------------ refresh cycle
+
+    def on_mount(self) -> None:
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """Start one refresh unless one is running (the timer re-arms when it ends)."""
+        if self._refreshing:
+            return
+        self._refreshing = True
+        self._refresh_worker(self.state.scan if self.state else None)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="refresh",
+        description="read topology and processes",
+    )
+    def _refresh_worker(self, previous: ProcessScan | None) -> None:
+        try:
+            privileges = self._privileges or call_abandonable(self.source.privileges)
+            topology = call_abandonable(self.source.topology)
+            scan = call_abandonable(lambda: self.source.scan(previous))
+        except WorkAbandoned:
+            return
+        except Exception as exc:
+            self.post_message(SourceFailed("refresh", describe_error(exc)))
+            return
+        self.post_message(Refreshed(topology, scan, privileges))
+
+    @on(Refreshed)
+    def _on_refreshed(self, message: Refreshed) -> None:
+        self._privileges = message.privileges
+        self._refresh_count += 1
+        self.history.add(message.topology)
+        self.last_error = None
+        self.state = AppState(
+            message.topology, message.scan, message.privileges, self._refresh_count
+        )
+        self._rearm()
+
+    @on(SourceFailed)
+    def _on_source_failed(self, message: SourceFailed) -> None:
+        if message.what == "refresh":
+            self.last_error = message.message
+            self._rearm()
+        self.notify(message.message, title=f"numatui could not {message.what}", severity="error")
+
+    @on(Worker.StateChanged)
+    def _on_worker_state(self, event: Worker.StateChanged) -> None:
+        # Safety net: the worker catches source errors itself; anything else lands here.
+        if event.worker.group == "refresh" and event.state.name in ("ERROR", "CANCELLED"):
+            self._refreshing = False
+            if event.worker.error is not None:
+                self.notify(describe_error(event.worker.error), severity="error")
+
+    def _rearm(self) -> None:
+        self._refreshing = False
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(self.refresh_interval, self.refresh_data)
+
+    # ------------------------------------------------------------ actions
+
+    def action_refresh_now(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.refresh_data()
+
+    def action_show_nodes(self) -> None:
+        self.switch_mode("nodes")
+
+    def action_show_processes(self) -> None:
+        self.switch_mode("processes")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def select_process(self, pid: int) -> None:
+        """Back to the processes table with `pid` selected (after a migration)."""
+        self.switch_mode("processes")
+        screen = self.screen
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+            screen = self.screen
+        if isinstance(screen, ProcessesScreen):
+            screen.select_pid(pid)
+        self.action_refresh_now()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Processes", "Processes and their memory per node", self.action_show_processes)
+        yield SystemCommand("Nodes", "Nodes, distances and usage over time", self.action_show_nodes)
+        yield SystemCommand("Refresh now", "Read topology and processes again", self.action_refresh_now)
+        yield SystemCommand("Help", "Keys and what they do", self.action_help)
+        if isinstance(screen, ProcessesScreen):
+            yield from screen.palette_commands()
+        yield from super().get_system_commands(screen)
+
+    # ------------------------------------------------------------ layout
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "narrow")

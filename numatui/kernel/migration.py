@@ -1,0 +1,586 @@
+"""The migration job: validate a request, run migrate_pages(2), watch it, judge the result.
+
+The kernel's answer alone cannot say what happened: it returns 0 when it
+silently skipped shared pages, and a call that fails (ENOMEM, the process
+exiting) may already have moved part. So the job reads the process's
+per-node bytes before, while (for the progress display) and after the call,
+and decides the outcome from those counts against the plan.
+
+`migrate_pages` is a single call the kernel does not let us interrupt: once
+it has started, a migration cannot be cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from numatui.errors import MigrationRefused, NumatuiError, ProcessGone, SyscallError
+from numatui.kernel import syscalls
+from numatui.kernel.nodemask import NodeMask, format_kernel_list, parse_kernel_list
+from numatui.kernel.plan import effective_targets, kernel_pairs
+from numatui.model import (
+    MemoryKind,
+    MigrationError,
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationProgress,
+    MigrationResult,
+    NodeBytes,
+    ProcessMemory,
+    Topology,
+    frozen_map,
+)
+from numatui.source import Privileges, ProgressCallback
+from numatui.units import format_bytes
+
+if TYPE_CHECKING:
+    from numatui.kernel.procfs import ProcessScanner
+
+# ---------------------------------------------------------------- validation
+
+
+def read_caller_mems(proc_root: Path = Path("/proc")) -> frozenset[int] | None:
+    """numatui's own cpuset mems (Mems_allowed_list), which bound where the kernel may put pages."""
+    try:
+        status = (proc_root / "self" / "status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key == "Mems_allowed_list":
+            return parse_kernel_list(value)
+    return None
+
+
+def _process_uid(pid: int, proc_root: Path) -> int:
+    try:
+        return (proc_root / str(pid)).stat().st_uid
+    except OSError as exc:
+        raise MigrationRefused(str(ProcessGone(pid))) from exc
+
+
+def _nodes(nodes: Iterable[int]) -> str:
+    return format_kernel_list(frozenset(nodes)) or "none"
+
+
+def validate(
+    pid: int,
+    from_nodes: Iterable[int],
+    to_nodes: Iterable[int],
+    topology: Topology,
+    process: ProcessMemory | None,
+    privileges: Privileges,
+    *,
+    caller_mems: frozenset[int] | None = None,
+    process_uid: int | None = None,
+    proc_root: Path = Path("/proc"),
+) -> MigrationPlan:
+    """Check a request before any syscall and preview it in the kernel's own order.
+
+    Raises `MigrationRefused` with one reason a user can act on; nothing is
+    changed then. An empty source set, or identical sets, is not an error:
+    the plan has no pairs ("nothing to move"). `caller_mems` (numatui's
+    cpuset mems) and `process_uid` are read from `proc_root` when not given.
+    """
+    sources = frozenset(from_nodes)
+    targets = frozenset(to_nodes)
+    if not topology.numa_available:
+        reason = topology.unavailable_reason or "the kernel shows no NUMA nodes"
+        raise MigrationRefused(f"NUMA is not available here ({reason}): there is nothing to move")
+    if not topology.can_migrate:
+        raise MigrationRefused(
+            "this machine has a single NUMA node with memory: there is nowhere to move memory to"
+        )
+    if process is None or process.pid != pid:
+        raise MigrationRefused(str(ProcessGone(pid)))
+    if process.is_kernel_thread:
+        raise MigrationRefused(
+            f"process {pid} ({process.name}) is a kernel thread: it has no user memory to move"
+        )
+    if not sources or sources == targets:
+        return MigrationPlan(pid=pid, from_nodes=sources, to_nodes=targets, pairs=())
+    if not targets:
+        raise MigrationRefused("no target node given: pick at least one node to move memory to")
+
+    for node_id in sorted(targets):
+        node = topology.node(node_id)
+        existing = _nodes(n.id for n in topology.nodes)
+        if node is None:
+            raise MigrationRefused(f"node {node_id} does not exist (this machine has {existing})")
+        if not node.online:
+            raise MigrationRefused(
+                f"node {node_id} is offline: pick one of {_nodes(topology.online)}"
+            )
+        if not node.has_memory:
+            raise MigrationRefused(
+                f"node {node_id} has no memory (CPU-only node): pick one of "
+                f"{_nodes(topology.with_memory)}"
+            )
+    unknown_sources = sorted(n for n in sources if topology.node(n) is None)
+    if unknown_sources:
+        raise MigrationRefused(
+            f"source node {_nodes(unknown_sources)} does not exist "
+            f"(this machine has {_nodes(n.id for n in topology.nodes)})"
+        )
+
+    uid = process_uid if process_uid is not None else _process_uid(pid, proc_root)
+    if uid != privileges.uid and not privileges.cap_sys_ptrace:
+        raise MigrationRefused(
+            f"process {pid} belongs to another user ({process.user}): moving its memory needs "
+            "root or CAP_SYS_PTRACE (and CAP_SYS_NICE for its shared pages); run numatui with sudo"
+        )
+    if process.mems_allowed and not targets <= process.mems_allowed:
+        outside = _nodes(targets - process.mems_allowed)
+        if not privileges.cap_sys_nice:
+            raise MigrationRefused(
+                f"node {outside} is outside process {pid}'s cpuset (it may use "
+                f"{_nodes(process.mems_allowed)}): the kernel refuses this (EPERM) without "
+                "CAP_SYS_NICE; pick a node inside the cpuset, or run as root"
+            )
+    allowed_here = caller_mems if caller_mems is not None else read_caller_mems(proc_root)
+    kernel_targets = (
+        effective_targets(targets, allowed_here) if allowed_here is not None else targets
+    )
+    if not kernel_targets:
+        raise MigrationRefused(
+            f"node {_nodes(targets)} is outside numatui's own cpuset (it may use "
+            f"{_nodes(allowed_here or ())}): the kernel would refuse (EINVAL); run numatui "
+            "in a cgroup whose cpuset.mems includes the target"
+        )
+
+    pairs = kernel_pairs(sources, kernel_targets)
+    bytes_per_pair = tuple(process.node_bytes.get(source, 0) for source, _ in pairs)
+    moving_sources = {source for source, _ in pairs}
+    shared_staying = (
+        0
+        if privileges.cap_sys_nice
+        else sum(process.shared_bytes.get(n, 0) for n in moving_sources)
+    )
+    warnings = _plan_warnings(
+        process, topology, pairs, bytes_per_pair, targets, kernel_targets, shared_staying
+    )
+    return MigrationPlan(
+        pid=pid,
+        from_nodes=sources,
+        to_nodes=targets,
+        pairs=pairs,
+        bytes_per_pair=bytes_per_pair,
+        shared_bytes_staying=shared_staying,
+        warnings=warnings,
+    )
+
+
+def _plan_warnings(
+    process: ProcessMemory,
+    topology: Topology,
+    pairs: tuple[tuple[int, int], ...],
+    bytes_per_pair: tuple[int, ...],
+    targets: frozenset[int],
+    kernel_targets: frozenset[int],
+    shared_staying: int,
+) -> tuple[str, ...]:
+    warnings: list[str] = []
+    if kernel_targets != targets:
+        warnings.append(
+            f"node {_nodes(targets - kernel_targets)} is outside numatui's cpuset: "
+            f"the kernel moves memory only to {_nodes(kernel_targets)}"
+        )
+    if process.mems_allowed and not targets <= process.mems_allowed:
+        warnings.append(
+            f"node {_nodes(targets - process.mems_allowed)} is outside the process's cpuset: "
+            "memory it allocates from now on still goes to its own nodes"
+        )
+    if shared_staying:
+        warnings.append(
+            f"{format_bytes(shared_staying)} is shared with other processes and stays "
+            "without CAP_SYS_NICE (run as root to move it)"
+        )
+    incoming: dict[int, int] = {}
+    for (_, dest), size in zip(pairs, bytes_per_pair, strict=True):
+        incoming[dest] = incoming.get(dest, 0) + size
+    for dest, size in sorted(incoming.items()):
+        node = topology.node(dest)
+        if node is not None and node.mem_total and size > node.mem_free:
+            warnings.append(
+                f"node {dest} has {format_bytes(node.mem_free)} free for "
+                f"{format_bytes(size)}: what does not fit stays where it is"
+            )
+    huge = process.kind_bytes.get(MemoryKind.HUGE, {})
+    if any(huge.get(source, 0) for source, _ in pairs):
+        for dest in sorted(incoming):
+            node = topology.node(dest)
+            if node is not None and not any(pool.free for pool in node.hugepages):
+                warnings.append(
+                    f"the process has hugetlb pages but node {dest} has no free huge page: "
+                    "those stay (raise nr_hugepages on that node)"
+                )
+    if topology.numa_balancing:
+        warnings.append(
+            "automatic NUMA balancing is on: the kernel may move pages back toward the "
+            "CPUs that use them (bind the process with numactl --membind to keep them)"
+        )
+    return tuple(warnings)
+
+
+# ---------------------------------------------------------------- the outcome
+
+
+def tolerance_bytes(planned: int, page_size: int) -> int:
+    """How much may remain on the sources and still count as "all moved".
+
+    A process that keeps running allocates or faults in pages on its usual
+    nodes while the kernel works, behind the point the kernel has passed;
+    those pages were not part of what was there to move. Half a percent of
+    the planned bytes, and at least 32 pages, absorbs that without hiding a
+    real partial migration.
+    """
+    return max(32 * page_size, planned // 200)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the job saw: the inputs `decide_outcome` judges (a pure function of them)."""
+
+    before: NodeBytes
+    after: NodeBytes
+    pages_not_moved: int | None
+    error: SyscallError | None = None
+    process_exited: bool = False
+    shared_on_sources_after: int = 0
+    target_free_after: Mapping[int, int] = field(default_factory=frozen_map)
+    target_total: Mapping[int, int] = field(default_factory=frozen_map)
+    numa_balancing: bool | None = None
+
+
+def decide_outcome(
+    plan: MigrationPlan,
+    seen: Observation,
+    privileges: Privileges,
+    page_size: int = 4096,
+) -> tuple[MigrationOutcome, MigrationError | None, tuple[str, ...]]:
+    """Judge a migration from per-node counts, not from the syscall's return value alone."""
+    moving_sources = sorted({source for source, _ in plan.pairs})
+    planned = sum(seen.before.get(n, 0) for n in moving_sources)
+    left = sum(seen.after.get(n, 0) for n in moving_sources)
+    moved = sum(max(0, seen.before.get(n, 0) - seen.after.get(n, 0)) for n in moving_sources)
+    tolerance = tolerance_bytes(planned, page_size)
+    error = (
+        MigrationError(seen.error.errno_name, seen.error.message)
+        if seen.error is not None
+        else None
+    )
+    explanations: list[str] = []
+
+    if seen.process_exited:
+        error = error or MigrationError("ESRCH", str(ProcessGone(plan.pid)))
+        if moved > 0:
+            explanations.append(
+                f"the process exited during the migration; {format_bytes(moved)} had left "
+                f"node {_nodes(moving_sources)} at the last look (what happened after is unknown)"
+            )
+            return MigrationOutcome.PARTLY_MOVED, error, tuple(explanations)
+        explanations.append("the process exited before any of its memory was seen to move")
+        return MigrationOutcome.FAILED, error, tuple(explanations)
+
+    if seen.error is not None and moved <= tolerance:
+        return MigrationOutcome.FAILED, error, ("nothing was moved",)
+    if planned == 0 and seen.error is None:
+        return (
+            MigrationOutcome.NOTHING_TO_MOVE,
+            None,
+            (f"the process had no memory on node {_nodes(moving_sources)}",),
+        )
+    if left <= tolerance and not seen.pages_not_moved and seen.error is None:
+        if left:
+            explanations.append(
+                f"{format_bytes(left)} is on node {_nodes(moving_sources)} after the migration: "
+                f"pages the process touched while it ran (within the tolerance of "
+                f"{format_bytes(tolerance)})"
+            )
+        return MigrationOutcome.ALL_MOVED, None, tuple(explanations)
+
+    # Some memory stayed: say why, most specific cause first.
+    explanations.append(
+        f"{format_bytes(left)} of {format_bytes(planned)} stayed on node {_nodes(moving_sources)}"
+    )
+    if seen.error is not None:
+        explanations.append(
+            f"the kernel stopped with {seen.error.errno_name} after moving "
+            f"{format_bytes(moved)}: {seen.error.message}"
+        )
+    explained = 0
+    if seen.shared_on_sources_after and not privileges.cap_sys_nice:
+        explained += seen.shared_on_sources_after
+        explanations.append(
+            f"{format_bytes(seen.shared_on_sources_after)} is shared with other processes: "
+            "without CAP_SYS_NICE the kernel moves only pages this process maps alone "
+            "(run numatui as root to move them)"
+        )
+    destinations = sorted({dest for _, dest in plan.pairs})
+    for dest in destinations:
+        free = seen.target_free_after.get(dest)
+        total = seen.target_total.get(dest, 0)
+        # The kernel keeps a reserve (watermarks) it will not hand to migration.
+        if free is not None and free < max(left - explained, 0) + total // 25:
+            explained = left
+            explanations.append(
+                f"node {dest} is full ({format_bytes(free)} free of {format_bytes(total)}): "
+                "pages that did not fit stayed; free memory there, or pick another node"
+            )
+    if seen.pages_not_moved:
+        explanations.append(
+            f"the kernel reported {seen.pages_not_moved} page(s) it could not move: pinned "
+            "(I/O, RDMA, mlock under pressure), busy at that instant, or without room on "
+            "the target; retrying may move some"
+        )
+        explained = left
+    if seen.numa_balancing and left > explained:
+        explanations.append(
+            "automatic NUMA balancing is on: the kernel may have moved pages back toward the "
+            "CPUs that use them (sysctl kernel.numa_balancing=0, or numactl --membind)"
+        )
+    elif left > explained + tolerance and seen.error is None:
+        explanations.append("the kernel did not say why (it returned 0)")
+    return MigrationOutcome.PARTLY_MOVED, error, tuple(explanations)
+
+
+# ---------------------------------------------------------------- the job
+
+
+def _node_meminfo(sys_root: Path, node: int) -> tuple[int, int] | None:
+    """(MemFree, MemTotal) in bytes of one node, or None if unreadable."""
+    try:
+        text = (sys_root / "devices/system/node" / f"node{node}" / "meminfo").read_text()
+    except OSError:
+        return None
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "Node":  # Node 1 MemFree:  123 kB
+            values[parts[2].rstrip(":")] = int(parts[3]) * 1024
+    if "MemFree" not in values:
+        return None
+    return values["MemFree"], values.get("MemTotal", 0)
+
+
+def _numa_balancing(proc_root: Path) -> bool | None:
+    try:
+        return (proc_root / "sys/kernel/numa_balancing").read_text().strip() not in ("", "0")
+    except OSError:
+        return None
+
+
+class MigrationJob:
+    """One migration: snapshot, migrate_pages in a thread, samples, snapshot, verdict.
+
+    Sampling reads /proc/PID/numa_maps, which walks the page tables under the
+    mmap read lock the kernel also holds while it migrates; the pause between
+    samples grows with the cost of a sample (`sample_cost_ratio`) so watching
+    takes a small, bounded share of a CPU however large the process is.
+    """
+
+    def __init__(
+        self,
+        plan: MigrationPlan,
+        *,
+        scanner: ProcessScanner | None = None,
+        privileges: Privileges | None = None,
+        proc_root: Path = Path("/proc"),
+        sys_root: Path = Path("/sys"),
+        sample_interval_s: float = 0.1,
+        sample_cost_ratio: float = 20.0,
+        page_size: int | None = None,
+        migrate: Callable[[int, NodeMask, NodeMask], int] = syscalls.migrate_pages,
+    ) -> None:
+        self.plan = plan
+        if scanner is None:
+            from numatui.kernel.procfs import ProcessScanner
+
+            scanner = ProcessScanner(proc_root=proc_root)
+        self.scanner = scanner
+        if privileges is None:
+            from numatui.kernel.privileges import read_privileges
+
+            privileges = read_privileges(proc_root)
+        self.privileges = privileges
+        self.proc_root = proc_root
+        self.sys_root = sys_root
+        self.sample_interval_s = sample_interval_s
+        self.sample_cost_ratio = sample_cost_ratio
+        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self._migrate = migrate
+        self.cancellable = False  # one kernel call: nothing can stop it once started
+
+    def _snapshot(self) -> NodeBytes:
+        return frozen_map(self.scanner.node_pages(self.plan.pid))
+
+    def run(
+        self,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MigrationResult:
+        plan = self.plan
+        try:
+            before = self._snapshot()
+        except ProcessGone as exc:
+            error = MigrationError("ESRCH", str(exc))
+            return MigrationResult(
+                plan, MigrationOutcome.FAILED, frozen_map(), frozen_map(), None, 0.0, error
+            )
+        if plan.is_noop:
+            return MigrationResult(
+                plan,
+                MigrationOutcome.NOTHING_TO_MOVE,
+                before,
+                before,
+                0,
+                0.0,
+                explanations=("the source and target nodes leave nothing to move",),
+            )
+        if cancel is not None and cancel.is_set():
+            return MigrationResult(
+                plan,
+                MigrationOutcome.FAILED,
+                before,
+                before,
+                None,
+                0.0,
+                MigrationError("", "cancelled before the migration started; nothing changed"),
+            )
+
+        outcome: list[int | NumatuiError] = []
+
+        def call_kernel() -> None:
+            try:
+                outcome.append(
+                    self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
+                )
+            except NumatuiError as exc:  # SyscallError, UnsupportedArchitecture
+                outcome.append(exc)
+
+        samples: list[MigrationProgress] = []
+        last_seen = before
+        process_exited = False
+        worker = threading.Thread(target=call_kernel, name=f"migrate-{plan.pid}", daemon=True)
+        call_started = time.monotonic()
+        worker.start()
+        pause = self.sample_interval_s
+        try:
+            while True:
+                worker.join(pause)
+                if not worker.is_alive():
+                    break
+                sample_started = time.monotonic()
+                try:
+                    last_seen = self._snapshot()
+                except ProcessGone:
+                    process_exited = True
+                    continue
+                cost = time.monotonic() - sample_started
+                pause = max(self.sample_interval_s, cost * self.sample_cost_ratio)
+                progress = MigrationProgress(time.monotonic() - call_started, last_seen)
+                samples.append(progress)
+                if on_progress is not None:
+                    on_progress(progress)
+        finally:
+            worker.join()
+        elapsed = time.monotonic() - call_started
+
+        result = outcome[0] if outcome else None
+        if isinstance(result, NumatuiError) and not isinstance(result, SyscallError):
+            # No syscall was made (unknown architecture): nothing changed.
+            return MigrationResult(
+                plan,
+                MigrationOutcome.FAILED,
+                before,
+                before,
+                None,
+                elapsed,
+                MigrationError("", str(result)),
+                samples=tuple(samples),
+            )
+        failure = result if isinstance(result, SyscallError) else None
+        pages_not_moved = result if isinstance(result, int) else None
+        if failure is not None and failure.errno_name == "ESRCH":
+            process_exited = True
+        after = last_seen
+        if not process_exited:
+            try:
+                after = self._snapshot()
+            except ProcessGone:
+                process_exited = True
+
+        final = MigrationProgress(elapsed, after)
+        samples.append(final)
+        if on_progress is not None:
+            on_progress(final)
+
+        seen = self._observe(before, after, pages_not_moved, failure, process_exited)
+        verdict, migration_error, explanations = decide_outcome(
+            plan, seen, self.privileges, self.page_size
+        )
+        return MigrationResult(
+            plan=plan,
+            outcome=verdict,
+            before=before,
+            after=after,
+            pages_not_moved=pages_not_moved,
+            elapsed_s=elapsed,
+            error=migration_error,
+            explanations=explanations,
+            samples=tuple(samples),
+        )
+
+    def _observe(
+        self,
+        before: NodeBytes,
+        after: NodeBytes,
+        pages_not_moved: int | None,
+        error: SyscallError | None,
+        process_exited: bool,
+    ) -> Observation:
+        """Gather, only when memory stayed, what the verdict needs to explain why."""
+        moving_sources = {source for source, _ in self.plan.pairs}
+        left = sum(after.get(n, 0) for n in moving_sources)
+        shared = 0
+        free: dict[int, int] = {}
+        total: dict[int, int] = {}
+        if left and not process_exited:
+            if not self.privileges.cap_sys_nice:
+                try:
+                    shared_now = self.scanner.numa_maps(self.plan.pid).shared_bytes
+                    shared = sum(shared_now.get(n, 0) for n in moving_sources)
+                except ProcessGone:
+                    pass
+            for dest in {dest for _, dest in self.plan.pairs}:
+                info = _node_meminfo(self.sys_root, dest)
+                if info is not None:
+                    free[dest], total[dest] = info
+        return Observation(
+            before=before,
+            after=after,
+            pages_not_moved=pages_not_moved,
+            error=error,
+            process_exited=process_exited,
+            shared_on_sources_after=shared,
+            target_free_after=frozen_map(free),
+            target_total=frozen_map(total),
+            numa_balancing=_numa_balancing(self.proc_root),
+        )
+
+
+def run_migration(
+    plan: MigrationPlan,
+    on_progress: ProgressCallback | None = None,
+    *,
+    scanner: ProcessScanner | None = None,
+    cancel: threading.Event | None = None,
+) -> MigrationResult:
+    """Run a validated plan to completion (blocking); kernel errors come back in the result."""
+    return MigrationJob(plan, scanner=scanner).run(on_progress, cancel)

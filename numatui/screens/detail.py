@@ -1,0 +1,218 @@
+"""One process: memory per node by kind, its mappings, allowed and running nodes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from numatui.messages import NumaMapsFetched, SourceFailed
+from numatui.model import MemoryKind, NumaMaps, ProcessMemory
+from numatui.screens.common import is_misplaced
+from numatui.widgets.units import human_bytes, node_list
+
+if TYPE_CHECKING:
+    from numatui.app import AppState, NumatuiApp
+
+MAPPINGS_SHOWN = 200
+"""Largest mappings listed; a big process has tens of thousands."""
+
+
+class ProcessDetailScreen(Screen[None]):
+    """Where one process's memory is, kind by kind and mapping by mapping."""
+
+    BINDINGS = [
+        Binding("escape,b", "back", "Back", tooltip="Back to the process list"),
+        Binding("m", "migrate", "Migrate", tooltip="Move this process's pages"),
+        Binding("u", "reload", "Update", tooltip="Read the mappings again"),
+    ]
+
+    def __init__(self, process: ProcessMemory) -> None:
+        super().__init__()
+        self.process = process
+        self.maps: NumaMaps | None = None
+        self.gone = False
+
+    @property
+    def numatui(self) -> NumatuiApp:
+        from numatui.app import NumatuiApp
+
+        assert isinstance(self.app, NumatuiApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail-body"):
+            yield Static(id="identity")
+            yield Static("Memory per node by kind", classes="section-title")
+            yield DataTable(id="kinds", cursor_type="none", show_cursor=False)
+            yield Static("Mappings (largest first)", classes="section-title", id="mappings-title")
+            yield DataTable(id="mappings", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.process.name} ({self.process.pid})"
+        self._show_identity()
+        self._show_kinds()
+        self.query_one("#mappings", DataTable).loading = True
+        self._fetch_maps(self.process.pid)
+        self.watch(self.numatui, "state", self._on_state, init=False)
+
+    def _on_state(self, state: AppState | None) -> None:
+        if state is None:
+            return
+        for process in state.scan.processes:
+            if process.pid == self.process.pid:
+                if process != self.process:
+                    self.process = process
+                    self._show_identity()
+                    self._show_kinds()
+                return
+        if not self.gone:
+            self.gone = True
+            self._show_identity()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="numa_maps")
+    def _fetch_maps(self, pid: int) -> None:
+        from numatui.app import WorkAbandoned, call_abandonable, describe_error
+
+        try:
+            maps = call_abandonable(lambda: self.numatui.source.numa_maps(pid))
+        except WorkAbandoned:
+            return
+        except Exception as exc:
+            self.post_message(SourceFailed("read the mappings", describe_error(exc)))
+            return
+        self.post_message(NumaMapsFetched(pid, maps))
+
+    @on(NumaMapsFetched)
+    def _maps_fetched(self, message: NumaMapsFetched) -> None:
+        message.stop()
+        if message.pid != self.process.pid:
+            return
+        self.maps = message.maps
+        self._show_mappings(message.maps)
+
+    @on(SourceFailed)
+    def _maps_failed(self, message: SourceFailed) -> None:
+        message.stop()
+        table = self.query_one("#mappings", DataTable)
+        table.loading = False
+        title = self.query_one("#mappings-title", Static)
+        title.update(f"Mappings: {message.message}")
+        title.add_class("-error")
+
+    def _show_identity(self) -> None:
+        p = self.process
+        locality = "unknown" if p.locality is None else f"{p.locality:.0%}"
+        mark = "  (misplaced: most memory is away from its CPUs)" if is_misplaced(p) else ""
+        lines = [
+            f"[b]{p.name}[/b]  pid {p.pid}  user {p.user}  threads {p.threads}",
+            f"command   {p.cmdline or '-'}",
+            f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {human_bytes(p.numa_bytes)}"
+            f"   mappings {p.mapping_count}",
+            f"locality  {locality}{mark}",
+            f"allowed nodes {node_list(p.mems_allowed)}   threads run on nodes {node_list(p.cpu_nodes)}",
+        ]
+        shared = sum(p.shared_bytes.values())
+        if shared:
+            lines.append(f"shared with other processes {human_bytes(shared)}")
+        if self.gone:
+            lines.append("[b]this process has exited[/b]: the numbers are its last scan")
+        identity = self.query_one("#identity", Static)
+        identity.update("\n".join(lines))
+        identity.set_class(self.gone, "-gone")
+
+    def _node_ids(self) -> list[int]:
+        state = self.numatui.state
+        ids = set(self.process.node_bytes)
+        if state is not None:
+            ids |= {n.id for n in state.topology.nodes if n.has_memory}
+        return sorted(ids)
+
+    def _show_kinds(self) -> None:
+        table = self.query_one("#kinds", DataTable)
+        table.clear(columns=True)
+        node_ids = self._node_ids()
+        table.add_column("KIND", key="kind")
+        for node_id in node_ids:
+            table.add_column(f"N{node_id}", key=f"node{node_id}")
+        table.add_column("TOTAL", key="total")
+        kinds = self.process.kind_bytes
+        for kind in MemoryKind:
+            per_node = kinds.get(kind, {})
+            table.add_row(kind.value, *_byte_cells(per_node, node_ids), key=kind.value)
+        table.add_row(
+            Text("all", style="bold"),
+            *_byte_cells(self.process.node_bytes, node_ids),
+            key="all",
+        )
+
+    def _show_mappings(self, maps: NumaMaps) -> None:
+        table = self.query_one("#mappings", DataTable)
+        table.loading = False
+        table.clear(columns=True)
+        node_ids = sorted(set(self._node_ids()) | set(maps.node_bytes))
+        table.add_column("START", key="start")
+        table.add_column("KIND", key="kind")
+        table.add_column("POLICY", key="policy")
+        for node_id in node_ids:
+            table.add_column(f"N{node_id}", key=f"node{node_id}")
+        table.add_column("TOTAL", key="total")
+        table.add_column("SHARED", key="shared")
+        table.add_column("PATH", key="path")
+        ordered = sorted(maps.mappings, key=lambda m: (-sum(m.node_bytes.values()), m.start))
+        for region in ordered[:MAPPINGS_SHOWN]:
+            table.add_row(
+                f"{region.start:x}",
+                region.kind.value,
+                region.policy,
+                *_byte_cells(region.node_bytes, node_ids),
+                "yes" if region.shared else "",
+                region.path or "",
+            )
+        hidden = len(ordered) - MAPPINGS_SHOWN
+        title = f"Mappings (largest first): {len(ordered)}"
+        if hidden > 0:
+            title += f", {MAPPINGS_SHOWN} shown"
+        self.query_one("#mappings-title", Static).update(title)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_reload(self) -> None:
+        self._fetch_maps(self.process.pid)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "migrate":
+            state = self.numatui.state
+            from numatui.screens.common import machine_migration_blocker
+
+            if self.gone or state is None or machine_migration_blocker(state.topology):
+                return None
+        return True
+
+    def action_migrate(self) -> None:
+        from numatui.screens.processes import ProcessesScreen
+
+        self.app.pop_screen()
+        screen = self.app.screen
+        if isinstance(screen, ProcessesScreen):
+            screen.select_pid(self.process.pid)
+            screen.action_migrate()
+
+
+def _byte_cells(per_node: Any, node_ids: list[int]) -> list[Text]:
+    cells = [
+        Text(human_bytes(per_node.get(n, 0)) if per_node.get(n, 0) else "·", justify="right")
+        for n in node_ids
+    ]
+    total = sum(per_node.values())
+    cells.append(Text(human_bytes(total) if total else "·", justify="right"))
+    return cells

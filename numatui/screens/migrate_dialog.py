@@ -1,0 +1,210 @@
+"""Choose source and target nodes for one process, with the kernel's plan previewed.
+
+Returns the accepted `MigrationPlan`, or None when cancelled (nothing done).
+Targets the kernel would refuse are disabled with the reason next to them; the
+preview comes from `source.plan` (in a worker) so refusals are the source's own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from numatui.messages import PlanPreviewed, PlanRefused
+from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.screens.common import target_choices
+from numatui.widgets.units import human_bytes
+
+if TYPE_CHECKING:
+    from numatui.app import NumatuiApp
+
+
+class MigrateDialog(ModalScreen[MigrationPlan | None]):
+    """Pick sources (bytes there) and targets (free memory); Enter confirms."""
+
+    BINDINGS = [
+        Binding("enter", "confirm", "Migrate", priority=True, tooltip="Start the migration"),
+        Binding("escape", "cancel", "Cancel", tooltip="Close; nothing is moved"),
+        Binding("tab", "app.focus_next", "Next list", show=False),
+    ]
+
+    def __init__(self, process: ProcessMemory, topology: Topology) -> None:
+        super().__init__()
+        self.process = process
+        self.topology = topology
+        self.plan: MigrationPlan | None = None
+        self.refusal: str | None = None
+        self.choices = target_choices(topology, process)
+
+    @property
+    def numatui(self) -> NumatuiApp:
+        from numatui.app import NumatuiApp
+
+        assert isinstance(self.app, NumatuiApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        p = self.process
+        with Vertical(id="dialog"):
+            yield Label(f"Migrate {p.name} ({p.pid}): {human_bytes(p.numa_bytes)} in memory", id="title")
+            with Horizontal(id="lists"):
+                with Vertical(classes="column"):
+                    yield Label("From (bytes there now)", classes="list-title")
+                    yield SelectionList[int](*self._source_options(), id="sources")
+                with Vertical(classes="column"):
+                    yield Label("To (free memory)", classes="list-title")
+                    yield SelectionList[int](*self._target_options(), id="targets")
+            yield Static("choose at least one source and one target", id="preview")
+            with Horizontal(id="buttons"):
+                yield Button("Migrate", variant="primary", id="confirm", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def _source_options(self) -> list[Selection[int]]:
+        # Every node the process has pages on, even unusual ones, and the memory nodes.
+        node_ids = sorted(set(self.process.node_bytes) | self.topology.with_memory)
+        default = self._default_sources()
+        return [
+            Selection(
+                f"node {n}  {human_bytes(self.process.node_bytes.get(n, 0)):>10}",
+                n,
+                n in default,
+                id=f"source-{n}",
+                disabled=self.process.node_bytes.get(n, 0) <= 0,
+            )
+            for n in node_ids
+        ]
+
+    def _target_options(self) -> list[Selection[int]]:
+        default = self._default_targets()
+        options: list[Selection[int]] = []
+        for choice in self.choices:
+            node = choice.node
+            prompt = Text(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
+            if node.memory_only:
+                prompt.append("  memory-only")
+            if choice.reason:
+                prompt = Text(f"node {node.id}  — {choice.reason}")
+            options.append(
+                Selection(
+                    prompt, node.id, node.id in default, id=f"target-{node.id}",
+                    disabled=not choice.enabled,
+                )
+            )
+        return options
+
+    def _default_sources(self) -> frozenset[int]:
+        """Bring memory home: preselect the nodes away from the process's CPUs."""
+        away = {n for n, b in self.process.node_bytes.items() if b > 0} - self.process.cpu_nodes
+        return frozenset(away) if self._default_targets() else frozenset()
+
+    def _default_targets(self) -> frozenset[int]:
+        enabled = {c.node.id for c in self.choices if c.enabled}
+        return frozenset(self.process.cpu_nodes & enabled)
+
+    @property
+    def from_nodes(self) -> frozenset[int]:
+        return frozenset(self.query_one("#sources", SelectionList).selected)
+
+    @property
+    def to_nodes(self) -> frozenset[int]:
+        return frozenset(self.query_one("#targets", SelectionList).selected)
+
+    def on_mount(self) -> None:
+        self.query_one("#sources", SelectionList).focus()
+        self._request_preview()
+
+    @on(SelectionList.SelectedChanged)
+    def _selection_changed(self) -> None:
+        self._request_preview()
+
+    def _request_preview(self) -> None:
+        self.plan = None
+        self.refusal = None
+        self.query_one("#confirm", Button).disabled = True
+        from_nodes, to_nodes = self.from_nodes, self.to_nodes
+        if not from_nodes or not to_nodes:
+            self._show_preview("choose at least one source and one target", error=False)
+            return
+        self._show_preview("asking the kernel layer for the plan…", error=False)
+        self._preview_worker(from_nodes, to_nodes)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
+    def _preview_worker(self, from_nodes: frozenset[int], to_nodes: frozenset[int]) -> None:
+        from numatui.app import WorkAbandoned, call_abandonable, describe_error
+
+        pid = self.process.pid
+        try:
+            plan = call_abandonable(lambda: self.numatui.source.plan(pid, from_nodes, to_nodes))
+        except WorkAbandoned:
+            return
+        except Exception as exc:
+            self.post_message(PlanRefused(from_nodes, to_nodes, describe_error(exc)))
+            return
+        self.post_message(PlanPreviewed(plan))
+
+    @on(PlanPreviewed)
+    def _plan_previewed(self, message: PlanPreviewed) -> None:
+        plan = message.plan
+        if plan.from_nodes != self.from_nodes or plan.to_nodes != self.to_nodes:
+            return  # an answer to a choice the user has since changed
+        self.plan = plan
+        self._show_preview(self._describe(plan), error=False)
+        self.query_one("#confirm", Button).disabled = plan.is_noop
+
+    @on(PlanRefused)
+    def _plan_refused(self, message: PlanRefused) -> None:
+        if message.from_nodes != self.from_nodes or message.to_nodes != self.to_nodes:
+            return
+        self.refusal = message.reason
+        self._show_preview(f"refused: {message.reason}", error=True)
+
+    def _describe(self, plan: MigrationPlan) -> str:
+        if plan.is_noop:
+            return "nothing would move: every chosen source is also a target, or holds nothing"
+        lines = ["The kernel will move, in this order:"]
+        sizes = plan.bytes_per_pair or tuple(0 for _ in plan.pairs)
+        for (src, dst), size in zip(plan.pairs, sizes, strict=False):
+            lines.append(f"  node {src} → node {dst}   {human_bytes(size):>10}")
+        lines.append(f"  total {human_bytes(plan.bytes_to_move)}")
+        if plan.shared_bytes_staying:
+            lines.append(
+                f"{human_bytes(plan.shared_bytes_staying)} of shared pages will stay: "
+                "numatui lacks CAP_SYS_NICE"
+            )
+        lines.extend(f"warning: {w}" for w in plan.warnings)
+        return "\n".join(lines)
+
+    def _show_preview(self, text: str, error: bool) -> None:
+        preview = self.query_one("#preview", Static)
+        preview.update(text)
+        preview.set_class(error, "-error")
+
+    def action_confirm(self) -> None:
+        plan = self.plan
+        if plan is None or plan.is_noop:
+            self.notify(
+                self.refusal or "choose nodes with something to move first",
+                title="not migrating",
+                severity="warning",
+            )
+            return
+        self.dismiss(plan)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm_pressed(self) -> None:
+        self.action_confirm()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()

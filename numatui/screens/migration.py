@@ -1,0 +1,225 @@
+"""Watching a migration: bars drain on sources and fill on targets, then a summary.
+
+The blocking `source.migrate` runs in a thread worker; each progress sample is
+posted as a message and drawn here. The summary says what moved, what did not
+and why, in the source's own words (never a traceback).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from numatui.messages import MigrationCrashed, MigrationFinished, MigrationSampled
+from numatui.model import (
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationProgress,
+    MigrationResult,
+    NodeBytes,
+    ProcessMemory,
+    Topology,
+)
+from numatui.widgets.node_bars import NodeBar
+from numatui.widgets.units import human_bytes, human_rate
+
+if TYPE_CHECKING:
+    from numatui.app import NumatuiApp
+
+
+class MigrationScreen(Screen[None]):
+    """One migration from start to summary."""
+
+    BINDINGS = [
+        Binding("b,escape", "back", "Back to processes", tooltip="The table, with this process selected"),
+        Binding("x", "cancel_migration", "Stop", tooltip="Ask the migration to stop between chunks"),
+    ]
+
+    def __init__(self, plan: MigrationPlan, process: ProcessMemory, topology: Topology) -> None:
+        super().__init__()
+        self.plan = plan
+        self.process = process
+        self.topology = topology
+        self.before: NodeBytes = process.node_bytes
+        self.latest: MigrationProgress | None = None
+        self.result: MigrationResult | None = None
+        self.crash: str | None = None
+        self.cancel_event = threading.Event()
+        sources = {s for s, _ in plan.pairs} | set(plan.from_nodes)
+        targets = {d for _, d in plan.pairs} | set(plan.to_nodes)
+        self.node_ids = sorted(sources | targets)
+        self.roles = {
+            n: "source+target" if n in sources and n in targets else "source" if n in sources else "target"
+            for n in self.node_ids
+        }
+
+    @property
+    def numatui(self) -> NumatuiApp:
+        from numatui.app import NumatuiApp
+
+        assert isinstance(self.app, NumatuiApp)
+        return self.app
+
+    @property
+    def running(self) -> bool:
+        return self.result is None and self.crash is None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="migration-body"):
+            pairs = ", ".join(f"{s}→{d}" for s, d in self.plan.pairs) or "none"
+            yield Static(
+                f"Migrating [b]{self.process.name}[/b] ({self.process.pid}): "
+                f"{human_bytes(self.plan.bytes_to_move)} planned, pairs {pairs}",
+                id="migration-title",
+            )
+            with Vertical(id="bars"):
+                scale = self._scale()
+                for node_id in self.node_ids:
+                    bar = NodeBar(
+                        node_id, self.roles[node_id], self.before.get(node_id, 0), id=f"bar-{node_id}"
+                    )
+                    bar.scale = scale
+                    yield bar
+            yield Static("starting…", id="stats")
+            yield Static("", id="summary")
+            yield DataTable(id="before-after", cursor_type="none", show_cursor=False)
+        yield Footer()
+
+    def _scale(self) -> int:
+        """Bars share one scale: the most any involved node could hold during the move."""
+        total = sum(self.before.get(n, 0) for n in self.node_ids)
+        return max(1, total)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"migration of pid {self.process.pid}"
+        self.query_one("#before-after").display = False
+        self._migrate_worker()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="migrate", description="migrate pages")
+    def _migrate_worker(self) -> None:
+        from numatui.app import WorkAbandoned, call_abandonable, describe_error
+
+        def on_progress(progress: MigrationProgress) -> None:
+            self.post_message(MigrationSampled(progress))
+
+        try:
+            result = call_abandonable(
+                lambda: self.numatui.source.migrate(self.plan, on_progress, self.cancel_event)
+            )
+        except WorkAbandoned:
+            self.cancel_event.set()
+            return
+        except Exception as exc:
+            self.post_message(MigrationCrashed(describe_error(exc)))
+            return
+        self.post_message(MigrationFinished(result))
+
+    @on(MigrationSampled)
+    def _sampled(self, message: MigrationSampled) -> None:
+        if not self.running:
+            return  # a late sample must not overwrite the final numbers
+        self.latest = message.progress
+        self._show_bytes(message.progress.node_bytes)
+        self._show_stats(message.progress.node_bytes, message.progress.elapsed_s, final=False)
+
+    def _show_bytes(self, node_bytes: NodeBytes) -> None:
+        for node_id in self.node_ids:
+            self.query_one(f"#bar-{node_id}", NodeBar).current = node_bytes.get(node_id, 0)
+
+    def _moved(self, node_bytes: NodeBytes) -> int:
+        sources = {s for s, _ in self.plan.pairs}
+        return sum(max(0, self.before.get(n, 0) - node_bytes.get(n, 0)) for n in sources)
+
+    def _show_stats(self, node_bytes: NodeBytes, elapsed: float, final: bool) -> None:
+        moved = self._moved(node_bytes)
+        planned = self.plan.bytes_to_move
+        rate = moved / elapsed if elapsed > 0 else 0.0
+        share = f" ({moved / planned:.0%})" if planned else ""
+        verb = "moved" if final else "moved so far"
+        self.query_one("#stats", Static).update(
+            f"{verb} {human_bytes(moved)} of {human_bytes(planned)}{share}"
+            f" · {human_rate(rate)} · {elapsed:.1f} s elapsed"
+        )
+
+    @on(MigrationFinished)
+    def _finished(self, message: MigrationFinished) -> None:
+        result = message.result
+        self.result = result
+        self.before = result.before or self.before
+        self._show_bytes(result.after)
+        self._show_stats(result.after, result.elapsed_s, final=True)
+        self._show_summary(result)
+        self.refresh_bindings()
+
+    @on(MigrationCrashed)
+    def _crashed(self, message: MigrationCrashed) -> None:
+        self.crash = message.message
+        summary = self.query_one("#summary", Static)
+        summary.update(f"[b]Migration failed[/b]: {message.message}\nNothing more will be moved.")
+        summary.set_class(True, "-failed")
+        self.query_one("#stats", Static).update("stopped")
+        self.refresh_bindings()
+
+    def _show_summary(self, result: MigrationResult) -> None:
+        page = self.topology.page_size or 4096
+        lines = [f"[b]Outcome: {result.outcome.value}[/b] in {result.elapsed_s:.1f} s"]
+        lines.append(
+            f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})"
+        )
+        if result.pages_not_moved is not None:
+            lines.append(f"pages the kernel could not move: {result.pages_not_moved:,}")
+        if result.bytes_left_on_sources:
+            lines.append(f"still on the source nodes: {human_bytes(result.bytes_left_on_sources)}")
+        if result.error is not None:
+            name = f"{result.error.errno_name}: " if result.error.errno_name else ""
+            lines.append(f"error: {name}{result.error.message}")
+        lines.extend(f"• {text}" for text in result.explanations)
+        lines.append("press b to go back to the process list")
+        summary = self.query_one("#summary", Static)
+        summary.update("\n".join(lines))
+        failed = result.outcome is MigrationOutcome.FAILED
+        partly = result.outcome is MigrationOutcome.PARTLY_MOVED
+        summary.set_class(failed, "-failed")
+        summary.set_class(partly, "-partial")
+        summary.set_class(not failed and not partly, "-done")
+        self._show_before_after(result)
+
+    def _show_before_after(self, result: MigrationResult) -> None:
+        table = self.query_one("#before-after", DataTable)
+        table.display = True
+        table.clear(columns=True)
+        table.add_columns("NODE", "ROLE", "BEFORE", "AFTER", "CHANGE")
+        for node_id in sorted(set(self.node_ids) | set(result.before) | set(result.after)):
+            before = result.before.get(node_id, 0)
+            after = result.after.get(node_id, 0)
+            delta = after - before
+            table.add_row(
+                str(node_id),
+                self.roles.get(node_id, ""),
+                Text(human_bytes(before), justify="right"),
+                Text(human_bytes(after), justify="right"),
+                Text(("+" if delta > 0 else "") + human_bytes(delta) if delta else "·", justify="right"),
+            )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return None if self.running else True
+        if action == "cancel_migration":
+            return True if self.running else False
+        return True
+
+    def action_cancel_migration(self) -> None:
+        self.cancel_event.set()
+        self.query_one("#stats", Static).update("stop requested: the kernel finishes the current chunk…")
+
+    def action_back(self) -> None:
+        self.numatui.select_process(self.process.pid)

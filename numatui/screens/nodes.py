@@ -1,0 +1,166 @@
+"""Every node: CPUs, memory, huge pages, tier; the distance matrix; usage over time.
+
+Charts read the app's `NodeHistory`, so they already hold the samples taken
+before this screen was first opened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from numatui.model import Node, Topology
+from numatui.screens.common import machine_migration_blocker, nodes_summary
+from numatui.widgets.chart import SparkChart
+from numatui.widgets.units import human_bytes, human_count_rate
+
+if TYPE_CHECKING:
+    from numatui.app import AppState, NumatuiApp
+
+RATE_CHARTS: tuple[tuple[str, str], ...] = (
+    ("numa_hit", "numa hit/s"),
+    ("numa_miss", "numa miss/s"),
+    ("pgmigrate_success", "migrated/s"),
+    ("pgmigrate_fail", "migr. fail/s"),
+)
+
+
+def cpu_ranges(cpus: tuple[int, ...]) -> str:
+    """`(0, 1, 2, 3, 8)` -> `0-3,8` as the kernel writes cpulists."""
+    if not cpus:
+        return "-"
+    ordered = sorted(cpus)
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for cpu in ordered[1:] + [None]:  # type: ignore[list-item]
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(parts)
+
+
+def huge_pages(node: Node) -> str:
+    pools = [p for p in node.hugepages if p.total]
+    if not pools:
+        return "-"
+    return " ".join(f"{p.free}/{p.total}×{human_bytes(p.size_bytes)}" for p in pools)
+
+
+def node_kind(node: Node) -> str:
+    if not node.online:
+        return "offline"
+    if node.memory_only:
+        return "memory-only"
+    if not node.has_memory:
+        return "CPU-only"
+    return "CPU+memory"
+
+
+class NodesScreen(Screen[None]):
+    """The machine's nodes and how their use changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chart_nodes: list[int] = []
+
+    @property
+    def numatui(self) -> NumatuiApp:
+        from numatui.app import NumatuiApp
+
+        assert isinstance(self.app, NumatuiApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="nodes-body"):
+            yield Static("reading the machine…", id="nodes-summary")
+            yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
+            yield Static("Distances (relative access cost, 10 = local)", classes="section-title")
+            yield DataTable(id="distances", cursor_type="none", show_cursor=False)
+            yield Static("Used memory over time (scale: node total)", classes="section-title")
+            yield Vertical(id="used-charts")
+            yield Static("Kernel counters (pages per second)", classes="section-title")
+            with Vertical(id="rate-charts"):
+                for name, label in RATE_CHARTS:
+                    yield SparkChart(label, human_count_rate, id=f"rate-{name}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "nodes"
+        self.watch(self.numatui, "state", self._on_state, init=True)
+
+    def _on_state(self, state: AppState | None) -> None:
+        if state is None:
+            return
+        topology = state.topology
+        lines = [nodes_summary(topology)]
+        blocker = machine_migration_blocker(topology)
+        if blocker:
+            lines.append(blocker)
+        self.query_one("#nodes-summary", Static).update("\n".join(lines))
+        self._show_nodes(topology)
+        self._show_distances(topology)
+        self._show_charts(topology)
+
+    def _show_nodes(self, topology: Topology) -> None:
+        table = self.query_one("#nodes", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        table.add_columns("NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HUGE free/total", "TIER")
+        for node in sorted(topology.nodes, key=lambda n: n.id):
+            used_share = f"{node.mem_used / node.mem_total:.0%}" if node.mem_total else "-"
+            table.add_row(
+                str(node.id),
+                node_kind(node),
+                cpu_ranges(node.cpus),
+                Text(human_bytes(node.mem_total), justify="right"),
+                Text(human_bytes(node.mem_used), justify="right"),
+                Text(human_bytes(node.mem_free), justify="right"),
+                Text(used_share, justify="right"),
+                huge_pages(node),
+                "-" if node.tier is None else str(node.tier),
+                key=str(node.id),
+            )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
+
+    def _show_distances(self, topology: Topology) -> None:
+        table = self.query_one("#distances", DataTable)
+        table.clear(columns=True)
+        ids = sorted(n.id for n in topology.nodes if n.online)
+        table.add_column("from\\to", key="from")
+        for node_id in ids:
+            table.add_column(str(node_id), key=str(node_id))
+        for node_id in ids:
+            node = topology.node(node_id)
+            distances = node.distances if node is not None else {}
+            table.add_row(
+                str(node_id),
+                *(Text(str(distances.get(other, "-")), justify="right") for other in ids),
+            )
+
+    def _show_charts(self, topology: Topology) -> None:
+        history = self.numatui.history
+        container = self.query_one("#used-charts", Vertical)
+        memory_ids = sorted(n.id for n in topology.nodes if n.has_memory)
+        if memory_ids != self._chart_nodes:
+            container.remove_children()
+            container.mount_all(
+                SparkChart(f"node {n} used", human_bytes, id=f"used-{n}") for n in memory_ids
+            )
+            self._chart_nodes = memory_ids
+        for node_id in memory_ids:
+            node = topology.node(node_id)
+            ceiling = float(node.mem_total) if node is not None and node.mem_total else None
+            series = [float(v) for v in history.used_series(node_id)]
+            self.query_one(f"#used-{node_id}", SparkChart).set_series(series, ceiling)
+        for name, _ in RATE_CHARTS:
+            self.query_one(f"#rate-{name}", SparkChart).set_series(history.rate_series(name))

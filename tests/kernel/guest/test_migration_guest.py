@@ -1,0 +1,381 @@
+"""Every migration claim numatui makes, proven against a real multi-node kernel.
+
+Each test moves a real workload's memory with numatui's job and then checks the
+kernel's own accounts (/proc/PID/numa_maps, numastat, move_pages queries), never
+numatui's word alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import mmap
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from numatui.kernel import syscalls
+from numatui.kernel.migration import MigrationJob, run_migration, validate
+from numatui.kernel.nodemask import NodeMask
+from numatui.kernel.plan import (
+    effective_targets,
+    final_placement,
+    kernel_pairs,
+    predict_node_bytes,
+)
+from numatui.kernel.privileges import read_privileges
+from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.topology import TopologyReader
+from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress, MigrationResult
+from numatui.workload import Workload
+
+pytestmark = [pytest.mark.guest]
+
+MIB = 1024 * 1024
+PAGE = mmap.PAGESIZE
+HUGE_2M = 2 * MIB
+WorkloadFactory = Callable[..., Workload]
+_NODE_FIELD = re.compile(r"N(\d+)=(\d+)")
+
+
+# ---------------------------------------------------------------- the kernel's own accounts
+
+
+def kernel_node_bytes(pid: int) -> tuple[dict[int, int], int]:
+    """Per-node bytes of a whole process straight from numa_maps, and its mapping count."""
+    out: dict[int, int] = {}
+    lines = Path(f"/proc/{pid}/numa_maps").read_text().splitlines()
+    for line in lines:
+        page_kb = next(
+            (int(f.split("=")[1]) for f in line.split() if f.startswith("kernelpagesize_kB=")), 4
+        )
+        for node, pages in _NODE_FIELD.findall(line):
+            out[int(node)] = out.get(int(node), 0) + int(pages) * page_kb * 1024
+    return out, len(lines)
+
+
+def numastat_mib(pid: int) -> dict[int, float]:
+    """numastat -p PID's Total row: MiB per node."""
+    text = subprocess.run(
+        ["numastat", "-p", str(pid)], capture_output=True, text=True, check=True
+    ).stdout
+    header = next(line for line in text.splitlines() if "Node " in line)
+    nodes = [int(n) for n in re.findall(r"Node (\d+)", header)]
+    total = next(line for line in text.splitlines() if line.startswith("Total"))
+    values = [float(v) for v in total.split()[1:]]
+    return dict(zip(nodes, values, strict=False))
+
+
+def assert_counts_agree(result: MigrationResult, pid: int) -> None:
+    """numatui's after-counts = numa_maps = numastat, within one page per mapping."""
+    kernel, mappings = kernel_node_bytes(pid)
+    slack = mappings * PAGE
+    for node in set(kernel) | set(result.after):
+        assert abs(result.after.get(node, 0) - kernel.get(node, 0)) <= slack, (
+            node,
+            dict(result.after),
+            kernel,
+        )
+    for node, mib in numastat_mib(pid).items():
+        assert abs(mib * MIB - kernel.get(node, 0)) <= slack + 0.01 * MIB, (node, mib, kernel)
+
+
+def page_nodes(pid: int, start: int, size: int) -> list[int]:
+    """Where each 4 KiB page of [start, start+size) is, asked of the kernel (move_pages query)."""
+    return syscalls.move_pages(pid, [start + i * PAGE for i in range(size // PAGE)])
+
+
+def plan_for(pid: int, from_nodes: set[int], to_nodes: set[int]) -> MigrationPlan:
+    topology = TopologyReader().read()
+    process = ProcessScanner().read_process(pid)
+    return validate(pid, from_nodes, to_nodes, topology, process, read_privileges())
+
+
+@contextlib.contextmanager
+def huge_pages_on(nodes: dict[int, int]) -> Iterator[dict[int, int]]:
+    """Reserve 2 MiB huge pages per node; yields what the kernel actually reserved."""
+    paths = {
+        n: Path(f"/sys/devices/system/node/node{n}/hugepages/hugepages-2048kB/nr_hugepages")
+        for n in nodes
+    }
+    before = {n: p.read_text() for n, p in paths.items()}
+    try:
+        for n, count in nodes.items():
+            paths[n].write_text(f"{count}\n")
+        yield {n: int(p.read_text()) for n, p in paths.items()}
+    finally:
+        for n, p in paths.items():
+            p.write_text(before[n])
+
+
+def node_free(node: int) -> int:
+    text = Path(f"/sys/devices/system/node/node{node}/meminfo").read_text()
+    kb = re.search(r"MemFree:\s+(\d+) kB", text)
+    assert kb is not None
+    return int(kb[1]) * 1024
+
+
+# ---------------------------------------------------------------- one node to another
+
+
+@pytest.mark.two_nodes
+@pytest.mark.parametrize("kind", ["private", "shared", "thp", "hugetlb"])
+def test_each_kind_moves_from_node_0_to_1(
+    kind: str,
+    workload: WorkloadFactory,
+    vma_bytes_per_node: Callable[[int, int], dict[int, int]],
+) -> None:
+    size_mib = 32
+    reserve = {0: size_mib // 2 + 2, 1: size_mib // 2 + 2} if kind == "hugetlb" else {}
+    with huge_pages_on(reserve):
+        work = workload(kind=kind, size_mib=size_mib, node=0, cpu=0)
+        start = work.info["start"]
+        assert vma_bytes_per_node(work.pid, start) == {0: size_mib * MIB}
+        plan = plan_for(work.pid, {0}, {1})
+        assert plan.pairs == ((0, 1),)
+
+        result = run_migration(plan)
+
+        assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+        assert result.pages_not_moved == 0
+        assert vma_bytes_per_node(work.pid, start) == {1: size_mib * MIB}
+        assert result.before.get(0, 0) >= size_mib * MIB
+        assert result.after.get(0, 0) <= 32 * PAGE
+        assert_counts_agree(result, work.pid)
+        assert result.bytes_moved >= size_mib * MIB
+        if kind == "thp":
+            assert work.anon_huge_bytes() > 0, "the huge pages were split, not moved whole"
+        assert work.checksum() == work.info["checksum"]
+
+
+# ---------------------------------------------------------------- many to many
+
+
+def spread_over(pid: int, start: int, size: int, nodes: list[int]) -> None:
+    """Put page i of the region on nodes[i % len(nodes)] (move_pages, as numactl tests do)."""
+    addresses = [start + i * PAGE for i in range(size // PAGE)]
+    targets = [nodes[i % len(nodes)] for i in range(len(addresses))]
+    status = syscalls.move_pages(pid, addresses, targets, syscalls.MPOL_MF_MOVE_ALL)
+    assert status == targets
+
+
+@pytest.mark.four_nodes
+@pytest.mark.parametrize(
+    ("from_nodes", "to_nodes"),
+    [({0, 1}, {2, 3}), ({0, 1, 2, 3}, {1, 3}), ({0, 2}, {1})],
+)
+def test_many_to_many_does_what_the_preview_said(
+    from_nodes: set[int], to_nodes: set[int], workload: WorkloadFactory
+) -> None:
+    size = 32 * MIB
+    work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
+    start = work.info["start"]
+    spread_over(work.pid, start, size, [0, 1, 2, 3])
+    before_pages = page_nodes(work.pid, start, size)
+    assert sorted(set(before_pages)) == [0, 1, 2, 3]
+
+    plan = plan_for(work.pid, from_nodes, to_nodes)
+    assert plan.pairs == kernel_pairs(from_nodes, effective_targets(to_nodes, {0, 1, 2, 3}))
+    result = run_migration(plan)
+
+    # Page by page: every page went where the previewed pairs send its node.
+    where = final_placement(plan.pairs)
+    after_pages = page_nodes(work.pid, start, size)
+    wrong = [
+        (i, b, a)
+        for i, (b, a) in enumerate(zip(before_pages, after_pages, strict=True))
+        if where.get(b, b) != a
+    ]
+    assert not wrong, f"{len(wrong)} pages elsewhere than previewed, e.g. {wrong[:5]}"
+    assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+    predicted = predict_node_bytes(result.before, plan.pairs)
+    for node in range(4):
+        assert abs(result.after.get(node, 0) - predicted.get(node, 0)) <= 32 * PAGE, (
+            node,
+            dict(result.after),
+            predicted,
+        )
+    assert_counts_agree(result, work.pid)
+    assert work.checksum() == work.info["checksum"]
+
+
+# ---------------------------------------------------------------- partial migrations
+
+
+@pytest.mark.two_nodes
+def test_full_target_is_reported_as_partly_moved(
+    workload: WorkloadFactory,
+    vma_bytes_per_node: Callable[[int, int], dict[int, int]],
+) -> None:
+    size = 128 * MIB
+    work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
+    # Fill node 1 with huge pages (an instant hog: no process has to write them) so only
+    # about 48 MiB stays free there.
+    hog_pages = max(0, node_free(1) - 48 * MIB) // HUGE_2M
+    with huge_pages_on({1: hog_pages}) as reserved:
+        assert reserved[1] > 0
+        free_before = node_free(1)
+        assert free_before < size
+        plan = plan_for(work.pid, {0}, {1})
+        assert any("node 1 has" in w for w in plan.warnings), plan.warnings
+        result = run_migration(plan)
+
+        region = vma_bytes_per_node(work.pid, work.info["start"])
+        assert result.outcome is MigrationOutcome.PARTLY_MOVED, result
+        assert 0 < region.get(1, 0) < size and region.get(0, 0) > 0, region
+        assert region.get(0, 0) + region.get(1, 0) == size
+        assert_counts_agree(result, work.pid)
+        assert result.bytes_moved >= region[1] - 64 * PAGE
+        assert result.bytes_moved <= free_before
+        text = " ".join(result.explanations)
+        assert "node 1 is full" in text or "ENOMEM" in text, result.explanations
+        assert work.checksum() == work.info["checksum"]
+
+
+def as_user(uid: int, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `action` in a forked child that dropped to `uid` (no capabilities); its dict back.
+
+    The child already has numatui imported (the interpreter under /root is not readable
+    by that user), and sends its answer through a pipe as repr of plain values.
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.close(read_end)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            answer: dict[str, Any] = action()
+        except BaseException as exc:
+            answer = {"exception": f"{type(exc).__name__}: {exc}"}
+        with os.fdopen(write_end, "w") as out:
+            out.write(repr(answer))
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as got:
+        text = got.read()
+    os.waitpid(child, 0)
+    answer = eval(text, {"__builtins__": {}})  # repr of plain dicts, ints and strings
+    assert isinstance(answer, dict)
+    return answer
+
+
+def result_summary(result: MigrationResult) -> dict[str, Any]:
+    return {
+        "outcome": result.outcome.value,
+        "before": dict(result.before),
+        "after": dict(result.after),
+        "pages_not_moved": result.pages_not_moved,
+        "explanations": list(result.explanations),
+        "error": result.error.errno_name if result.error else None,
+        "shared_bytes_staying": result.plan.shared_bytes_staying,
+        "bytes_moved": result.bytes_moved,
+    }
+
+
+@pytest.mark.two_nodes
+def test_shared_pages_stay_for_a_non_root_user_and_that_is_reported(
+    workload: WorkloadFactory,
+    vma_bytes_per_node: Callable[[int, int], dict[int, int]],
+) -> None:
+    size = 16 * MIB
+    work = workload(kind="file", size_mib=size // MIB, node=0, cpu=0, user=65534)
+    start = work.info["start"]
+    # A second process (this one) maps the same file pages: now each is mapped twice.
+    with (
+        open(work.info["path"], "rb") as backing,
+        mmap.mmap(backing.fileno(), size, prot=mmap.PROT_READ) as second,
+    ):
+        touched = sum(second[i] for i in range(0, size, PAGE))
+        assert touched >= 0
+        assert vma_bytes_per_node(work.pid, start) == {0: size}
+        _ = MigrationJob  # imported lazily parts must be loaded before the fork
+        ProcessScanner().read_process(work.pid)
+
+        def migrate_as_nobody() -> dict[str, Any]:
+            plan = plan_for(work.pid, {0}, {1})
+            return result_summary(run_migration(plan))
+
+        seen = as_user(65534, migrate_as_nobody)
+        assert "exception" not in seen, seen
+        region = vma_bytes_per_node(work.pid, start)
+        assert region == {0: size}, "shared pages moved without CAP_SYS_NICE"
+        assert seen["outcome"] == MigrationOutcome.PARTLY_MOVED.value, seen
+        assert seen["pages_not_moved"] == 0  # the kernel's silence about skipped pages
+        assert seen["shared_bytes_staying"] >= size
+        assert any("CAP_SYS_NICE" in e for e in seen["explanations"]), seen
+        kernel, mappings = kernel_node_bytes(work.pid)
+        assert abs(seen["after"].get(0, 0) - kernel.get(0, 0)) <= mappings * PAGE
+        assert seen["after"].get(0, 0) >= size
+        assert seen["bytes_moved"] > 0  # its private pages did move
+
+        # Root (CAP_SYS_NICE) moves the same shared pages.
+        result = run_migration(plan_for(work.pid, {0}, {1}))
+        assert vma_bytes_per_node(work.pid, start) == {1: size}
+        assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+    assert work.checksum() == work.info["checksum"]
+
+
+# ---------------------------------------------------------------- progress and the GIL
+
+
+@pytest.mark.two_nodes
+def test_progress_samples_move_toward_the_target_and_end_at_the_result(
+    workload: WorkloadFactory,
+) -> None:
+    size = 128 * MIB
+    work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
+    plan = plan_for(work.pid, {0}, {1})
+    samples: list[MigrationProgress] = []
+    job = MigrationJob(plan, sample_interval_s=0.05)
+    result = job.run(on_progress=samples.append)
+
+    assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+    assert samples == list(result.samples)
+    assert len(samples) >= 3, f"only {len(samples)} samples in {result.elapsed_s:.2f} s"
+    assert samples[-1].node_bytes == result.after
+    slack = 16 * PAGE
+    for earlier, later in itertools.pairwise(samples):
+        assert later.elapsed_s >= earlier.elapsed_s
+        assert later.node_bytes.get(0, 0) <= earlier.node_bytes.get(0, 0) + slack
+        assert later.node_bytes.get(1, 0) >= earlier.node_bytes.get(1, 0) - slack
+    middle = [s for s in samples[:-1] if s.node_bytes.get(1, 0) > result.before.get(1, 0)]
+    assert middle, "no sample caught the migration half way"
+
+
+@pytest.mark.two_nodes
+def test_migrate_pages_releases_the_gil(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=128, node=0, cpu=0)
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    time.sleep(0.05)
+    began = time.monotonic()
+    not_moved = syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([1]))
+    ended = time.monotonic()
+    stop.set()
+    thread.join()
+
+    assert not_moved == 0
+    duration = ended - began
+    during = [t for t in ticks if began <= t <= ended]
+    assert duration > 0.2, f"the call took only {duration:.3f} s: too short to tell"
+    # With the GIL held, the ticker could not run at all during the call.
+    gaps = [b - a for a, b in zip([began, *during], [*during, ended], strict=True)]
+    assert len(during) >= duration / 0.05, (len(during), duration)
+    assert max(gaps) < duration / 2, (max(gaps), duration)

@@ -1,0 +1,267 @@
+"""Every refusal is clear and changes nothing, against a real multi-node kernel.
+
+Where numatui refuses up front, the test also asks the kernel the same question
+directly to show the refusal is the kernel's own answer, and compares the
+process's per-node counts before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from numatui.errors import MigrationRefused, NodeStringError, SyscallError
+from numatui.kernel import syscalls
+from numatui.kernel.migration import MigrationJob, run_migration, validate
+from numatui.kernel.nodemask import NodeMask
+from numatui.kernel.privileges import read_privileges
+from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.topology import TopologyReader
+from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress
+from numatui.source import Privileges
+from numatui.workload import Workload
+
+from test_migration_guest import as_user, kernel_node_bytes
+
+pytestmark = [pytest.mark.guest]
+
+MIB = 1024 * 1024
+WorkloadFactory = Callable[..., Workload]
+NOBODY = 65534
+
+
+def plan_for(
+    pid: int, from_nodes: set[int], to_nodes: set[int], privileges: Privileges | None = None
+) -> MigrationPlan:
+    topology = TopologyReader().read()
+    process = ProcessScanner().read_process(pid)
+    return validate(pid, from_nodes, to_nodes, topology, process, privileges or read_privileges())
+
+
+def reaped_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.two_nodes
+def test_unknown_pid() -> None:
+    pid = reaped_pid()
+    with pytest.raises(MigrationRefused, match=f"process {pid} does not exist"):
+        validate(pid, {0}, {1}, TopologyReader().read(), None, read_privileges())
+    with pytest.raises(SyscallError) as info:
+        syscalls.migrate_pages(pid, NodeMask([0]), NodeMask([1]))
+    assert info.value.errno_name == "ESRCH"
+    # A plan made while it lived, run after it exited: a failure, nothing claimed.
+    stale = MigrationPlan(pid, frozenset({0}), frozenset({1}), ((0, 1),), (MIB,))
+    result = run_migration(stale)
+    assert result.outcome is MigrationOutcome.FAILED
+    assert result.error is not None and result.error.errno_name == "ESRCH"
+    assert result.bytes_moved == 0
+
+
+@pytest.mark.two_nodes
+def test_process_exiting_mid_migration_reports_only_what_was_seen(
+    workload: WorkloadFactory,
+) -> None:
+    work = workload(kind="private", size_mib=192, node=0, cpu=0)
+    plan = plan_for(work.pid, {0}, {1})
+    killed: list[MigrationProgress] = []
+
+    def kill_on_first_sample(progress: MigrationProgress) -> None:
+        if not killed:
+            killed.append(progress)
+            os.kill(work.pid, signal.SIGKILL)
+
+    result = MigrationJob(plan, sample_interval_s=0.05).run(on_progress=kill_on_first_sample)
+
+    assert killed, "the migration ended before the first sample: make the workload bigger"
+    assert result.error is not None and result.error.errno_name == "ESRCH"
+    assert result.outcome in (MigrationOutcome.PARTLY_MOVED, MigrationOutcome.FAILED)
+    # What is reported is at most what was seen before the process vanished.
+    assert result.after == result.samples[-1].node_bytes
+    seen_moved = result.before.get(0, 0) - min(s.node_bytes.get(0, 0) for s in result.samples)
+    assert result.bytes_moved <= seen_moved
+    assert any("exited" in e for e in result.explanations), result.explanations
+
+
+@pytest.mark.two_nodes
+@pytest.mark.four_nodes
+def test_nonexistent_target(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=8, node=0, cpu=0)
+    topology = TopologyReader().read()
+    before, _ = kernel_node_bytes(work.pid)
+    absent = max(n.id for n in topology.nodes) + 1
+    with pytest.raises(MigrationRefused, match=f"node {absent} does not exist"):
+        plan_for(work.pid, {0}, {absent})
+    with pytest.raises(SyscallError) as info:
+        syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([absent]))
+    assert info.value.errno_name == "EINVAL"
+    assert kernel_node_bytes(work.pid)[0] == before
+
+
+@pytest.mark.two_nodes
+@pytest.mark.four_nodes
+def test_offline_target(workload: WorkloadFactory) -> None:
+    topology = TopologyReader().read()
+    offline = sorted(n.id for n in topology.nodes if not n.online)
+    if not offline:
+        pytest.skip(
+            "no possible-but-offline node in this guest, and a node cannot be taken offline "
+            "at run time; the refusal is covered by tests/unit/test_migration_logic.py"
+        )
+    work = workload(kind="private", size_mib=8, node=0, cpu=0)
+    before, _ = kernel_node_bytes(work.pid)
+    with pytest.raises(MigrationRefused, match=f"node {offline[0]} is offline"):
+        plan_for(work.pid, {0}, {offline[0]})
+    with pytest.raises(SyscallError) as info:
+        syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([offline[0]]))
+    assert info.value.errno_name == "EINVAL"
+    assert kernel_node_bytes(work.pid)[0] == before
+
+
+@contextlib.contextmanager
+def memory_blocks_offline(node: int) -> Iterator[list[str]]:
+    """Try to offline every memory block of `node`; yields the ones the kernel refused."""
+    blocks = sorted(Path(f"/sys/devices/system/node/node{node}").glob("memory[0-9]*"))
+    changed: list[Path] = []
+    refused: list[str] = []
+    try:
+        for block in blocks:
+            try:
+                (block / "online").write_text("0\n")
+                changed.append(block)
+            except OSError as exc:
+                refused.append(f"{block.name}: {exc.strerror}")
+        yield refused
+    finally:
+        for block in changed:
+            with contextlib.suppress(OSError):
+                (block / "online").write_text("1\n")
+
+
+@pytest.mark.four_nodes
+def test_memoryless_target(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=8, node=0, cpu=0)
+    before, _ = kernel_node_bytes(work.pid)
+    with memory_blocks_offline(3) as refused:
+        if refused:
+            pytest.skip(
+                "cannot make node 3 memory-less: the kernel refused to offline "
+                + ", ".join(refused)
+                + " (a node's own struct pages and kernel allocations live in its memory); "
+                "the memory-less refusal is covered by tests/unit/test_migration_logic.py"
+            )
+        with pytest.raises(MigrationRefused, match="node 3 has no memory"):
+            plan_for(work.pid, {0}, {3})
+        with pytest.raises(SyscallError) as info:
+            syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([3]))
+        assert info.value.errno_name == "EINVAL"
+    assert kernel_node_bytes(work.pid)[0] == before
+
+
+@contextlib.contextmanager
+def cpuset_with_mems(mems: str) -> Iterator[Path]:
+    root = Path("/sys/fs/cgroup")
+    if "cpuset" not in (root / "cgroup.controllers").read_text().split():
+        pytest.skip("cgroup v2 without the cpuset controller")
+    (root / "cgroup.subtree_control").write_text("+cpuset\n")
+    group = root / f"numatui-test-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "cpuset.mems").write_text(f"{mems}\n")
+        yield group
+    finally:
+        for pid in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (root / "cgroup.procs").write_text(f"{pid}\n")
+        group.rmdir()
+
+
+@pytest.mark.two_nodes
+def test_target_outside_the_process_cpuset(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=8, node=0, cpu=0, user=NOBODY)
+    with cpuset_with_mems("0") as group:
+        (group / "cgroup.procs").write_text(f"{work.pid}\n")
+        assert ProcessScanner().read_process(work.pid).mems_allowed == frozenset({0})
+        before, _ = kernel_node_bytes(work.pid)
+
+        def as_nobody() -> dict[str, object]:
+            answer: dict[str, object] = {}
+            try:
+                plan_for(work.pid, {0}, {1})
+            except MigrationRefused as exc:
+                answer["refused"] = str(exc)
+            try:
+                syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([1]))
+            except SyscallError as exc:
+                answer["errno"] = exc.errno_name
+            return answer
+
+        seen = as_user(NOBODY, as_nobody)
+        assert "outside process" in str(seen.get("refused")), seen
+        assert "EPERM" in str(seen.get("refused")), seen
+        assert seen.get("errno") == "EPERM", seen  # the kernel agrees
+        assert kernel_node_bytes(work.pid)[0] == before
+        # Root (CAP_SYS_NICE) may, and is warned why the process may drift back.
+        plan = plan_for(work.pid, {0}, {1})
+        assert any("outside the process's cpuset" in w for w in plan.warnings)
+
+
+@pytest.mark.two_nodes
+def test_kernel_thread() -> None:
+    kthreadd = 2
+    assert Path(f"/proc/{kthreadd}/comm").read_text().strip() == "kthreadd"
+    with pytest.raises(MigrationRefused, match="kernel thread"):
+        plan_for(kthreadd, {0}, {1})
+    with pytest.raises(SyscallError) as info:
+        syscalls.migrate_pages(kthreadd, NodeMask([0]), NodeMask([1]))
+    assert info.value.errno_name == "EINVAL"  # no mm: the kernel refuses too
+
+
+@pytest.mark.two_nodes
+def test_another_users_process_as_non_root(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=8, node=0, cpu=0)  # owned by root
+    before, _ = kernel_node_bytes(work.pid)
+    topology = TopologyReader().read()
+    process = ProcessScanner().read_process(work.pid)
+
+    def as_nobody() -> dict[str, object]:
+        answer: dict[str, object] = {}
+        try:
+            validate(work.pid, {0}, {1}, topology, process, read_privileges())
+        except MigrationRefused as exc:
+            answer["refused"] = str(exc)
+        try:
+            syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([1]))
+        except SyscallError as exc:
+            answer["errno"] = exc.errno_name
+            answer["message"] = exc.message
+        return answer
+
+    seen = as_user(NOBODY, as_nobody)
+    assert "another user" in str(seen.get("refused")), seen
+    assert seen.get("errno") == "EPERM", seen
+    assert "CAP_SYS_PTRACE" in str(seen.get("message"))
+    assert kernel_node_bytes(work.pid)[0] == before
+
+
+MALFORMED = ["", "0-", "1-0", "x", "0,,1", "5", "!0-1", "+7", "0 1", "-1"]
+
+
+@pytest.mark.two_nodes
+def test_malformed_node_strings(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=8, node=0, cpu=0)
+    before, _ = kernel_node_bytes(work.pid)
+    online = TopologyReader().read().online
+    for text in MALFORMED:
+        with pytest.raises(NodeStringError) as info:
+            NodeMask.parse(text, all_nodes=online)
+        assert str(info.value), text  # a message naming the problem, never empty
+    assert kernel_node_bytes(work.pid)[0] == before

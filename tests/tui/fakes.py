@@ -1,0 +1,410 @@
+"""A hand-made `DataSource` for screen tests: model objects, scripted migration.
+
+Topologies: 1, 2, 4 (two memory-only, optionally sparse ids 0,1,4,5), 16 nodes
+and a container without NUMA. Processes are generated from a fixed seed, so
+every run (and every snapshot) sees the same machine. `migrate` is scripted:
+it reports a series of samples and returns a result; it never touches a
+kernel, so nothing here is evidence that migration works.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from numatui.errors import MigrationRefused, ProcessGone
+from numatui.model import (
+    MappedRegion,
+    MemoryKind,
+    MigrationError,
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationProgress,
+    MigrationResult,
+    Node,
+    NodeCounters,
+    NumaMaps,
+    ProcessMemory,
+    ProcessScan,
+    Topology,
+    VmCounters,
+    frozen_map,
+)
+from numatui.source import Privileges, ProgressCallback
+
+GiB = 1024**3
+MiB = 1024**2
+PAGE = 4096
+
+ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
+USER = Privileges(uid=1000, is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
+
+
+def _distances(ids: Sequence[int], memory_only: set[int]) -> dict[int, dict[int, int]]:
+    out: dict[int, dict[int, int]] = {}
+    for a in ids:
+        row: dict[int, int] = {}
+        for b in ids:
+            if a == b:
+                row[b] = 10
+            elif a in memory_only or b in memory_only:
+                row[b] = 30
+            else:
+                row[b] = 20 + 2 * abs(ids.index(a) - ids.index(b))
+        out[a] = row
+    return out
+
+
+def make_topology(
+    node_ids: Sequence[int],
+    memory_only: Iterable[int] = (),
+    *,
+    cpus_per_node: int = 4,
+    mem_per_node: int = 8 * GiB,
+    offline: Iterable[int] = (),
+    cpu_only: Iterable[int] = (),
+    tick: int = 0,
+) -> Topology:
+    """A topology whose usage and counters move a little with each `tick`."""
+    memory_only_set = set(memory_only)
+    offline_set = set(offline)
+    cpu_only_set = set(cpu_only)
+    distances = _distances(node_ids, memory_only_set)
+    nodes: list[Node] = []
+    cpu = 0
+    for index, node_id in enumerate(node_ids):
+        has_cpu = node_id not in memory_only_set
+        has_memory = node_id not in cpu_only_set
+        cpus = tuple(range(cpu, cpu + cpus_per_node)) if has_cpu else ()
+        cpu += len(cpus)
+        total = mem_per_node if has_memory else 0
+        used = (total * (30 + 7 * index + (tick * 3 + index * 5) % 11)) // 100 if total else 0
+        nodes.append(
+            Node(
+                id=node_id,
+                online=node_id not in offline_set,
+                has_cpu=has_cpu,
+                has_memory=has_memory,
+                cpus=cpus,
+                mem_total=total,
+                mem_free=total - used,
+                mem_used=used,
+                file_bytes=used // 3,
+                anon_bytes=used // 2,
+                shmem_bytes=used // 20,
+                distances=MappingProxyType(distances[node_id]),
+                tier=(4 if has_cpu else 22) if has_memory else None,
+                counters=NodeCounters(
+                    numa_hit=1_000_000 + tick * (5000 + 700 * index),
+                    numa_miss=1_000 + tick * (40 + 25 * index),
+                    local_node=900_000 + tick * 4000,
+                    other_node=2_000 + tick * 60,
+                ),
+            )
+        )
+    return Topology(
+        nodes=tuple(nodes),
+        possible=frozenset(node_ids),
+        numa_available=True,
+        numa_balancing=False,
+        vm=VmCounters(
+            pgmigrate_success=10_000 + tick * tick * 150,
+            pgmigrate_fail=tick * 3,
+            numa_hit=1_000_000 + tick * 9000,
+            numa_miss=1_000 + tick * 90,
+        ),
+        page_size=PAGE,
+        taken_at=1_000.0 + 2.0 * tick,
+    )
+
+
+def two_nodes(tick: int = 0) -> Topology:
+    return make_topology([0, 1], tick=tick)
+
+
+def four_nodes(tick: int = 0, sparse: bool = False) -> Topology:
+    ids = [0, 1, 4, 5] if sparse else [0, 1, 2, 3]
+    return make_topology(ids, memory_only=ids[2:], tick=tick)
+
+
+def sixteen_nodes(tick: int = 0) -> Topology:
+    return make_topology(list(range(16)), cpus_per_node=2, mem_per_node=4 * GiB, tick=tick)
+
+
+def single_node(tick: int = 0) -> Topology:
+    return make_topology([0], tick=tick)
+
+
+def no_numa(tick: int = 0) -> Topology:
+    base = make_topology([0], tick=tick)
+    return replace(
+        base,
+        numa_available=False,
+        unavailable_reason="no /sys/devices/system/node (a container without node information?)",
+    )
+
+
+NAMES = (
+    "postgres", "redis-server", "java", "nginx", "python3", "memcached", "mysqld",
+    "node", "envoy", "chronyd", "sshd", "systemd", "bash", "qemu-system-x86",
+    "clickhouse", "etcd", "containerd", "kubelet", "prometheus", "grafana",
+)
+USERS = ("root", "postgres", "alice", "bob", "www-data")
+
+
+def make_processes(topology: Topology, count: int = 30, seed: int = 7) -> list[ProcessMemory]:
+    """`count` processes spread over the memory nodes, some of them misplaced."""
+    rng = random.Random(seed)
+    memory_ids = sorted(n.id for n in topology.nodes if n.has_memory)
+    cpu_ids = sorted(n.id for n in topology.nodes if n.has_cpu) or memory_ids
+    out: list[ProcessMemory] = []
+    for index in range(count):
+        pid = 100 + index * 37
+        name = NAMES[index % len(NAMES)] + ("" if index < len(NAMES) else f"-{index}")
+        home = cpu_ids[index % len(cpu_ids)]
+        size = rng.choice((2 * MiB, 48 * MiB, 300 * MiB, 1200 * MiB, 3 * GiB // 2))
+        node_bytes: dict[int, int] = {}
+        if index % 5 == 3 and len(memory_ids) > 1:
+            # Misplaced: most of its memory on another node than its CPUs.
+            away = [n for n in memory_ids if n != home]
+            node_bytes[away[index % len(away)]] = size * 3 // 4 // PAGE * PAGE
+            node_bytes[home] = size // 4 // PAGE * PAGE
+        else:
+            node_bytes[home] = size * 9 // 10 // PAGE * PAGE
+            others = [n for n in memory_ids if n != home]
+            if others:
+                node_bytes[others[index % len(others)]] = size // 10 // PAGE * PAGE
+        anon = {n: b * 7 // 10 // PAGE * PAGE for n, b in node_bytes.items()}
+        file_ = {n: b - anon[n] for n, b in node_bytes.items()}
+        shared = {n: b // 10 // PAGE * PAGE for n, b in file_.items()}
+        out.append(
+            ProcessMemory(
+                pid=pid,
+                name=name,
+                user=USERS[index % len(USERS)],
+                cmdline=f"/usr/bin/{name} --worker {index}",
+                rss_bytes=sum(node_bytes.values()) + 4 * MiB,
+                threads=1 + index % 8,
+                node_bytes=frozen_map(node_bytes),
+                kind_bytes=MappingProxyType(
+                    {MemoryKind.ANON: frozen_map(anon), MemoryKind.FILE: frozen_map(file_)}
+                ),
+                shared_bytes=frozen_map(shared),
+                mems_allowed=frozenset(memory_ids),
+                cpu_nodes=frozenset({home}),
+                mapping_count=10 + index,
+                start_time=1_000.0 + index,
+            )
+        )
+    out.append(
+        ProcessMemory(
+            pid=2,
+            name="kthreadd",
+            user="root",
+            cmdline="",
+            rss_bytes=0,
+            threads=1,
+            node_bytes=frozen_map(),
+            is_kernel_thread=True,
+        )
+    )
+    return out
+
+
+def kernel_pairs(from_nodes: frozenset[int], to_nodes: frozenset[int]) -> list[tuple[int, int]]:
+    """A simple stand-in for the kernel's pairing (n-th source to n-th target, wrapping)."""
+    sources = sorted(from_nodes)
+    targets = sorted(to_nodes)
+    pairs = [(s, targets[i % len(targets)]) for i, s in enumerate(sources)]
+    return [(s, d) for s, d in pairs if s != d]
+
+
+@dataclass
+class MigrationScript:
+    """How the fake migration goes: samples, final outcome, or an exception."""
+
+    steps: int = 5
+    step_s: float = 0.5
+    fraction_moved: float = 1.0
+    explanations: tuple[str, ...] = ()
+    error: MigrationError | None = None
+    raise_message: str | None = None
+    block: threading.Event | None = None  # migrate waits on it (ignoring cancel)
+    sleep_s: float = 0.0  # real time between samples, so tests can watch it move
+
+
+@dataclass
+class FakeSource:
+    """Implements `numatui.source.DataSource` over generated model objects."""
+
+    topology_factory: object = two_nodes
+    process_count: int = 30
+    privileges_value: Privileges = ROOT
+    script: MigrationScript = field(default_factory=MigrationScript)
+    fail_scan: str | None = None
+    fail_numa_maps: str | None = None
+
+    def __post_init__(self) -> None:
+        self.tick = 0
+        self.calls: list[str] = []
+        self.migrations: list[MigrationPlan] = []
+        base = self._topology(0)
+        self.processes: dict[int, ProcessMemory] = {
+            p.pid: p for p in make_processes(base, self.process_count)
+        }
+        self.lock = threading.Lock()
+
+    def _topology(self, tick: int) -> Topology:
+        factory = self.topology_factory
+        assert callable(factory)
+        topology = factory(tick)
+        assert isinstance(topology, Topology)
+        return topology
+
+    # ---------------------------------------------------------------- protocol
+
+    def topology(self) -> Topology:
+        self.calls.append("topology")
+        with self.lock:
+            self.tick += 1
+            return self._topology(self.tick)
+
+    def scan(self, previous: ProcessScan | None = None) -> ProcessScan:
+        self.calls.append("scan")
+        if self.fail_scan:
+            raise PermissionError(self.fail_scan)
+        with self.lock:
+            processes = tuple(self.processes[pid] for pid in sorted(self.processes))
+        return ProcessScan(processes=processes, taken_at=1_000.0 + 2.0 * self.tick, unreadable=3)
+
+    def numa_maps(self, pid: int) -> NumaMaps:
+        self.calls.append(f"numa_maps {pid}")
+        if self.fail_numa_maps:
+            raise PermissionError(self.fail_numa_maps)
+        process = self.processes.get(pid)
+        if process is None:
+            raise ProcessGone(pid)
+        regions: list[MappedRegion] = []
+        start = 0x55_0000_0000
+        for index, (node_id, size) in enumerate(sorted(process.node_bytes.items())):
+            for part, kind in enumerate((MemoryKind.HEAP, MemoryKind.ANON, MemoryKind.FILE)):
+                pages = size // PAGE // (2 + part)
+                regions.append(
+                    MappedRegion(
+                        start=start,
+                        policy="default",
+                        kind=kind,
+                        path=f"/usr/lib/lib{index}{part}.so" if kind is MemoryKind.FILE else None,
+                        node_pages=MappingProxyType({node_id: pages}),
+                        page_size=PAGE,
+                        anon=pages if kind is not MemoryKind.FILE else 0,
+                        mapmax=3 if kind is MemoryKind.FILE else 1,
+                    )
+                )
+                start += 0x10_0000 * (1 + pages // 256)
+        return NumaMaps(tuple(regions))
+
+    def privileges(self) -> Privileges:
+        self.calls.append("privileges")
+        return self.privileges_value
+
+    def plan(self, pid: int, from_nodes: Iterable[int], to_nodes: Iterable[int]) -> MigrationPlan:
+        self.calls.append("plan")
+        sources, targets = frozenset(from_nodes), frozenset(to_nodes)
+        topology = self._topology(self.tick)
+        process = self.processes.get(pid)
+        if process is None:
+            raise MigrationRefused(f"process {pid} does not exist (it may have exited)")
+        if not topology.can_migrate:
+            raise MigrationRefused("only one node has memory: there is nowhere to move pages")
+        for node_id in targets:
+            if node_id not in topology.with_memory:
+                raise MigrationRefused(f"node {node_id} has no memory to receive pages")
+            if process.mems_allowed and node_id not in process.mems_allowed:
+                raise MigrationRefused(f"node {node_id} is outside the process's allowed nodes")
+        pairs = kernel_pairs(sources, targets)
+        sizes = tuple(process.node_bytes.get(s, 0) for s, _ in pairs)
+        staying = 0
+        warnings: tuple[str, ...] = ()
+        if not self.privileges_value.cap_sys_nice:
+            staying = sum(process.shared_bytes.get(s, 0) for s, _ in pairs)
+            if staying:
+                warnings = ("pages shared with other processes stay without CAP_SYS_NICE",)
+        return MigrationPlan(
+            pid=pid,
+            from_nodes=sources,
+            to_nodes=targets,
+            pairs=tuple(pairs),
+            bytes_per_pair=sizes,
+            shared_bytes_staying=staying,
+            warnings=warnings,
+        )
+
+    def migrate(
+        self,
+        plan: MigrationPlan,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MigrationResult:
+        self.calls.append("migrate")
+        self.migrations.append(plan)
+        script = self.script
+        if script.block is not None:
+            script.block.wait()
+        if script.raise_message:
+            raise OSError(script.raise_message)
+        process = self.processes[plan.pid]
+        before = dict(process.node_bytes)
+        if script.error is not None:
+            return MigrationResult(
+                plan=plan,
+                outcome=MigrationOutcome.FAILED,
+                before=frozen_map(before),
+                after=frozen_map(before),
+                pages_not_moved=None,
+                elapsed_s=0.01,
+                error=script.error,
+                explanations=script.explanations,
+            )
+        samples: list[MigrationProgress] = []
+        after = dict(before)
+        for step in range(1, script.steps + 1):
+            if cancel is not None and cancel.is_set():
+                break
+            share = script.fraction_moved * step / script.steps
+            current = dict(before)
+            for (src, dst), size in zip(plan.pairs, plan.bytes_per_pair, strict=False):
+                moving = int(size * share) // PAGE * PAGE
+                current[src] = current.get(src, 0) - moving
+                current[dst] = current.get(dst, 0) + moving
+            sample = MigrationProgress(step * script.step_s, frozen_map(current))
+            samples.append(sample)
+            after = current
+            if on_progress is not None:
+                on_progress(sample)
+            if script.sleep_s:
+                threading.Event().wait(script.sleep_s)
+        moved_all = script.fraction_moved >= 1.0
+        left = sum(after.get(s, 0) for s, _ in plan.pairs)
+        not_moved = left // PAGE
+        with self.lock:
+            self.processes[plan.pid] = replace(process, node_bytes=frozen_map(after))
+        return MigrationResult(
+            plan=plan,
+            outcome=MigrationOutcome.ALL_MOVED if moved_all else MigrationOutcome.PARTLY_MOVED,
+            before=frozen_map(before),
+            after=frozen_map(after),
+            pages_not_moved=not_moved,
+            elapsed_s=script.steps * script.step_s,
+            explanations=script.explanations,
+            samples=tuple(samples),
+        )
+
+    # ---------------------------------------------------------------- test helpers
+
+    def exit_process(self, pid: int) -> None:
+        with self.lock:
+            del self.processes[pid]

@@ -1,0 +1,496 @@
+"""Pilot tests: every screen and interaction, driven by keys over the fake source."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+
+from textual.command import CommandPalette
+from textual.widgets import DataTable, Markdown, SelectionList, Static
+
+from numatui.model import MigrationError, frozen_map
+from numatui.screens.detail import ProcessDetailScreen
+from numatui.screens.help import HelpScreen
+from numatui.screens.migrate_dialog import MigrateDialog
+from numatui.screens.migration import MigrationScreen
+from numatui.screens.nodes import NodesScreen
+from numatui.screens.processes import ProcessesScreen
+
+from .conftest import quiet_app, settle
+from .fakes import (
+    USER,
+    FakeSource,
+    MigrationScript,
+    four_nodes,
+    make_topology,
+    no_numa,
+    single_node,
+    sixteen_nodes,
+)
+
+
+def text_of(screen: object, selector: str) -> str:
+    assert hasattr(screen, "query_one")
+    return str(screen.query_one(selector, Static).render())
+
+
+def table_column(table: DataTable[object], key: str) -> list[str]:
+    return [str(getattr(c, "plain", c)) for c in table.get_column(key)]
+
+
+def pids(screen: ProcessesScreen) -> list[int]:
+    return [int(p) for p in table_column(screen.table, "pid")]
+
+
+def sparse_source(**kwargs: object) -> FakeSource:
+    return FakeSource(topology_factory=lambda t: four_nodes(t, sparse=True), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_processes_table_has_a_column_per_memory_node_and_marks_misplaced() -> None:
+    source = sparse_source()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        labels = [str(c.label) for c in screen.table.columns.values()]
+        assert labels == ["PID", "USER", "NAME", "RSS", "N0", "N1", "N4", "N5", "LOCAL"]
+        assert screen.table.row_count == len(source.processes)
+        locality = dict(zip(pids(screen), table_column(screen.table, "locality"), strict=True))
+        misplaced = [pid for pid, cell in locality.items() if cell.startswith("!")]
+        assert misplaced and all(int(locality[p].split()[1].rstrip("%")) < 50 for p in misplaced)
+        summary = text_of(screen, "#summary")
+        assert "4 nodes (2 memory-only)" in summary
+        # Default sort: RSS, largest first.
+        sizes = [source.processes[p].rss_bytes for p in pids(screen)]
+        assert sizes == sorted(sizes, reverse=True)
+
+
+async def test_sort_cycles_reverses_and_header_click() -> None:
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await pilot.press("s")  # from RSS to the next column: node 0
+        assert screen.sort_key == "node0"
+        values = [source.processes[p].node_bytes.get(0, 0) for p in pids(screen)]
+        assert values == sorted(values, reverse=True)
+        await pilot.press("r")
+        values = [source.processes[p].node_bytes.get(0, 0) for p in pids(screen)]
+        assert values == sorted(values)
+        await pilot.click("#processes", offset=(2, 0))  # the PID header
+        await pilot.pause()
+        assert screen.sort_key == "pid"
+        assert pids(screen) == sorted(pids(screen))
+        for _ in range(6):  # pid -> user, name, rss, node0, node1, locality
+            await pilot.press("s")
+        assert screen.sort_key == "locality"
+        assert "sort LOCAL" in text_of(screen, "#status")
+
+
+async def test_filter_by_name_user_pid_and_escape_clears() -> None:
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await pilot.press("slash", *"postgres")
+        await pilot.pause()
+        shown = pids(screen)
+        assert shown and len(shown) < len(source.processes)
+        for pid in shown:
+            p = source.processes[pid]
+            assert "postgres" in p.name or p.user == "postgres"
+        await pilot.press("enter")  # back to the table, filter kept
+        assert screen.table.has_focus
+        await pilot.press("escape")
+        assert screen.table.row_count == len(source.processes)
+        await pilot.press("slash", *"211")
+        await pilot.pause()
+        assert pids(screen) == [211]
+
+
+async def test_node_limit_cycles_through_memory_nodes() -> None:
+    source = sparse_source()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        seen = []
+        for _ in range(5):
+            await pilot.press("n")
+            seen.append(screen.node_limit)
+            if screen.node_limit is not None:
+                assert pids(screen)
+                for pid in pids(screen):
+                    assert source.processes[pid].node_bytes.get(screen.node_limit, 0) > 0
+                assert f"node {screen.node_limit} only" in text_of(screen, "#status")
+        assert seen == [0, 1, 4, 5, None]
+        assert screen.table.row_count == len(source.processes)
+
+
+async def test_refresh_keeps_selected_pid_and_drops_exited_processes() -> None:
+    source = FakeSource()
+    app = NumatuiApp_fast(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await pilot.press("down", "down", "down", "down", "down")
+        selected = screen.selected_pid
+        assert selected is not None
+        above = pids(screen)[0]
+        source.exit_process(above)
+        # The selected process grows on node 1: its row moves up the RSS order.
+        p = source.processes[selected]
+        source.processes[selected] = replace(
+            p, rss_bytes=p.rss_bytes * 10, node_bytes=frozen_map({1: p.rss_bytes * 10})
+        )
+        count = app.history.__len__()
+        while len(app.history) < count + 2:
+            await asyncio.sleep(0.05)
+        app.refresh_interval = 3600.0  # stop the cycle so the test can settle
+        await settle(pilot)
+        assert above not in pids(screen)
+        assert screen.selected_pid == selected
+        assert pids(screen)[0] == selected
+
+
+def NumatuiApp_fast(source: FakeSource) -> object:
+    from numatui.app import NumatuiApp
+
+    return NumatuiApp(source, refresh_interval=0.05)
+
+
+async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        pid = screen.selected_pid
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, ProcessDetailScreen)
+        identity = text_of(detail, "#identity")
+        assert f"pid {pid}" in identity and "allowed nodes 0,1" in identity
+        kinds = detail.query_one("#kinds", DataTable)
+        assert [str(k.value) for k in kinds.rows] == [
+            "anon", "file", "heap", "stack", "shmem", "huge", "all",
+        ]
+        mappings = detail.query_one("#mappings", DataTable)
+        assert mappings.row_count == 6
+        totals = [c.plain for c in mappings.get_column("total")]
+        maps = source.numa_maps(pid)  # type: ignore[arg-type]
+        largest = max(sum(m.node_bytes.values()) for m in maps.mappings)
+        from numatui.widgets.units import human_bytes
+
+        assert totals[0] == human_bytes(largest)
+        await pilot.press("escape")
+        assert isinstance(app.screen, ProcessesScreen)
+
+
+async def test_detail_source_error_is_shown_not_raised() -> None:
+    source = FakeSource(fail_numa_maps="Permission denied: /proc/211/numa_maps")
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ProcessDetailScreen)
+        assert "Permission denied" in text_of(app.screen, "#mappings-title")
+
+
+async def open_dialog(pilot: object, app: object, pid: int) -> MigrateDialog:
+    screen = app.screen  # type: ignore[attr-defined]
+    assert isinstance(screen, ProcessesScreen)
+    screen.select_pid(pid)
+    await pilot.press("m")  # type: ignore[attr-defined]
+    await settle(pilot)  # type: ignore[arg-type]
+    dialog = app.screen  # type: ignore[attr-defined]
+    assert isinstance(dialog, MigrateDialog)
+    return dialog
+
+
+async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs() -> None:
+    def topology(tick: int) -> object:
+        return make_topology([0, 1, 2, 3], memory_only=[2], offline=[3], tick=tick)
+
+    source = FakeSource(topology_factory=topology)
+    pid = 100 + 3 * 37  # a misplaced process: home node 1, most memory on another node
+    source.processes[pid] = replace(source.processes[pid], mems_allowed=frozenset({0, 1, 3}))
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot, app, pid)
+        targets = dialog.query_one("#targets", SelectionList)
+        prompts = {
+            targets.get_option_at_index(i).value: (str(targets.get_option_at_index(i).prompt), targets.get_option_at_index(i).disabled)
+            for i in range(targets.option_count)
+        }
+        assert prompts[2][1] and "outside allowed nodes 0,1,3" in prompts[2][0]
+        assert prompts[3][1] and "offline" in prompts[3][0]
+        assert not prompts[0][1] and "free" in prompts[0][0]
+        sources = dialog.query_one("#sources", SelectionList)
+        process = source.processes[pid]
+        away = {n for n in process.node_bytes} - process.cpu_nodes
+        assert set(sources.selected) == away  # preselected: memory away from its CPUs
+        assert set(targets.selected) == set(process.cpu_nodes)
+        preview = text_of(dialog, "#preview")
+        (src,) = away
+        (dst,) = process.cpu_nodes
+        assert f"node {src} → node {dst}" in preview
+        # Add node 0 as a second target: the preview follows.
+        targets.select(0)
+        await settle(pilot)
+        assert dialog.to_nodes == frozenset({0, dst})
+        assert "The kernel will move" in text_of(dialog, "#preview")
+
+
+async def test_dialog_cancel_does_nothing() -> None:
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, 211)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ProcessesScreen)
+        assert "migrate" not in source.calls
+        assert source.migrations == []
+
+
+async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
+    source = FakeSource(privileges_value=USER)
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot, app, 211)
+        sources = dialog.query_one("#sources", SelectionList)
+        targets = dialog.query_one("#targets", SelectionList)
+        sources.deselect_all()
+        targets.deselect_all()
+        await settle(pilot)
+        assert "choose at least one source" in text_of(dialog, "#preview")
+        await pilot.press("enter")
+        assert app.screen is dialog  # nothing to confirm
+        sources.select(0)
+        targets.select(1)
+        await settle(pilot)
+        preview = text_of(dialog, "#preview")
+        assert "node 0 → node 1" in preview
+        assert "shared pages will stay" in preview and "CAP_SYS_NICE" in preview
+
+
+async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> None:
+    script = MigrationScript(steps=4, step_s=0.25, sleep_s=0.15, fraction_moved=0.75,
+                             explanations=("12 pages are pinned by the driver",))
+    source = FakeSource(script=script)
+    app = quiet_app(source)
+    pid = 100 + 3 * 37
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, pid)
+        await pilot.press("enter")
+        await pilot.pause()
+        view = app.screen
+        assert isinstance(view, MigrationScreen)
+        # Progress arrives while the worker still runs.
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if "moved so far" in text_of(view, "#stats"):
+                break
+        assert "moved so far" in text_of(view, "#stats")
+        assert view.check_action("back", ()) is None  # cannot leave mid-migration
+        await settle(pilot)
+        summary = text_of(view, "#summary")
+        assert "Outcome: partly moved" in summary
+        assert "pages the kernel could not move" in summary
+        assert "12 pages are pinned by the driver" in summary
+        before_after = view.query_one("#before-after", DataTable)
+        assert before_after.row_count == 2
+        plan = source.migrations[0]
+        assert plan.pid == pid
+        await pilot.press("b")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        assert screen.selected_pid == pid
+
+
+async def test_migration_failure_shows_a_message_not_a_traceback() -> None:
+    script = MigrationScript(raise_message="the data source exploded")
+    source = FakeSource(script=script)
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, 100 + 3 * 37)
+        await pilot.press("enter")
+        await settle(pilot)
+        view = app.screen
+        assert isinstance(view, MigrationScreen)
+        summary = text_of(view, "#summary")
+        assert "Migration failed" in summary and "the data source exploded" in summary
+        assert "Traceback" not in summary
+
+
+async def test_kernel_refusal_outcome_shows_errno_and_reason() -> None:
+    error = MigrationError("EPERM", "numatui may not move another user's process: run as root")
+    source = FakeSource(script=MigrationScript(error=error))
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, 100 + 3 * 37)
+        await pilot.press("enter")
+        await settle(pilot)
+        summary = text_of(app.screen, "#summary")
+        assert "Outcome: failed" in summary
+        assert "EPERM: numatui may not move another user's process" in summary
+
+
+async def check_blocked(source: FakeSource, expected: str) -> None:
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        assert screen.table.row_count == len(source.processes)
+        assert expected in text_of(screen, "#summary")
+        assert screen.check_action("migrate", ()) is None
+        await pilot.press("m")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_single_node_says_why_migration_is_unavailable() -> None:
+    await check_blocked(FakeSource(topology_factory=single_node), "single NUMA node")
+
+
+async def test_container_without_numa_says_why() -> None:
+    await check_blocked(FakeSource(topology_factory=no_numa), "container without node information")
+
+
+async def test_non_root_says_what_it_cannot_do() -> None:
+    source = FakeSource(privileges_value=USER)
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        summary = text_of(app.screen, "#summary")
+        assert "other users' processes need root or CAP_SYS_NICE" in summary
+        assert app.screen.check_action("migrate", ()) is True
+
+
+async def test_kernel_thread_cannot_be_migrated() -> None:
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        screen.select_pid(2)
+        await pilot.press("m")
+        await pilot.pause()
+        assert app.screen is screen
+        assert any("kernel threads" in n.message for n in app._notifications)
+
+
+async def test_scan_failure_is_notified_and_app_keeps_running() -> None:
+    source = FakeSource(fail_scan="Permission denied: /proc")
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert any("Permission denied" in n.message for n in app._notifications)
+        assert app.is_running
+        assert app.last_error is not None
+        source.fail_scan = None
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.screen.table.row_count == len(source.processes)  # type: ignore[attr-defined]
+
+
+async def test_nodes_screen_scales_to_sixteen_nodes_with_charts() -> None:
+    source = FakeSource(topology_factory=sixteen_nodes)
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        for _ in range(3):
+            await pilot.press("u")
+            await settle(pilot)
+        await pilot.press("N")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, NodesScreen)
+        assert screen.query_one("#nodes", DataTable).row_count == 16
+        distances = screen.query_one("#distances", DataTable)
+        assert len(distances.columns) == 17 and distances.row_count == 16
+        charts = screen.query("#used-charts SparkChart")
+        assert len(charts) == 16
+        assert len(charts.first().values) == 4  # type: ignore[attr-defined]
+        migrated = screen.query_one("#rate-pgmigrate_success")
+        assert len(migrated.values) == 3  # type: ignore[attr-defined]
+        await pilot.press("p")
+        assert isinstance(app.screen, ProcessesScreen)
+
+
+async def test_help_opens_and_lists_keys() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one(Markdown).source
+        assert "Migrate" in text and "Filter" in text and "`/`" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, ProcessesScreen)
+
+
+async def test_palette_lists_the_apps_actions() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("colon")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"migrate")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            options = app.screen.query_one("CommandList")
+            found = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]  # type: ignore[attr-defined]
+            if any("Migrate selected process" in f for f in found):
+                break
+        assert any("Migrate selected process" in f for f in found)
+
+
+async def test_narrow_class_below_81_columns() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.has_class("narrow")
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause()
+        assert not app.has_class("narrow")
+
+
+async def test_blocked_migration_does_not_stop_other_screens() -> None:
+    gate = threading.Event()
+    source = FakeSource(script=MigrationScript(block=gate))
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, 100 + 3 * 37)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MigrationScreen)
+        assert "starting" in text_of(app.screen, "#stats")
+        await pilot.press("question_mark")  # the UI still answers
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        gate.set()

@@ -1,0 +1,476 @@
+"""numa_maps parsing and the process scan, on recorded trees, synthetic text and live children."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numatui.errors import ProcessGone
+from numatui.kernel import procfs
+from numatui.kernel.procfs import (
+    ProcessScanner,
+    classify,
+    node_bytes_from_numa_maps,
+    parse_numa_maps,
+    parse_stat,
+    summarize_numa_maps,
+    summary_of,
+    unescape_path,
+)
+from numatui.model import MemoryKind
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+RECORDED = [FIXTURES / "two_nodes", FIXTURES / "four_nodes"]
+
+
+def recorded_trees() -> list[Path]:
+    return [p for p in RECORDED if (p / "proc").is_dir()]
+
+
+def workload_pids(root: Path) -> dict[int, str]:
+    lines = (root / "reference" / "workloads.txt").read_text().splitlines()
+    return {int(line.split()[0]): line.split(None, 1)[1] for line in lines}
+
+
+# ---------------------------------------------------------------- the parser
+
+
+SAMPLE = (
+    "55d4c0a00000 default file=/usr/bin/python3.11 mapped=100 mapmax=3 N0=60 N1=40"
+    " kernelpagesize_kB=4\n"
+    "55d4c1a00000 default heap anon=50 dirty=50 active=0 N0=20 N1=30 kernelpagesize_kB=4\n"
+    "7f0000000000 interleave:0-1 anon=8 dirty=8 N0=4 N1=4 kernelpagesize_kB=4\n"
+    "7f0000100000 bind:1 file=/dev/zero\\040(deleted) dirty=16 mapmax=2 N1=16 kernelpagesize_kB=4\n"
+    "7f0000200000 default file=/dev/shm/my\\040seg\\075x dirty=3 N0=3 kernelpagesize_kB=4\n"
+    "7f0000300000 default file=/anon_hugepage\\040(deleted) huge anon=2 dirty=2 N1=2"
+    " kernelpagesize_kB=2048\n"
+    "7f0000500000 weighted interleave=static:0-1 anon=6 dirty=6 N0=3 N1=3 kernelpagesize_kB=4\n"
+    "7f0000600000 prefer (many)=relative:1 anon=1 dirty=1 N1=1 kernelpagesize_kB=4\n"
+    "7f0000700000 default\n"
+    "7f0000800000 default file=/dev/zero anon=5 dirty=5 N0=5 kernelpagesize_kB=4\n"
+    "7f0000900000 default file=/memfd:buf\\040(deleted) dirty=7 N0=7 kernelpagesize_kB=4\n"
+    "7ffc00000000 default stack anon=9 dirty=9 N0=9 kernelpagesize_kB=4\n"
+)
+
+
+def test_parse_sample_lines() -> None:
+    maps = parse_numa_maps(SAMPLE)
+    assert len(maps.mappings) == 12
+    exe, heap, inter, shared_anon, shm, huge, weighted, many, empty, zero, memfd, stack = (
+        maps.mappings
+    )
+    assert exe.start == 0x55D4C0A00000 and exe.kind is MemoryKind.FILE
+    assert exe.path == "/usr/bin/python3.11" and dict(exe.node_pages) == {0: 60, 1: 40}
+    assert exe.mapped == 100 and exe.mapmax == 3 and exe.shared
+    assert heap.kind is MemoryKind.HEAP and heap.anon == 50 and not heap.shared
+    assert inter.policy == "interleave:0-1" and inter.kind is MemoryKind.ANON
+    assert shared_anon.kind is MemoryKind.SHMEM and shared_anon.path == "/dev/zero (deleted)"
+    assert shm.kind is MemoryKind.SHMEM and shm.path == "/dev/shm/my seg=x"
+    assert huge.kind is MemoryKind.HUGE and huge.page_size == 2 << 20
+    assert dict(huge.node_bytes) == {1: 4 << 20}
+    assert weighted.policy == "weighted interleave=static:0-1"
+    assert many.policy == "prefer (many)=relative:1" and dict(many.node_pages) == {1: 1}
+    assert empty.policy == "default" and not empty.node_pages and empty.kind is MemoryKind.ANON
+    assert zero.kind is MemoryKind.ANON  # a private /dev/zero mapping is anonymous memory
+    assert memfd.kind is MemoryKind.SHMEM
+    assert stack.kind is MemoryKind.STACK
+    assert dict(maps.node_bytes) == {
+        0: (60 + 20 + 4 + 3 + 3 + 5 + 7 + 9) * 4096,
+        1: (40 + 30 + 4 + 16 + 3 + 1) * 4096 + 2 * (2 << 20),
+    }
+    assert dict(maps.shared_bytes) == {0: 60 * 4096, 1: (40 + 16) * 4096}
+
+
+def test_malformed_lines_are_skipped() -> None:
+    text = (
+        "zz00 default N0=1 kernelpagesize_kB=4\n"  # address not hex
+        "1000\n"  # no policy
+        "2000 default N0=x kernelpagesize_kB=4\n"  # pages not a number
+        "3000 default anon=1 N0=1 kernelpagesize_kB=4\n"
+        "4000 default N0=" + "9" * 5000 + " kernelpagesize_kB=4\n"  # longer than int() takes
+    )
+    maps = parse_numa_maps(text)
+    assert [m.start for m in maps.mappings] == [0x3000]
+    assert summarize_numa_maps(text.encode()).node_bytes == {0: 4096}
+
+
+def test_summary_matches_parser_on_sample() -> None:
+    data = SAMPLE.encode()
+    assert summarize_numa_maps(data) == summary_of(parse_numa_maps(SAMPLE))
+    assert summarize_numa_maps(data, nodes={0, 1}) == summary_of(parse_numa_maps(SAMPLE))
+    assert node_bytes_from_numa_maps(data) == dict(parse_numa_maps(SAMPLE).node_bytes)
+
+
+def test_unescape_and_classify() -> None:
+    assert unescape_path("/a\\040b\\011c\\012d\\075e") == "/a b\tc\nd=e"
+    assert classify("/SYSV00000000 (deleted)") is MemoryKind.SHMEM
+    assert classify("/usr/lib/libc.so.6") is MemoryKind.FILE
+    assert classify("/memfd:x (deleted)", huge=True) is MemoryKind.HUGE
+    assert classify(None) is MemoryKind.ANON
+
+
+_POLICIES = st.sampled_from(
+    ["default", "local", "bind:0-1", "interleave:0,2", "prefer:1", "prefer=static:0",
+     "weighted interleave:0-3", "prefer (many)=relative:1", "bind=static|balancing:0"]
+)  # fmt: skip
+_PATHS = st.sampled_from(
+    ["/usr/lib/libc.so.6", "/dev/zero\\040(deleted)", "/dev/zero", "/dev/shm/x\\040y",
+     "/SYSV00000001\\040(deleted)", "/memfd:a\\040(deleted)", "/anon_hugepage\\040(deleted)",
+     "/home/u/N0=\\075file"]
+)  # fmt: skip
+
+
+@st.composite
+def numa_maps_line(draw: st.DrawFn) -> str:
+    """A line as show_numa_map() prints it."""
+    parts = [f"{draw(st.integers(0x1000, 2**47)):x}", draw(_POLICIES)]
+    marker = draw(st.sampled_from(["file", "heap", "stack", ""]))
+    if marker == "file":
+        parts.append("file=" + draw(_PATHS))
+    elif marker:
+        parts.append(marker)
+    huge = marker == "file" and draw(st.booleans())
+    if huge:
+        parts.append("huge")
+    nodes = draw(st.dictionaries(st.sampled_from([0, 1, 2, 5, 12]), st.integers(1, 10**6)))
+    if nodes:
+        for field in ("anon", "dirty", "mapped", "mapmax", "swapcache", "active", "writeback"):
+            if draw(st.booleans()):
+                low = 2 if field == "mapmax" else 1  # printed only when above 1
+                parts.append(f"{field}={draw(st.integers(low, 1000))}")
+        parts += [f"N{n}={p}" for n, p in sorted(nodes.items())]
+        parts.append(f"kernelpagesize_kB={2048 if huge else 4}")
+    return " ".join(parts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(numa_maps_line(), max_size=30), st.booleans())
+def test_summary_agrees_with_parser_on_kernel_text(lines: list[str], final_newline: bool) -> None:
+    text = "\n".join(lines) + ("\n" if final_newline and lines else "")
+    maps = parse_numa_maps(text)
+    assert len(maps.mappings) == len(lines)
+    expected = summary_of(maps)
+    assert summarize_numa_maps(text.encode()) == expected
+    assert summarize_numa_maps(text.encode(), nodes={0, 1, 2, 5, 12}) == expected
+    assert node_bytes_from_numa_maps(text.encode()) == dict(maps.node_bytes)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_parsers_take_any_text(text: str) -> None:
+    parse_numa_maps(text)
+    data = text.encode("utf-8", "surrogateescape")
+    summarize_numa_maps(data)
+    summarize_numa_maps(data, nodes={0, 1})
+    node_bytes_from_numa_maps(data)
+    parse_stat(data)
+    procfs.parse_status(data)
+    procfs.parse_cmdline(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(numa_maps_line(), st.text(alphabet="0123456789abcdefN=k_ \\\n"))))
+def test_parsers_take_kernel_like_garbage(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    parse_numa_maps(text)
+    summarize_numa_maps(text.encode())
+    node_bytes_from_numa_maps(text.encode(), 4096, {0, 1})
+
+
+def test_parse_stat_with_hostile_comm() -> None:
+    fields = " ".join(["S", *(["0"] * 5), "4194560", "11", "0", "2", *(["0"] * 7), "3"]
+                      + ["0", "500", "1000", "200"] + ["0"] * 14 + ["1"])  # fmt: skip
+    stat = parse_stat(f"42 (a) b (c) {fields}".encode())
+    assert stat is not None
+    assert stat.comm == "a) b (c" and stat.flags == 4194560 and stat.minflt == 11
+    assert stat.num_threads == 3 and stat.start_ticks == 500 and stat.processor == 1
+    assert parse_stat(b"") is None and parse_stat(b"42 (x) S 1 2") is None
+
+
+# ---------------------------------------------------------------- recorded trees
+
+
+def _numastat_mb(path: Path) -> dict[int, float]:
+    """The Total row of `numastat -p PID`: MB per node."""
+    lines = path.read_text().splitlines()
+    header = next(line for line in lines if line.strip().startswith("Node"))
+    nodes = [int(n) for n in re.findall(r"Node (\d+)", header)]
+    total = next(line for line in lines if line.startswith("Total"))
+    values = [float(v) for v in total.split()[1:]]
+    return dict(zip(nodes, values, strict=False))
+
+
+@pytest.mark.parametrize("root", recorded_trees(), ids=lambda p: p.name)
+def test_recorded_numa_maps_match_numastat(root: Path) -> None:
+    for pid in workload_pids(root):
+        text = (root / "proc" / str(pid) / "numa_maps").read_text()
+        maps = parse_numa_maps(text)
+        assert len(maps.mappings) == len(text.splitlines())
+        expected = _numastat_mb(root / "reference" / f"numastat-p-{pid}.txt")
+        got = maps.node_bytes
+        for node, mb in expected.items():
+            assert abs(got.get(node, 0) / 2**20 - mb) <= 0.011, (pid, node)
+        assert summarize_numa_maps(text.encode()) == summary_of(maps)
+
+
+@pytest.mark.parametrize("root", recorded_trees(), ids=lambda p: p.name)
+def test_scan_recorded_tree(root: Path) -> None:
+    proc = root / "proc"
+    scanner = ProcessScanner(proc_root=proc)
+    scan = scanner.scan()
+    by_pid = {p.pid: p for p in scan.processes}
+    assert scan.vanished == 0 and scan.unreadable == 0 and scan.skipped_unchanged == 0
+    recorded = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
+    assert sorted(by_pid) == recorded
+    kthreadd = by_pid[2]
+    assert kthreadd.is_kernel_thread and kthreadd.name == "kthreadd"
+    assert kthreadd.numa_bytes == 0 and kthreadd.cmdline == ""
+    btime = next(
+        int(line.split()[1])
+        for line in (proc / "stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    cpu_of_node = {0: 0, 1: 1}
+    for pid, policy in workload_pids(root).items():
+        memory = by_pid[pid]
+        status = (proc / str(pid) / "status").read_text()
+        stat_fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        maps = parse_numa_maps((proc / str(pid) / "numa_maps").read_text())
+        assert not memory.is_kernel_thread and memory.name == "python3" and memory.user == "root"
+        assert "python3 -c" in memory.cmdline and "mmap" in memory.cmdline
+        assert memory.node_bytes == maps.node_bytes
+        assert memory.kind_bytes == maps.kind_bytes
+        assert memory.shared_bytes == maps.shared_bytes
+        assert memory.mapping_count == len(maps.mappings)
+        assert memory.threads == int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        assert memory.rss_bytes == int(stat_fields[21]) * 4096
+        assert memory.start_time == pytest.approx(btime + int(stat_fields[19]) / 100)
+        allowed = re.search(r"Mems_allowed_list:\s+(\S+)", status).group(1)  # type: ignore[union-attr]
+        assert memory.mems_allowed == procfs.parse_kernel_list(allowed)
+        if "--membind=" in policy:
+            bound = int(policy.rsplit("=", 1)[1])
+            anon = memory.kind_bytes[MemoryKind.ANON]
+            assert max(anon, key=lambda n: anon[n]) == bound
+        if "--interleave" in policy:
+            assert memory.kind_bytes[MemoryKind.SHMEM]  # shared anonymous + /dev/shm file
+            assert memory.threads == 3
+            assert memory.cpu_nodes == frozenset(
+                cpu_of_node.values()
+            )  # threads pinned to CPU 0 and 1
+    assert scanner.numa_maps(2).mappings == ()
+
+
+@pytest.mark.parametrize("root", recorded_trees(), ids=lambda p: p.name)
+def test_node_pages_and_read_process_on_tree(root: Path) -> None:
+    scanner = ProcessScanner(proc_root=root / "proc")
+    for pid in workload_pids(root):
+        maps = scanner.numa_maps(pid)
+        assert scanner.node_pages(pid) == dict(maps.node_bytes)
+        assert scanner.read_process(pid).node_bytes == maps.node_bytes
+    with pytest.raises(ProcessGone):
+        scanner.read_process(999999)
+    with pytest.raises(ProcessGone):
+        scanner.numa_maps(999999)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A writable copy of the two-node tree."""
+    src = recorded_trees()[0]
+    dest = tmp_path / src.name
+    shutil.copytree(src, dest)
+    return dest
+
+
+def _bump_minflt(stat_path: Path) -> None:
+    head, tail = stat_path.read_text().rsplit(")", 1)
+    fields = tail.split()
+    fields[7] = str(int(fields[7]) + 1)
+    stat_path.write_text(f"{head}) {' '.join(fields)}\n")
+
+
+def test_steady_refresh_reuses_unchanged(tree: Path) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    second = scanner.scan(first)
+    assert second.skipped_unchanged == len(first.processes)
+    assert all(a is b for a, b in zip(first.processes, second.processes, strict=True))
+    pid = next(iter(workload_pids(tree)))
+    _bump_minflt(tree / "proc" / str(pid) / "stat")
+    third = scanner.scan(second)
+    assert third.skipped_unchanged == len(first.processes) - 1
+    changed = next(p for p in third.processes if p.pid == pid)
+    assert changed is not next(p for p in second.processes if p.pid == pid)
+    # A scan made by another scanner cannot be trusted to match our signatures.
+    assert ProcessScanner(proc_root=tree / "proc").scan(third).skipped_unchanged == 0
+    scanner.invalidate(pid)
+    assert scanner.scan(third).skipped_unchanged == len(first.processes) - 1
+
+
+def test_max_age_forces_a_reread(tree: Path) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc", max_age_s=0.0)
+    first = scanner.scan()
+    time.sleep(0.01)
+    assert scanner.scan(first).skipped_unchanged == 0
+
+
+def test_pid_reuse_is_not_mistaken_for_unchanged(tree: Path) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    pid = next(iter(workload_pids(tree)))
+    stat_path = tree / "proc" / str(pid) / "stat"
+    head, tail = stat_path.read_text().rsplit(")", 1)
+    fields = tail.split()
+    fields[19] = str(int(fields[19]) + 1000)  # a new process with the same pid
+    stat_path.write_text(f"{head}) {' '.join(fields)}\n")
+    second = scanner.scan(first)
+    assert second.skipped_unchanged == len(first.processes) - 1
+    assert next(p for p in second.processes if p.pid == pid).start_time == pytest.approx(
+        next(p for p in first.processes if p.pid == pid).start_time + 10
+    )
+
+
+def test_process_vanishing_mid_read_is_counted_not_listed(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = next(iter(workload_pids(tree)))
+    real_read = procfs._read
+
+    def read(path: str, dir_fd: int | None = None) -> bytes:
+        if (
+            path == "numa_maps"
+            and dir_fd is not None
+            and os.readlink(f"/proc/self/fd/{dir_fd}").endswith(f"/{victim}")
+        ):
+            shutil.rmtree(tree / "proc" / str(victim))  # it exits right now
+            raise ProcessLookupError(3, "No such process")
+        return real_read(path, dir_fd)
+
+    monkeypatch.setattr(procfs, "_read", read)
+    scan = ProcessScanner(proc_root=tree / "proc").scan()
+    assert scan.vanished == 1
+    assert victim not in {p.pid for p in scan.processes}
+
+
+def test_exited_while_reading_status_is_vanished(tree: Path) -> None:
+    victim = next(iter(workload_pids(tree)))
+    (tree / "proc" / str(victim) / "status").write_text("")  # what a dead task's file reads as
+    scan = ProcessScanner(proc_root=tree / "proc").scan()
+    assert scan.vanished == 1 and victim not in {p.pid for p in scan.processes}
+
+
+def test_unreadable_numa_maps_is_listed_and_counted(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = next(iter(workload_pids(tree)))
+    real_read = procfs._read
+
+    def read(path: str, dir_fd: int | None = None) -> bytes:
+        if (
+            path == "numa_maps"
+            and dir_fd is not None
+            and os.readlink(f"/proc/self/fd/{dir_fd}").endswith(f"/{victim}")
+        ):
+            raise PermissionError(13, "Permission denied")
+        return real_read(path, dir_fd)
+
+    monkeypatch.setattr(procfs, "_read", read)
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    scan = scanner.scan()
+    assert scan.unreadable == 1 and scanner.last_unreadable == {victim}
+    listed = next(p for p in scan.processes if p.pid == victim)
+    assert listed.numa_bytes == 0 and listed.name == "python3"
+    again = scanner.scan(scan)
+    assert again.unreadable == 1 and again.skipped_unchanged == len(scan.processes)
+
+
+# ---------------------------------------------------------------- live processes
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    child = subprocess.Popen(["sleep", "60"])
+    yield child
+    child.kill()
+    child.wait()
+
+
+def test_live_scan_of_self_and_child(sleeper: subprocess.Popen[bytes]) -> None:
+    scanner = ProcessScanner()
+    scan = scanner.scan(pids=[os.getpid(), sleeper.pid])
+    me = next(p for p in scan.processes if p.pid == os.getpid())
+    assert me.numa_bytes > 0 and me.mapping_count > 10
+    assert abs(me.start_time - __import__("psutil").Process().create_time()) < 1
+    assert scanner.node_pages(sleeper.pid) == dict(scanner.numa_maps(sleeper.pid).node_bytes)
+
+
+def test_real_child_that_exited_is_vanished(sleeper: subprocess.Popen[bytes]) -> None:
+    scanner = ProcessScanner()
+    sleeper.send_signal(signal.SIGKILL)
+    time.sleep(0.2)  # a zombie now: exited, not reaped
+    scan = scanner.scan(pids=[sleeper.pid])
+    assert scan.vanished == 1 and not scan.processes
+    with pytest.raises(ProcessGone):
+        scanner.node_pages(sleeper.pid)
+    with pytest.raises(ProcessGone):
+        scanner.read_process(sleeper.pid)
+    sleeper.wait()
+    assert scanner.scan(pids=[sleeper.pid]).vanished == 1
+
+
+MAPPINGS_CHILD = r"""
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+c = ctypes
+libc.mmap.argtypes = [c.c_void_p, c.c_size_t, c.c_int, c.c_int, c.c_int, c.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+pages = int(sys.argv[1])
+base = libc.mmap(None, pages * 4096, 3, 0x22, -1, 0)
+ctypes.memset(base, 1, pages * 4096)
+for i in range(0, pages, 2):
+    libc.mprotect(base + i * 4096, 4096, 1)  # alternate protections: one VMA per page
+print(base, flush=True)
+time.sleep(120)
+"""
+
+
+def test_sixty_thousand_mappings() -> None:
+    max_maps = int(Path("/proc/sys/vm/max_map_count").read_text())
+    pages = min(60_000, max_maps - 2000)
+    child = subprocess.Popen(
+        [sys.executable, "-c", MAPPINGS_CHILD, str(pages)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()
+        scanner = ProcessScanner()
+        t0 = time.perf_counter()
+        memory = scanner.read_process(child.pid)
+        t1 = time.perf_counter()
+        fast = scanner.node_pages(child.pid)
+        t2 = time.perf_counter()
+        maps = scanner.numa_maps(child.pid)
+        t3 = time.perf_counter()
+        print(
+            f"\n{memory.mapping_count} mappings: read_process {t1 - t0:.3f} s, "
+            f"node_pages {t2 - t1:.3f} s, numa_maps (all regions) {t3 - t2:.3f} s"
+        )
+        assert memory.mapping_count >= pages
+        assert sum(memory.node_bytes.values()) >= pages * 4096
+        assert fast == dict(maps.node_bytes)
+        assert t1 - t0 < 5 and t2 - t1 < 5 and t3 - t2 < 20
+    finally:
+        child.kill()
+        child.wait()
