@@ -224,6 +224,7 @@ class ProcessMemory:
     mapping_count: int = 0
     start_time: float = 0.0
     is_kernel_thread: bool = False
+    memory_readable: bool = True  # False: numa_maps denied (other user, hidepid); bytes unknown
 
     @property
     def numa_bytes(self) -> int:

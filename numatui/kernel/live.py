@@ -71,7 +71,13 @@ class LiveSource:
         except ProcessGone as exc:
             raise MigrationRefused(str(exc)) from exc
         plan = migration.validate(
-            pid, frozenset(from_nodes), frozenset(to_nodes), topology, process, self.privileges()
+            pid,
+            frozenset(from_nodes),
+            frozenset(to_nodes),
+            topology,
+            process,
+            self.privileges(),
+            proc_root=self.proc_root,
         )
         return dataclasses.replace(plan, process_name=process.name)
 
@@ -84,6 +90,9 @@ class LiveSource:
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
         result = migration.run_migration(plan, on_progress=on_progress, scanner=self._scanner)
+        # Pages moved from outside leave the process's fault counters alone, so the
+        # scanner's change signal cannot see it: forget what we knew of this pid.
+        self._scanner.invalidate(plan.pid)
         self.audit_warning = audit.append(
             audit.entry_for(result, plan.process_name), self.audit_path
         )

@@ -16,6 +16,7 @@ held /proc/PID directory descriptor, which is what makes a scan race-proof.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import pwd
@@ -738,6 +739,8 @@ class ProcessScanner:
         finally:
             os.close(dir_fd)
         memory = self._build(pid, stat, status, cmdline, summary, cpu_nodes, is_kthread)
+        if unreadable:
+            memory = dataclasses.replace(memory, memory_readable=False)
         return stat, memory, unreadable
 
     def _build(
