@@ -112,7 +112,9 @@ class NumatuiApp(App[None]):
         Binding("p", "show_processes", "Processes", tooltip="Processes and their memory per node"),
         Binding("N", "show_nodes", "Nodes", tooltip="Nodes, distances and usage over time"),
         Binding("u", "refresh_now", "Update", tooltip="Read the machine again now"),
-        Binding("colon", "command_palette", "Commands", key_display=":", tooltip="Search every action"),
+        Binding(
+            "colon", "command_palette", "Commands", key_display=":", tooltip="Search every action"
+        ),
     ]
 
     state: reactive[AppState | None] = reactive(None, always_update=True)
@@ -227,9 +229,13 @@ class NumatuiApp(App[None]):
         self.action_refresh_now()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield SystemCommand("Processes", "Processes and their memory per node", self.action_show_processes)
+        yield SystemCommand(
+            "Processes", "Processes and their memory per node", self.action_show_processes
+        )
         yield SystemCommand("Nodes", "Nodes, distances and usage over time", self.action_show_nodes)
-        yield SystemCommand("Refresh now", "Read topology and processes again", self.action_refresh_now)
+        yield SystemCommand(
+            "Refresh now", "Read topology and processes again", self.action_refresh_now
+        )
         yield SystemCommand("Help", "Keys and what they do", self.action_help)
         if isinstance(screen, ProcessesScreen):
             yield from screen.palette_commands()

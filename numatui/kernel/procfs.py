@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import itertools
 import os
 import pwd
 import re
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -554,6 +556,14 @@ class _Known:
     unreadable: bool
 
 
+_ReadOutcome = tuple[PidStat, ProcessMemory, bool] | type[_Vanished] | type[_StatUnreadable]
+_PARALLEL_MIN_PIDS = 48  # below this, starting threads costs more than it saves
+
+
+def _default_read_threads() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 class ProcessScanner:
     """Reads processes' identity and memory per node from a /proc tree.
 
@@ -571,8 +581,10 @@ class ProcessScanner:
         memory_nodes: Iterable[int] | None = None,
         max_age_s: float = 30.0,
         page_size: int | None = None,
+        read_threads: int | None = None,
     ) -> None:
         self.proc_root = proc_root
+        self.read_threads = read_threads if read_threads is not None else _default_read_threads()
         self._proc = str(proc_root)
         if sys_root is None:
             sys_root = Path("/sys") if proc_root == Path("/proc") else proc_root.parent / "sys"
@@ -831,25 +843,34 @@ class ProcessScanner:
         unreadable_pids: list[int] = []
         skipped = vanished = stat_unreadable = 0
         known_now: dict[int, _Known] = {}
+        reused: dict[int, _Known] = {}
+        to_read: list[int] = []
         for pid in pid_list:
             prior = previous_by_pid.get(pid)
-            if prior is not None:
-                known = self._reusable(pid, prior, started)
-                if known is not None:
-                    processes.append(known.memory)
-                    known_now[pid] = known
-                    skipped += 1
-                    if known.unreadable:
-                        unreadable_pids.append(pid)
-                    continue
-            try:
-                stat, memory, unreadable = self._read_full(pid, cpu_map)
-            except _Vanished:
+            known = self._reusable(pid, prior, started) if prior is not None else None
+            if known is not None:
+                reused[pid] = known
+            else:
+                to_read.append(pid)
+        fresh = self._read_many(to_read, cpu_map)
+        for pid in pid_list:
+            known = reused.get(pid)
+            if known is not None:
+                processes.append(known.memory)
+                known_now[pid] = known
+                skipped += 1
+                if known.unreadable:
+                    unreadable_pids.append(pid)
+                continue
+            outcome = fresh[pid]
+            if outcome is _Vanished:
                 vanished += 1
                 continue
-            except _StatUnreadable:
+            if outcome is _StatUnreadable:
                 stat_unreadable += 1
                 continue
+            assert isinstance(outcome, tuple)
+            stat, memory, unreadable = outcome
             processes.append(memory)
             known_now[pid] = _Known(stat.change_signature, memory, started, unreadable)
             if unreadable:
@@ -867,6 +888,27 @@ class ProcessScanner:
             unreadable=len(unreadable_pids) + stat_unreadable,
             vanished=vanished,
         )
+
+    def _read_one(self, pid: int, cpu_map: Mapping[int, int]) -> _ReadOutcome:
+        try:
+            return self._read_full(pid, cpu_map)
+        except _Vanished:
+            return _Vanished
+        except _StatUnreadable:
+            return _StatUnreadable
+
+    def _read_many(self, pids: list[int], cpu_map: Mapping[int, int]) -> dict[int, _ReadOutcome]:
+        """Full reads, overlapped on several threads when there are many.
+
+        Most of a full scan is the kernel walking address spaces inside
+        read(2) of numa_maps, which runs without the GIL: a few threads let
+        one process's walk overlap another's parse, on every core.
+        """
+        if self.read_threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
+            return {pid: self._read_one(pid, cpu_map) for pid in pids}
+        with ThreadPoolExecutor(self.read_threads, thread_name_prefix="numatui-scan") as pool:
+            outcomes = pool.map(self._read_one, pids, itertools.repeat(cpu_map), chunksize=16)
+            return dict(zip(pids, outcomes, strict=True))
 
     def read_process(self, pid: int, topology: Topology | None = None) -> ProcessMemory:
         """One process, read now. Raises ProcessGone; unreadable memory shows as none."""

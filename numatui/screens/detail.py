@@ -118,7 +118,8 @@ class ProcessDetailScreen(Screen[None]):
             f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {human_bytes(p.numa_bytes)}"
             f"   mappings {p.mapping_count}",
             f"locality  {locality}{mark}",
-            f"allowed nodes {node_list(p.mems_allowed)}   threads run on nodes {node_list(p.cpu_nodes)}",
+            f"allowed nodes {node_list(p.mems_allowed)}"
+            f"   threads run on nodes {node_list(p.cpu_nodes)}",
         ]
         shared = sum(p.shared_bytes.values())
         if shared:

@@ -20,8 +20,8 @@ CAP_SYS_NICE; pages the kernel cannot move are counted and explained at the end.
 
 
 def bindings_markdown(screen: Screen[object]) -> str:
-    """The active bindings of `screen` (and the app) as a Markdown table."""
-    rows = ["| key | does |", "| --- | --- |"]
+    """The shown bindings of `screen` (and the app) as a Markdown list."""
+    rows: list[str] = []
     seen: set[str] = set()
     for active in screen.active_bindings.values():
         binding = active.binding
@@ -29,7 +29,8 @@ def bindings_markdown(screen: Screen[object]) -> str:
             continue
         seen.add(binding.action)
         key = binding.key_display or screen.app.get_key_display(binding)
-        rows.append(f"| `{key}` | {binding.description} |")
+        detail = f" — {binding.tooltip}" if binding.tooltip else ""
+        rows.append(f"- `{key}` **{binding.description}**{detail}")
     return "\n".join(rows)
 
 

@@ -54,7 +54,9 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
     def compose(self) -> ComposeResult:
         p = self.process
         with Vertical(id="dialog"):
-            yield Label(f"Migrate {p.name} ({p.pid}): {human_bytes(p.numa_bytes)} in memory", id="title")
+            yield Label(
+                f"Migrate {p.name} ({p.pid}): {human_bytes(p.numa_bytes)} in memory", id="title"
+            )
             with Horizontal(id="lists"):
                 with Vertical(classes="column"):
                     yield Label("From (bytes there now)", classes="list-title")
@@ -94,7 +96,10 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 prompt = Text(f"node {node.id}  — {choice.reason}")
             options.append(
                 Selection(
-                    prompt, node.id, node.id in default, id=f"target-{node.id}",
+                    prompt,
+                    node.id,
+                    node.id in default,
+                    id=f"target-{node.id}",
                     disabled=not choice.enabled,
                 )
             )

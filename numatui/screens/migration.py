@@ -39,8 +39,9 @@ class MigrationScreen(Screen[None]):
     """One migration from start to summary."""
 
     BINDINGS = [
-        Binding("b,escape", "back", "Back to processes", tooltip="The table, with this process selected"),
-        Binding("x", "cancel_migration", "Stop", tooltip="Ask the migration to stop between chunks"),
+        Binding(
+            "b,escape", "back", "Back to processes", tooltip="The table, with this process selected"
+        ),
     ]
 
     def __init__(self, plan: MigrationPlan, process: ProcessMemory, topology: Topology) -> None:
@@ -52,12 +53,18 @@ class MigrationScreen(Screen[None]):
         self.latest: MigrationProgress | None = None
         self.result: MigrationResult | None = None
         self.crash: str | None = None
+        # migrate_pages(2) cannot be interrupted once started, so no key offers to stop it;
+        # the event only tells a source that polls it that the app is quitting.
         self.cancel_event = threading.Event()
         sources = {s for s, _ in plan.pairs} | set(plan.from_nodes)
         targets = {d for _, d in plan.pairs} | set(plan.to_nodes)
         self.node_ids = sorted(sources | targets)
         self.roles = {
-            n: "source+target" if n in sources and n in targets else "source" if n in sources else "target"
+            n: "source+target"
+            if n in sources and n in targets
+            else "source"
+            if n in sources
+            else "target"
             for n in self.node_ids
         }
 
@@ -85,7 +92,10 @@ class MigrationScreen(Screen[None]):
                 scale = self._scale()
                 for node_id in self.node_ids:
                     bar = NodeBar(
-                        node_id, self.roles[node_id], self.before.get(node_id, 0), id=f"bar-{node_id}"
+                        node_id,
+                        self.roles[node_id],
+                        self.before.get(node_id, 0),
+                        id=f"bar-{node_id}",
                     )
                     bar.scale = scale
                     yield bar
@@ -104,7 +114,13 @@ class MigrationScreen(Screen[None]):
         self.query_one("#before-after").display = False
         self._migrate_worker()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="migrate", description="migrate pages")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="migrate",
+        description="migrate pages",
+    )
     def _migrate_worker(self) -> None:
         from numatui.app import WorkAbandoned, call_abandonable, describe_error
 
@@ -207,19 +223,16 @@ class MigrationScreen(Screen[None]):
                 self.roles.get(node_id, ""),
                 Text(human_bytes(before), justify="right"),
                 Text(human_bytes(after), justify="right"),
-                Text(("+" if delta > 0 else "") + human_bytes(delta) if delta else "·", justify="right"),
+                Text(
+                    ("+" if delta > 0 else "") + human_bytes(delta) if delta else "·",
+                    justify="right",
+                ),
             )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             return None if self.running else True
-        if action == "cancel_migration":
-            return True if self.running else False
         return True
-
-    def action_cancel_migration(self) -> None:
-        self.cancel_event.set()
-        self.query_one("#stats", Static).update("stop requested: the kernel finishes the current chunk…")
 
     def action_back(self) -> None:
         self.numatui.select_process(self.process.pid)

@@ -35,23 +35,20 @@ def cpu_ranges(cpus: tuple[int, ...]) -> str:
     if not cpus:
         return "-"
     ordered = sorted(cpus)
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for cpu in ordered[1:] + [None]:  # type: ignore[list-item]
-        if cpu is not None and cpu == prev + 1:
-            prev = cpu
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if cpu is not None:
-            start = prev = cpu
-    return ",".join(parts)
+    runs: list[list[int]] = [[ordered[0], ordered[0]]]
+    for cpu in ordered[1:]:
+        if cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def huge_pages(node: Node) -> str:
     pools = [p for p in node.hugepages if p.total]
     if not pools:
         return "-"
-    return " ".join(f"{p.free}/{p.total}×{human_bytes(p.size_bytes)}" for p in pools)
+    return " ".join(f"{p.free}/{p.total} of {human_bytes(p.size_bytes)}" for p in pools)
 
 
 def node_kind(node: Node) -> str:
@@ -114,7 +111,9 @@ class NodesScreen(Screen[None]):
         table = self.query_one("#nodes", DataTable)
         cursor = table.cursor_row
         table.clear(columns=True)
-        table.add_columns("NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HUGE free/total", "TIER")
+        table.add_columns(
+            "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HUGE free/total", "TIER"
+        )
         for node in sorted(topology.nodes, key=lambda n: n.id):
             used_share = f"{node.mem_used / node.mem_total:.0%}" if node.mem_total else "-"
             table.add_row(

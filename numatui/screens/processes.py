@@ -32,11 +32,13 @@ from numatui.widgets.units import human_bytes
 if TYPE_CHECKING:
     from numatui.app import AppState, NumatuiApp
 
+# Locality comes before the per-node columns so it stays visible on 80 columns.
 FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("pid", "PID"),
-    ("user", "USER"),
     ("name", "NAME"),
+    ("user", "USER"),
     ("rss", "RSS"),
+    ("locality", "LOCAL"),
 )
 
 
@@ -48,6 +50,8 @@ class ProcessTable(DataTable[Any]):
         "process-table--local",
         "process-table--zero",
     }
+    # Shown in the Footer: the table takes Enter before the screen would.
+    BINDINGS = [Binding("enter", "select_cursor", "Detail", tooltip="Memory by kind and mappings")]
 
 
 def _row_values(process: ProcessMemory, node_ids: list[int]) -> dict[str, Any]:
@@ -68,9 +72,10 @@ class ProcessesScreen(Screen[None]):
     """Processes with memory per node; Enter for detail, `m` to migrate."""
 
     BINDINGS = [
-        Binding("enter", "open_detail", "Detail", tooltip="Memory by kind and the mappings"),
         Binding("m", "migrate", "Migrate", tooltip="Move this process's pages to other nodes"),
-        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter by name, user or pid"),
+        Binding(
+            "slash", "filter", "Filter", key_display="/", tooltip="Filter by name, user or pid"
+        ),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("r", "reverse_sort", "Reverse", tooltip="Reverse the sort order"),
         Binding("n", "cycle_node", "Node", tooltip="Only processes with memory on one node"),
@@ -87,6 +92,10 @@ class ProcessesScreen(Screen[None]):
         self._shown: dict[int, ProcessMemory] = {}
         self._sort_values: dict[int, dict[str, Any]] = {}
         self._pending_pid: int | None = None
+        # Cells per process snapshot: unchanged processes (same object from the scanner)
+        # are never formatted twice, which keeps filter and node changes fast.
+        self._cell_cache: dict[int, tuple[ProcessMemory, list[Any]]] = {}
+        self._table: ProcessTable | None = None
 
     @property
     def numatui(self) -> NumatuiApp:
@@ -113,7 +122,9 @@ class ProcessesScreen(Screen[None]):
 
     @property
     def table(self) -> ProcessTable:
-        return self.query_one(ProcessTable)
+        if self._table is None:
+            self._table = self.query_one(ProcessTable)
+        return self._table
 
     @property
     def selected_pid(self) -> int | None:
@@ -158,7 +169,9 @@ class ProcessesScreen(Screen[None]):
             scan = state.scan
             shown = len(self._shown)
             total = len(scan.processes)
-            parts.append(f"{shown} of {total} processes" if shown != total else f"{total} processes")
+            parts.append(
+                f"{shown} of {total} processes" if shown != total else f"{total} processes"
+            )
             if scan.unreadable:
                 parts.append(f"{scan.unreadable} unreadable")
         direction = "↓" if self.sort_reverse else "↑"
@@ -199,19 +212,34 @@ class ProcessesScreen(Screen[None]):
             table.add_column(title, key=key)
         for node_id in self._node_ids:
             table.add_column(f"N{node_id}", key=f"node{node_id}")
-        table.add_column("LOCAL", key="locality")
 
     def _cells(self, process: ProcessMemory) -> list[Any]:
+        cached = self._cell_cache.get(process.pid)
+        if cached is not None and cached[0] is process:
+            return cached[1]
+        cells = self._format_cells(process)
+        self._cell_cache[process.pid] = (process, cells)
+        return cells
+
+    def _format_cells(self, process: ProcessMemory) -> list[Any]:
         table = self.table
         misplaced = is_misplaced(process)
         zero_style = table.get_component_rich_style("process-table--zero", partial=True)
         bad_style = table.get_component_rich_style("process-table--misplaced", partial=True)
         good_style = table.get_component_rich_style("process-table--local", partial=True)
+        locality = process.locality
+        if locality is None:
+            locality_cell = Text("-", justify="right", style=zero_style)
+        elif misplaced:
+            locality_cell = Text(f"! {locality:.0%}", justify="right", style=bad_style)
+        else:
+            locality_cell = Text(f"{locality:.0%}", justify="right", style=good_style)
         cells: list[Any] = [
             Text(str(process.pid), justify="right"),
-            process.user,
             Text(process.name, style=bad_style if misplaced else ""),
+            process.user,
             Text(human_bytes(process.rss_bytes), justify="right"),
+            locality_cell,
         ]
         for node_id in self._node_ids:
             value = process.node_bytes.get(node_id, 0)
@@ -219,13 +247,6 @@ class ProcessesScreen(Screen[None]):
                 cells.append(Text(human_bytes(value), justify="right"))
             else:
                 cells.append(Text("·", justify="right", style=zero_style))
-        locality = process.locality
-        if locality is None:
-            cells.append(Text("-", justify="right", style=zero_style))
-        elif misplaced:
-            cells.append(Text(f"! {locality:.0%}", justify="right", style=bad_style))
-        else:
-            cells.append(Text(f"{locality:.0%}", justify="right", style=good_style))
         return cells
 
     def _update_table(self, state: AppState, rebuild: bool) -> None:
@@ -234,11 +255,17 @@ class ProcessesScreen(Screen[None]):
         node_ids = self._columns_for(state.topology)
         if node_ids != self._node_ids or not table.columns:
             self._node_ids = node_ids
+            self._cell_cache.clear()
             self._build_columns()
             rebuild = True
         if self.sort_key not in table.columns:
             self.sort_key = "rss"
         wanted = {p.pid: p for p in state.scan.processes if self._matches(p)}
+        gone = sum(1 for pid in self._shown if pid not in wanted)
+        if gone > 64:
+            # DataTable.remove_row is linear in the table size: many removals cost more
+            # than adding every row again.
+            rebuild = True
         changed = rebuild
         if rebuild:
             table.clear()
@@ -249,7 +276,7 @@ class ProcessesScreen(Screen[None]):
             del self._shown[pid]
             del self._sort_values[pid]
             changed = True
-        column_keys = [key for key, _ in FIXED_COLUMNS] + [f"node{n}" for n in node_ids] + ["locality"]
+        column_keys = [key for key, _ in FIXED_COLUMNS] + [f"node{n}" for n in node_ids]
         new_rows: list[tuple[int, ProcessMemory]] = []
         for pid, process in wanted.items():
             old = self._shown.get(pid)
@@ -271,6 +298,9 @@ class ProcessesScreen(Screen[None]):
             self._shown[pid] = process
             self._sort_values[pid] = _row_values(process, node_ids)
             changed = True
+        if len(self._cell_cache) > 2 * len(state.scan.processes) + 100:
+            alive = {p.pid for p in state.scan.processes}
+            self._cell_cache = {k: v for k, v in self._cell_cache.items() if k in alive}
         if changed:
             self._apply_sort()
         if keep_pid is not None and keep_pid in self._shown:

@@ -71,7 +71,10 @@ class SparkChart(Widget):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(self.label[: self.label_width].ljust(self.label_width), style="bold")
         text.append(" ")
-        text.append(spark(self.values, max(0, width), self.ceiling), style=self.get_component_rich_style("spark-chart--line"))
+        text.append(
+            spark(self.values, max(0, width), self.ceiling),
+            style=self.get_component_rich_style("spark-chart--line"),
+        )
         text.append(" ")
         text.append(latest.rjust(self.value_width))
         return text

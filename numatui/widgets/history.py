@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import pairwise
 
 from numatui.model import Topology
 
@@ -64,8 +65,7 @@ class NodeHistory:
     def node_rate_series(self, node_id: int, name: str) -> list[float]:
         """A per-node numastat counter (`numa_hit`, `numa_miss`...) as a rate over time."""
         out: list[float] = []
-        samples = list(self._samples)
-        for before, after in zip(samples, samples[1:], strict=False):
+        for before, after in pairwise(self._samples):
             elapsed = after.taken_at - before.taken_at
             a, b = before.node(node_id), after.node(node_id)
             if a is None or b is None or a.counters is None or b.counters is None or elapsed <= 0:

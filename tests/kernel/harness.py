@@ -50,6 +50,8 @@ TOPOLOGIES: dict[str, list[str]] = {
 EXPECTED_ONLINE = {"two_nodes": "0-1", "four_nodes": "0-3"}
 HUGEPAGES = {"four_nodes": 20}
 CONSOLE_TAIL_LINES = 80
+# pytest plugins the guest loads (autoload is off there; add one here if a guest test needs it).
+GUEST_PLUGINS: list[str] = []
 # Exit codes of the guest script's own checks (before pytest runs).
 EXIT_WRONG_TOPOLOGY = 97
 EXIT_HUGEPAGES_NOT_SPREAD = 98
@@ -287,9 +289,14 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         "NUMATUI_GUEST_RESULTS": str(rwdir / "progress.jsonl"),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(REPO),
+        # Autoloading every installed plugin (textual snapshots, hypothesis, ...) costs minutes
+        # under TCG; guest tests get only GUEST_PLUGINS.
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
+    plugins = [arg for name in GUEST_PLUGINS for arg in ("-p", name)]
     pytest_cmd = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *(only or [GUEST_DIR]),
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugins,
+        *(only or [GUEST_DIR]),
         "-m", topology, f"--junitxml={rwdir / 'junit.xml'}",
         "-o", "junit_logging=all", "-v", "-ra", "--durations=0",
         "--continue-on-collection-errors",

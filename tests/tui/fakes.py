@@ -13,9 +13,11 @@ import random
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 
 from numatui.errors import MigrationRefused, ProcessGone
+from numatui.kernel.live import LiveSource
 from numatui.model import (
     MappedRegion,
     MemoryKind,
@@ -148,9 +150,26 @@ def no_numa(tick: int = 0) -> Topology:
 
 
 NAMES = (
-    "postgres", "redis-server", "java", "nginx", "python3", "memcached", "mysqld",
-    "node", "envoy", "chronyd", "sshd", "systemd", "bash", "qemu-system-x86",
-    "clickhouse", "etcd", "containerd", "kubelet", "prometheus", "grafana",
+    "postgres",
+    "redis-server",
+    "java",
+    "nginx",
+    "python3",
+    "memcached",
+    "mysqld",
+    "node",
+    "envoy",
+    "chronyd",
+    "sshd",
+    "systemd",
+    "bash",
+    "qemu-system-x86",
+    "clickhouse",
+    "etcd",
+    "containerd",
+    "kubelet",
+    "prometheus",
+    "grafana",
 )
 USERS = ("root", "postgres", "alice", "bob", "www-data")
 
@@ -351,60 +370,103 @@ class FakeSource:
     ) -> MigrationResult:
         self.calls.append("migrate")
         self.migrations.append(plan)
-        script = self.script
-        if script.block is not None:
-            script.block.wait()
-        if script.raise_message:
-            raise OSError(script.raise_message)
         process = self.processes[plan.pid]
-        before = dict(process.node_bytes)
-        if script.error is not None:
-            return MigrationResult(
-                plan=plan,
-                outcome=MigrationOutcome.FAILED,
-                before=frozen_map(before),
-                after=frozen_map(before),
-                pages_not_moved=None,
-                elapsed_s=0.01,
-                error=script.error,
-                explanations=script.explanations,
-            )
-        samples: list[MigrationProgress] = []
-        after = dict(before)
-        for step in range(1, script.steps + 1):
-            if cancel is not None and cancel.is_set():
-                break
-            share = script.fraction_moved * step / script.steps
-            current = dict(before)
-            for (src, dst), size in zip(plan.pairs, plan.bytes_per_pair, strict=False):
-                moving = int(size * share) // PAGE * PAGE
-                current[src] = current.get(src, 0) - moving
-                current[dst] = current.get(dst, 0) + moving
-            sample = MigrationProgress(step * script.step_s, frozen_map(current))
-            samples.append(sample)
-            after = current
-            if on_progress is not None:
-                on_progress(sample)
-            if script.sleep_s:
-                threading.Event().wait(script.sleep_s)
-        moved_all = script.fraction_moved >= 1.0
-        left = sum(after.get(s, 0) for s, _ in plan.pairs)
-        not_moved = left // PAGE
-        with self.lock:
-            self.processes[plan.pid] = replace(process, node_bytes=frozen_map(after))
-        return MigrationResult(
-            plan=plan,
-            outcome=MigrationOutcome.ALL_MOVED if moved_all else MigrationOutcome.PARTLY_MOVED,
-            before=frozen_map(before),
-            after=frozen_map(after),
-            pages_not_moved=not_moved,
-            elapsed_s=script.steps * script.step_s,
-            explanations=script.explanations,
-            samples=tuple(samples),
+        result = scripted_migration(
+            self.script, plan, dict(process.node_bytes), on_progress, cancel
         )
+        with self.lock:
+            self.processes[plan.pid] = replace(process, node_bytes=result.after)
+        return result
 
     # ---------------------------------------------------------------- test helpers
 
     def exit_process(self, pid: int) -> None:
         with self.lock:
             del self.processes[pid]
+
+
+def scripted_migration(
+    script: MigrationScript,
+    plan: MigrationPlan,
+    before: dict[int, int],
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> MigrationResult:
+    """Pages "move" along the plan's pairs in `script.steps` samples; no kernel involved."""
+    if script.block is not None:
+        script.block.wait()
+    if script.raise_message:
+        raise OSError(script.raise_message)
+    if script.error is not None:
+        return MigrationResult(
+            plan=plan,
+            outcome=MigrationOutcome.FAILED,
+            before=frozen_map(before),
+            after=frozen_map(before),
+            pages_not_moved=None,
+            elapsed_s=0.01,
+            error=script.error,
+            explanations=script.explanations,
+        )
+    samples: list[MigrationProgress] = []
+    after = dict(before)
+    for step in range(1, script.steps + 1):
+        if cancel is not None and cancel.is_set():
+            break
+        share = script.fraction_moved * step / script.steps
+        current = dict(before)
+        for (src, dst), size in zip(plan.pairs, plan.bytes_per_pair, strict=False):
+            moving = int(size * share) // PAGE * PAGE
+            current[src] = current.get(src, 0) - moving
+            current[dst] = current.get(dst, 0) + moving
+        sample = MigrationProgress(step * script.step_s, frozen_map(current))
+        samples.append(sample)
+        after = current
+        if on_progress is not None:
+            on_progress(sample)
+        if script.sleep_s:
+            threading.Event().wait(script.sleep_s)
+    left = sum(after.get(s, 0) for s, _ in plan.pairs)
+    return MigrationResult(
+        plan=plan,
+        outcome=MigrationOutcome.ALL_MOVED if left == 0 else MigrationOutcome.PARTLY_MOVED,
+        before=frozen_map(before),
+        after=frozen_map(after),
+        pages_not_moved=left // PAGE,
+        elapsed_s=script.steps * script.step_s,
+        explanations=script.explanations,
+        samples=tuple(samples),
+    )
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+class RecordedSource(LiveSource):
+    """The real readers and validation over a recorded /sys + /proc; migration scripted.
+
+    Screens are tested over the real parsers this way; only `migrate` is a
+    script (a recorded tree cannot be migrated, and the real migration is
+    proven in the guest by the kernel tier).
+    """
+
+    def __init__(
+        self,
+        machine: str,
+        privileges: Privileges = ROOT,
+        script: MigrationScript | None = None,
+    ) -> None:
+        root = FIXTURES / machine
+        super().__init__(sys_root=root / "sys", proc_root=root / "proc", privileges=privileges)
+        self.script = script or MigrationScript()
+        self.migrations: list[MigrationPlan] = []
+
+    def migrate(
+        self,
+        plan: MigrationPlan,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MigrationResult:
+        self.migrations.append(plan)
+        process = self._scanner.read_process(plan.pid, topology=self.topology())
+        return scripted_migration(self.script, plan, dict(process.node_bytes), on_progress, cancel)

@@ -55,7 +55,7 @@ async def test_processes_table_has_a_column_per_memory_node_and_marks_misplaced(
         screen = app.screen
         assert isinstance(screen, ProcessesScreen)
         labels = [str(c.label) for c in screen.table.columns.values()]
-        assert labels == ["PID", "USER", "NAME", "RSS", "N0", "N1", "N4", "N5", "LOCAL"]
+        assert labels == ["PID", "NAME", "USER", "RSS", "LOCAL", "N0", "N1", "N4", "N5"]
         assert screen.table.row_count == len(source.processes)
         locality = dict(zip(pids(screen), table_column(screen.table, "locality"), strict=True))
         misplaced = [pid for pid, cell in locality.items() if cell.startswith("!")]
@@ -74,7 +74,13 @@ async def test_sort_cycles_reverses_and_header_click() -> None:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ProcessesScreen)
-        await pilot.press("s")  # from RSS to the next column: node 0
+        await pilot.press("s")  # from RSS to locality: least local first
+        assert screen.sort_key == "locality"
+        local = [source.processes[p].locality for p in pids(screen)]
+        known = [v for v in local if v is not None]
+        assert known == sorted(known)
+        assert "sort LOCAL" in text_of(screen, "#status")
+        await pilot.press("s")
         assert screen.sort_key == "node0"
         values = [source.processes[p].node_bytes.get(0, 0) for p in pids(screen)]
         assert values == sorted(values, reverse=True)
@@ -85,10 +91,12 @@ async def test_sort_cycles_reverses_and_header_click() -> None:
         await pilot.pause()
         assert screen.sort_key == "pid"
         assert pids(screen) == sorted(pids(screen))
-        for _ in range(6):  # pid -> user, name, rss, node0, node1, locality
+        for _ in range(2):  # pid -> name -> user
             await pilot.press("s")
-        assert screen.sort_key == "locality"
-        assert "sort LOCAL" in text_of(screen, "#status")
+        assert screen.sort_key == "user"
+        users = [source.processes[p].user for p in pids(screen)]
+        assert users == sorted(users)
+        assert "sort USER" in text_of(screen, "#status")
 
 
 async def test_filter_by_name_user_pid_and_escape_clears() -> None:
@@ -136,7 +144,7 @@ async def test_node_limit_cycles_through_memory_nodes() -> None:
 
 async def test_refresh_keeps_selected_pid_and_drops_exited_processes() -> None:
     source = FakeSource()
-    app = NumatuiApp_fast(source)
+    app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         screen = app.screen
@@ -151,20 +159,17 @@ async def test_refresh_keeps_selected_pid_and_drops_exited_processes() -> None:
         source.processes[selected] = replace(
             p, rss_bytes=p.rss_bytes * 10, node_bytes=frozen_map({1: p.rss_bytes * 10})
         )
-        count = app.history.__len__()
+        # Let the timer drive two refreshes (each re-arms after the last ended).
+        count = len(app.history)
+        app.refresh_interval = 0.05
+        app.action_refresh_now()
         while len(app.history) < count + 2:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         app.refresh_interval = 3600.0  # stop the cycle so the test can settle
         await settle(pilot)
         assert above not in pids(screen)
         assert screen.selected_pid == selected
         assert pids(screen)[0] == selected
-
-
-def NumatuiApp_fast(source: FakeSource) -> object:
-    from numatui.app import NumatuiApp
-
-    return NumatuiApp(source, refresh_interval=0.05)
 
 
 async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
@@ -183,7 +188,13 @@ async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
         assert f"pid {pid}" in identity and "allowed nodes 0,1" in identity
         kinds = detail.query_one("#kinds", DataTable)
         assert [str(k.value) for k in kinds.rows] == [
-            "anon", "file", "heap", "stack", "shmem", "huge", "all",
+            "anon",
+            "file",
+            "heap",
+            "stack",
+            "shmem",
+            "huge",
+            "all",
         ]
         mappings = detail.query_one("#mappings", DataTable)
         assert mappings.row_count == 6
@@ -232,7 +243,10 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs()
         dialog = await open_dialog(pilot, app, pid)
         targets = dialog.query_one("#targets", SelectionList)
         prompts = {
-            targets.get_option_at_index(i).value: (str(targets.get_option_at_index(i).prompt), targets.get_option_at_index(i).disabled)
+            targets.get_option_at_index(i).value: (
+                str(targets.get_option_at_index(i).prompt),
+                targets.get_option_at_index(i).disabled,
+            )
             for i in range(targets.option_count)
         }
         assert prompts[2][1] and "outside allowed nodes 0,1,3" in prompts[2][0]
@@ -290,8 +304,13 @@ async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
 
 
 async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> None:
-    script = MigrationScript(steps=4, step_s=0.25, sleep_s=0.15, fraction_moved=0.75,
-                             explanations=("12 pages are pinned by the driver",))
+    script = MigrationScript(
+        steps=4,
+        step_s=0.25,
+        sleep_s=0.15,
+        fraction_moved=0.75,
+        explanations=("12 pages are pinned by the driver",),
+    )
     source = FakeSource(script=script)
     app = quiet_app(source)
     pid = 100 + 3 * 37
@@ -463,7 +482,9 @@ async def test_palette_lists_the_apps_actions() -> None:
         for _ in range(50):
             await pilot.pause(0.05)
             options = app.screen.query_one("CommandList")
-            found = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]  # type: ignore[attr-defined]
+            found = [
+                str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+            ]  # type: ignore[attr-defined]
             if any("Migrate selected process" in f for f in found):
                 break
         assert any("Migrate selected process" in f for f in found)

@@ -19,7 +19,18 @@ from numatui.widgets.history import NodeHistory
 from numatui.widgets.node_bars import bar
 from numatui.widgets.units import human_bytes, human_count_rate
 
-from .fakes import GiB, MiB, ROOT, USER, four_nodes, make_processes, make_topology, no_numa, single_node, two_nodes
+from .fakes import (
+    ROOT,
+    USER,
+    GiB,
+    MiB,
+    four_nodes,
+    make_processes,
+    make_topology,
+    no_numa,
+    single_node,
+    two_nodes,
+)
 
 
 def test_human_bytes() -> None:
@@ -57,7 +68,9 @@ def test_history_rates_are_deltas_over_time() -> None:
         history.add(two_nodes(tick))
     assert len(history) == 3
     # Fake counters: pgmigrate_success = 10000 + 150 t^2, samples 2 s apart.
-    assert history.rate_series("pgmigrate_success") == [(150 * (t * t - (t - 1) ** 2)) / 2 for t in (2, 3, 4)]
+    assert history.rate_series("pgmigrate_success") == [
+        (150 * (t * t - (t - 1) ** 2)) / 2 for t in (2, 3, 4)
+    ]
     # numa_hit per node grows 5000 + 700*index per tick: both nodes summed / 2 s.
     assert history.latest_rates is not None
     assert history.latest_rates.numa_hit == (5000 + 5700) / 2

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_migration_guest import as_user, kernel_node_bytes
 
 from numatui.errors import MigrationRefused, NodeStringError, SyscallError
 from numatui.kernel import syscalls
@@ -26,8 +27,6 @@ from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress
 from numatui.source import Privileges
 from numatui.workload import Workload
-
-from test_migration_guest import as_user, kernel_node_bytes
 
 pytestmark = [pytest.mark.guest]
 
