@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from numatui.kernel.topology import TopologyReader
 from workers import idle_processes
 
 from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.topology import TopologyReader
 
 
 def _time(fn: object) -> float:

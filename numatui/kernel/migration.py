@@ -433,6 +433,16 @@ class MigrationJob:
             return MigrationResult(
                 plan, MigrationOutcome.FAILED, frozen_map(), frozen_map(), None, 0.0, error
             )
+        except PermissionError:
+            # Without seeing the counts no outcome could be judged: do not start.
+            error = MigrationError(
+                "EACCES",
+                f"cannot read /proc/{plan.pid}/numa_maps (another user's or a non-dumpable "
+                "process): run numatui as root; nothing was changed",
+            )
+            return MigrationResult(
+                plan, MigrationOutcome.FAILED, frozen_map(), frozen_map(), None, 0.0, error
+            )
         if plan.is_noop:
             return MigrationResult(
                 plan,

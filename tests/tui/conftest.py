@@ -13,6 +13,9 @@ async def settle(pilot: Pilot[None]) -> None:
     for _ in range(3):
         await app.workers.wait_for_complete()
         await pilot.pause()
+    # DataTable measures new rows when idle: give it that moment so column widths
+    # behind a modal are final before a snapshot is taken.
+    await pilot.pause(0.05)
 
 
 def quiet_app(source: object, **kwargs: object) -> NumatuiApp:

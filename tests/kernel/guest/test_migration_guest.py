@@ -239,8 +239,9 @@ def test_full_target_is_reported_as_partly_moved(
         assert 0 < region.get(1, 0) < size and region.get(0, 0) > 0, region
         assert region.get(0, 0) + region.get(1, 0) == size
         assert_counts_agree(result, work.pid)
+        # What left node 0 is what arrived in the region on node 1 (the rest of the process
+        # is small); more than was free can fit, as the kernel reclaims page cache there.
         assert result.bytes_moved >= region[1] - 64 * PAGE
-        assert result.bytes_moved <= free_before
         text = " ".join(result.explanations)
         assert "node 1 is full" in text or "ENOMEM" in text, result.explanations
         assert work.checksum() == work.info["checksum"]
