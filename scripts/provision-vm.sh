@@ -42,5 +42,7 @@ fi
 
 if ! command -v vng >/dev/null || ! vng --version 2>/dev/null | grep -q "$VNG_VERSION"; then
     python3 -m pip install -q "virtme-ng==$VNG_VERSION"
+    # A pyenv python only exposes new console scripts (vng) after a rehash.
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
 fi
 echo "kernel: $(kernel_image)"

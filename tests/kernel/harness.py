@@ -79,13 +79,24 @@ def find_kernel() -> Path | None:
     return images[-1] if images else None
 
 
+def vng_executable() -> str | None:
+    """vng on PATH, else next to this interpreter (pip's script dir behind a pyenv shim)."""
+    found = shutil.which("vng")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "vng"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
 def missing_prerequisites() -> list[str]:
     """What this machine lacks to boot a guest; empty when the tier can run."""
     missing = [
         f"`{tool}` not found"
-        for tool in ("vng", "qemu-system-x86_64", "udevadm")
+        for tool in ("qemu-system-x86_64", "udevadm")
         if shutil.which(tool) is None
     ]
+    if vng_executable() is None:
+        missing.insert(0, "`vng` (virtme-ng) not found")
     kernel = find_kernel()
     if kernel is None:
         missing.append("no kernel image /boot/vmlinuz-*-amd64 (or set NUMATUI_KERNEL)")
@@ -141,14 +152,19 @@ print("@@NUMATUI-COLLECTED@@" + json.dumps({"code": int(code), "items": Grab.ite
 
 @functools.cache
 def collect_guest_tests() -> GuestCollection:
-    """Collect tests/kernel/guest in a subprocess (its conftest must not load into the host
-    session) with a plugin that reports exact node ids and markers."""
+    """Collect tests/kernel/guest (cached: once per host session)."""
+    return collect_tests(REPO, GUEST_DIR)
+
+
+def collect_tests(root: Path, target: str) -> GuestCollection:
+    """Collect `target` under `root` in a subprocess (the guest conftest must not load into
+    the host session) with a plugin that reports exact node ids and markers."""
     began = time.monotonic()
     env = dict(os.environ, NUMATUI_COLLECT_GUEST="1", PYTHONDONTWRITEBYTECODE="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
-        [sys.executable, "-c", _COLLECT_SCRIPT, GUEST_DIR],
-        cwd=REPO,
+        [sys.executable, "-c", _COLLECT_SCRIPT, target],
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -191,6 +207,14 @@ def _merge(old: GuestResult | None, new: GuestResult) -> GuestResult:
     return worse
 
 
+_SECTION_HEADER = re.compile(r"^-+ Captured \w+ -+$", re.MULTILINE)
+
+
+def _drop_empty_sections(text: str) -> str:
+    """junit_logging=all writes a header per capture even when it is empty."""
+    return "" if not _SECTION_HEADER.sub("", text).strip() else text
+
+
 def parse_junit(path: Path, nodeids: list[str]) -> dict[str, GuestResult]:
     by_address = {junit_address(nodeid): nodeid for nodeid in nodeids}
     results: dict[str, GuestResult] = {}
@@ -210,9 +234,9 @@ def parse_junit(path: Path, nodeids: list[str]) -> dict[str, GuestResult]:
                 result.outcome = "xfailed" if xfail else "skipped"
                 result.message = child.get("message", "")
             elif child.tag == "system-out":
-                result.stdout += text
+                result.stdout += _drop_empty_sections(text)
             elif child.tag == "system-err":
-                result.stderr += text
+                result.stderr += _drop_empty_sections(text)
         results[nodeid] = _merge(results.get(nodeid), result)
     return results
 
@@ -300,6 +324,8 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         "-m", topology, f"--junitxml={rwdir / 'junit.xml'}",
         "-o", "junit_logging=all", "-v", "-ra", "--durations=0",
         "--continue-on-collection-errors",
+        # pyproject's options for plugins not loaded in the guest (asyncio) are not errors.
+        "-W", "ignore::pytest.PytestConfigWarning",
     ]  # fmt: skip
     rw = shlex.quote(str(rwdir))
     lines = [
@@ -338,7 +364,7 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
 
 def vng_command(topology: str, kernel: Path, rwdir: Path) -> list[str]:
     return [
-        "vng",
+        vng_executable() or "vng",
         "--disable-kvm",  # nested KVM hangs after decompressing the kernel on these hosts
         "-r",
         str(kernel),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from numatui.app import NumatuiApp
 
@@ -13,9 +14,21 @@ async def settle(pilot: Pilot[None]) -> None:
     for _ in range(3):
         await app.workers.wait_for_complete()
         await pilot.pause()
-    # DataTable measures new rows when idle: give it that moment so column widths
-    # behind a modal are final before a snapshot is taken.
-    await pilot.pause(0.05)
+    # DataTable measures new rows only when it goes idle; wait for that, or a snapshot
+    # may catch columns still as wide as their headers (private flag: no public one).
+    for _ in range(100):
+        pending = [
+            table
+            for screen in app.screen_stack
+            for table in screen.query(DataTable)
+            if table._require_update_dimensions or table._new_rows
+        ]
+        if not pending:
+            break
+        for table in pending:
+            table.check_idle()
+        await pilot.pause(0.02)
+    await pilot.pause()
 
 
 def quiet_app(source: object, **kwargs: object) -> NumatuiApp:

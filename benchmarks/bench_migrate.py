@@ -1,0 +1,186 @@
+"""Migration benchmark: numatui against numactl's `migratepages` on the same workload.
+
+    python3 benchmarks/bench_migrate.py [--size-mib 512] [--rounds 4]
+
+Run on the host, it boots the 2-node QEMU guest (virtme-ng, see
+scripts/provision-vm.sh) and runs itself inside with `--inside`. In the guest
+one workload holds `--size-mib` of private anonymous memory; each round moves
+it 0 -> 1 and back with each method, alternating which goes first:
+
+  - `migratepages PID 0 1`                      (numactl, C)
+  - `numatui migrate PID 0 1 --yes --json`      (our CLI, whole command)
+  - numatui's MigrationJob in-process, progress sampling on (what the app runs)
+  - the bare migrate_pages syscall, no sampling (the floor)
+
+Every move is checked: all pages must be on the target afterwards.
+Reported: medians and ratios to migratepages. The guest is TCG-emulated (no
+KVM here), so absolute times are slow and noisy; ratios are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
+    from numatui.kernel import migration, syscalls
+    from numatui.kernel.live import LiveSource
+    from numatui.kernel.nodemask import NodeMask
+    from numatui.kernel.procfs import ProcessScanner
+    from numatui.workload import Workload
+
+    Path("/proc/sys/kernel/numa_balancing").write_text("0")
+    scanner = ProcessScanner()
+    source = LiveSource(audit_path=Path("/tmp/numatui-bench-audit.jsonl"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": "/tmp"}
+
+    def on_node(pid: int, node: int) -> bool:
+        placed = scanner.node_pages(pid)
+        other = sum(b for n, b in placed.items() if n != node)
+        return other <= 64 * 4096  # the interpreter's own few pages may move back by faults
+
+    with Workload.start(kind="private", size_mib=size_mib, node=0) as w:
+        pid = w.pid
+
+        def cmd(args: list[str]) -> Callable[[int, int], None]:
+            def run(src: int, dst: int) -> None:
+                subprocess.run(
+                    [a.format(pid=pid, src=src, dst=dst) for a in args],
+                    check=False,
+                    stdout=subprocess.DEVNULL,
+                    env=env,
+                )
+
+            return run
+
+        def job(src: int, dst: int) -> None:
+            plan = source.plan(pid, {src}, {dst})
+            migration.run_migration(plan, on_progress=lambda _s: None, scanner=scanner)
+
+        def bare(src: int, dst: int) -> None:
+            syscalls.migrate_pages(pid, NodeMask({src}), NodeMask({dst}))
+
+        methods: dict[str, Callable[[int, int], None]] = {
+            "migratepages": cmd(
+                [shutil.which("migratepages") or "migratepages", "{pid}", "{src}", "{dst}"]
+            ),
+            "numatui_cli": cmd(
+                [
+                    sys.executable,
+                    "-m",
+                    "numatui",
+                    "migrate",
+                    "{pid}",
+                    "{src}",
+                    "{dst}",
+                    "--yes",
+                    "--json",
+                ]
+            ),
+            "numatui_job": job,
+            "bare_syscall": bare,
+        }
+        times: dict[str, list[float]] = {name: [] for name in methods}
+        names = list(methods)
+        for r in range(rounds):
+            order = names if r % 2 == 0 else names[::-1]
+            for name in order:
+                for src, dst in ((0, 1), (1, 0)):
+                    t0 = time.perf_counter()
+                    methods[name](src, dst)
+                    times[name].append(time.perf_counter() - t0)
+                    if not on_node(pid, dst):
+                        raise SystemExit(f"{name} did not move the pages {src} -> {dst}")
+        checksum_ok = w.checksum() == w.info["checksum"]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    peer = med["migratepages"]
+    return {
+        "size_mib": size_mib,
+        "moves_per_method": 2 * rounds,
+        "median_s": med,
+        "ratio_to_migratepages": {k: v / peer for k, v in med.items()},
+        "checksum_unchanged": checksum_ok,
+    }
+
+
+def _boot(size_mib: int, rounds: int) -> dict[str, object]:
+    kernels = sorted(Path("/boot").glob("vmlinuz-*-amd64"))
+    kernel = os.environ.get("NUMATUI_KERNEL") or (str(kernels[-1]) if kernels else "")
+    if not kernel or shutil.which("vng") is None:
+        raise SystemExit("needs virtme-ng and a Debian kernel: run scripts/provision-vm.sh as root")
+    inner = (
+        f"cd {ROOT} && PYTHONDONTWRITEBYTECODE=1 {sys.executable} {Path(__file__).resolve()} "
+        f"--inside --size-mib {size_mib} --rounds {rounds}"
+    )
+    proc = subprocess.run(
+        [
+            "timeout",
+            "1500",
+            "vng",
+            "--disable-kvm",
+            "-r",
+            kernel,
+            "-m",
+            "2G",
+            "-p",
+            "2",
+            "--numa",
+            "1G,cpus=0",
+            "--numa",
+            "1G,cpus=1",
+            "--",
+            inner,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    raise SystemExit(
+        f"guest run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mib", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.inside:
+        print(json.dumps(_guest_main(args.size_mib, args.rounds)), flush=True)
+        return 0
+    result = _boot(args.size_mib, args.rounds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{result['size_mib']} MiB private anonymous, 2-node guest (TCG), "
+        f"{result['moves_per_method']} moves per method"
+    )
+    med = result["median_s"]
+    ratios = result["ratio_to_migratepages"]
+    assert isinstance(med, dict) and isinstance(ratios, dict)
+    for name in med:
+        print(f"  {name:<14} {med[name]:7.3f} s   {ratios[name]:5.2f}x")
+    print(f"  data checksum unchanged: {result['checksum_unchanged']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
