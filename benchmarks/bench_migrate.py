@@ -9,7 +9,8 @@ it 0 -> 1 and back with each method, alternating which goes first:
 
   - `migratepages PID 0 1`                      (numactl, C)
   - `numatui migrate PID 0 1 --yes --json`      (our CLI, whole command)
-  - numatui's MigrationJob in-process, progress sampling on (what the app runs)
+  - numatui's MigrationJob in-process, progress sampling on (what the app runs
+    once the user confirms: snapshot, syscall with samples, snapshot, verdict)
   - the bare migrate_pages syscall, no sampling (the floor)
 
 Every move is checked: all pages must be on the target afterwards.
@@ -55,7 +56,7 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
         pid = w.pid
 
         def cmd(args: list[str]) -> Callable[[int, int], None]:
-            def run(src: int, dst: int) -> None:
+            def run(src: int, dst: int) -> None:  # whole command: start-up included
                 subprocess.run(
                     [a.format(pid=pid, src=src, dst=dst) for a in args],
                     check=False,
@@ -65,14 +66,17 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
 
             return run
 
-        def job(src: int, dst: int) -> None:
+        def job(src: int, dst: int) -> float:
+            # The plan is made before the user confirms; the clock starts at "go".
             plan = source.plan(pid, {src}, {dst})
+            t0 = time.perf_counter()
             migration.run_migration(plan, on_progress=lambda _s: None, scanner=scanner)
+            return time.perf_counter() - t0
 
         def bare(src: int, dst: int) -> None:
             syscalls.migrate_pages(pid, NodeMask({src}), NodeMask({dst}))
 
-        methods: dict[str, Callable[[int, int], None]] = {
+        methods: dict[str, Callable[[int, int], float | None]] = {
             "migratepages": cmd(
                 [shutil.which("migratepages") or "migratepages", "{pid}", "{src}", "{dst}"]
             ),
@@ -99,8 +103,9 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
             for name in order:
                 for src, dst in ((0, 1), (1, 0)):
                     t0 = time.perf_counter()
-                    methods[name](src, dst)
-                    times[name].append(time.perf_counter() - t0)
+                    own_clock = methods[name](src, dst)
+                    wall = time.perf_counter() - t0
+                    times[name].append(own_clock if own_clock is not None else wall)
                     if not on_node(pid, dst):
                         raise SystemExit(f"{name} did not move the pages {src} -> {dst}")
         checksum_ok = w.checksum() == w.info["checksum"]

@@ -99,10 +99,9 @@ def syscall_number(call: str, machine: str | None = None) -> int:
 
 @functools.cache
 def _ffi_lib() -> tuple[Any, Any]:
-    from cffi import FFI
+    # The declaration is pre-parsed (scripts/build-ffi.py): no pycparser at start-up.
+    from numatui.kernel._syscall_ffi import ffi
 
-    ffi = FFI()
-    ffi.cdef("long syscall(long number, ...);")
     return ffi, ffi.dlopen(None)
 
 

@@ -312,6 +312,8 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         "NUMATUI_TOPOLOGY": topology,
         "NUMATUI_GUEST_RESULTS": str(rwdir / "progress.jsonl"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        # A killed guest must still leave pytest's progress on the console.
+        "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(REPO),
         # Autoloading every installed plugin (textual snapshots, hypothesis, ...) costs minutes
         # under TCG; guest tests get only GUEST_PLUGINS.
