@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from numatui.kernel.nodemask import format_kernel_list
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -25,3 +29,38 @@ def format_rate(bytes_per_s: float) -> str:
 def format_share(fraction: float | None) -> str:
     """A locality share as a percentage; a dash when unknown."""
     return "-" if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def human_bytes(value: float) -> str:
+    """`1536` -> `1.50 KiB`: three significant digits, for table columns."""
+    sign = "-" if value < 0 else ""
+    size = float(abs(value))
+    for unit in _UNITS:
+        if size < 1024 or unit == _UNITS[-1]:
+            if unit == "B":
+                return f"{sign}{int(size)} B"
+            if size < 10:
+                return f"{sign}{size:.2f} {unit}"
+            if size < 100:
+                return f"{sign}{size:.1f} {unit}"
+            return f"{sign}{size:.0f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_rate(bytes_per_s: float) -> str:
+    return f"{human_bytes(bytes_per_s)}/s"
+
+
+def human_count_rate(per_s: float) -> str:
+    """Page-count rates (numa hits, migrations): `12.3k/s`."""
+    if per_s >= 1_000_000:
+        return f"{per_s / 1_000_000:.1f}M/s"
+    if per_s >= 1_000:
+        return f"{per_s / 1_000:.1f}k/s"
+    return f"{per_s:.0f}/s"
+
+
+def node_list(nodes: Iterable[int]) -> str:
+    """`{0, 1, 2, 4}` -> `0-2,4`, as the kernel writes node and CPU lists; none reads `-`."""
+    return format_kernel_list(nodes) or "-"

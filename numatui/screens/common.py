@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from numatui.model import Node, ProcessMemory, Topology
 from numatui.source import Privileges
-from numatui.widgets.units import human_bytes, node_list
+from numatui.units import human_bytes, node_list
 
 MISPLACED_LOCALITY = 0.5
 """Below this share of memory on its CPUs' nodes, a process is marked misplaced."""

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from numatui.messages import NumaMapsFetched, SourceFailed
 from numatui.model import MemoryKind, NumaMaps, ProcessMemory
 from numatui.screens.common import is_misplaced
-from numatui.widgets.units import human_bytes, node_list
+from numatui.units import human_bytes, node_list
 
 if TYPE_CHECKING:
     from numatui.app import AppState, NumatuiApp

@@ -21,7 +21,7 @@ from textual.widgets.selection_list import Selection
 from numatui.messages import PlanPreviewed, PlanRefused
 from numatui.model import MigrationPlan, ProcessMemory, Topology
 from numatui.screens.common import target_choices
-from numatui.widgets.units import human_bytes
+from numatui.units import human_bytes
 
 if TYPE_CHECKING:
     from numatui.app import NumatuiApp

@@ -28,8 +28,8 @@ from numatui.model import (
     ProcessMemory,
     Topology,
 )
+from numatui.units import human_bytes, human_rate
 from numatui.widgets.node_bars import NodeBar
-from numatui.widgets.units import human_bytes, human_rate
 
 if TYPE_CHECKING:
     from numatui.app import NumatuiApp

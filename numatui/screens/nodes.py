@@ -16,8 +16,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from numatui.model import Node, Topology
 from numatui.screens.common import machine_migration_blocker, nodes_summary
+from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
-from numatui.widgets.units import human_bytes, human_count_rate
 
 if TYPE_CHECKING:
     from numatui.app import AppState, NumatuiApp
@@ -28,20 +28,6 @@ RATE_CHARTS: tuple[tuple[str, str], ...] = (
     ("pgmigrate_success", "migrated/s"),
     ("pgmigrate_fail", "migr. fail/s"),
 )
-
-
-def cpu_ranges(cpus: tuple[int, ...]) -> str:
-    """`(0, 1, 2, 3, 8)` -> `0-3,8` as the kernel writes cpulists."""
-    if not cpus:
-        return "-"
-    ordered = sorted(cpus)
-    runs: list[list[int]] = [[ordered[0], ordered[0]]]
-    for cpu in ordered[1:]:
-        if cpu == runs[-1][1] + 1:
-            runs[-1][1] = cpu
-        else:
-            runs.append([cpu, cpu])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def huge_pages(node: Node) -> str:
@@ -119,7 +105,7 @@ class NodesScreen(Screen[None]):
             table.add_row(
                 str(node.id),
                 node_kind(node),
-                cpu_ranges(node.cpus),
+                node_list(node.cpus),
                 Text(human_bytes(node.mem_total), justify="right"),
                 Text(human_bytes(node.mem_used), justify="right"),
                 Text(human_bytes(node.mem_free), justify="right"),

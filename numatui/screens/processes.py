@@ -27,7 +27,7 @@ from numatui.screens.common import (
     privilege_note,
     process_migration_blocker,
 )
-from numatui.widgets.units import human_bytes
+from numatui.units import human_bytes
 
 if TYPE_CHECKING:
     from numatui.app import AppState, NumatuiApp

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from numatui.widgets.units import human_bytes
+from numatui.units import human_bytes
 
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 

@@ -185,7 +185,7 @@ async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
         detail = app.screen
         assert isinstance(detail, ProcessDetailScreen)
         identity = text_of(detail, "#identity")
-        assert f"pid {pid}" in identity and "allowed nodes 0,1" in identity
+        assert f"pid {pid}" in identity and "allowed nodes 0-1" in identity
         kinds = detail.query_one("#kinds", DataTable)
         assert [str(k.value) for k in kinds.rows] == [
             "anon",
@@ -201,7 +201,7 @@ async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
         totals = [c.plain for c in mappings.get_column("total")]
         maps = source.numa_maps(pid)  # type: ignore[arg-type]
         largest = max(sum(m.node_bytes.values()) for m in maps.mappings)
-        from numatui.widgets.units import human_bytes
+        from numatui.units import human_bytes
 
         assert totals[0] == human_bytes(largest)
         await pilot.press("escape")
@@ -249,7 +249,7 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs()
             )
             for i in range(targets.option_count)
         }
-        assert prompts[2][1] and "outside allowed nodes 0,1,3" in prompts[2][0]
+        assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
         assert prompts[3][1] and "offline" in prompts[3][0]
         assert not prompts[0][1] and "free" in prompts[0][0]
         sources = dialog.query_one("#sources", SelectionList)

@@ -13,11 +13,10 @@ from numatui.screens.common import (
     process_migration_blocker,
     target_choices,
 )
-from numatui.screens.nodes import cpu_ranges
+from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import BLOCKS, spark
 from numatui.widgets.history import NodeHistory
 from numatui.widgets.node_bars import bar
-from numatui.widgets.units import human_bytes, human_count_rate
 
 from .fakes import (
     ROOT,
@@ -87,9 +86,9 @@ def test_history_ignores_counter_reset_and_same_instant() -> None:
     assert history.rate_series("pgmigrate_success") == [0.0]
 
 
-def test_cpu_ranges() -> None:
-    assert cpu_ranges((0, 1, 2, 3, 8, 10, 11)) == "0-3,8,10-11"
-    assert cpu_ranges(()) == "-"
+def test_node_list_writes_kernel_ranges() -> None:
+    assert node_list((0, 1, 2, 3, 8, 10, 11)) == "0-3,8,10-11"
+    assert node_list(()) == "-"
 
 
 def test_machine_blockers_say_why() -> None:

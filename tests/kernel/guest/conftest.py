@@ -75,6 +75,9 @@ def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or report.outcome != "passed":
+        text = report.longreprtext
+        if report.skipped and isinstance(report.longrepr, tuple):
+            text = str(report.longrepr[2])  # (path, line, "Skipped: reason")
         _record(
             {
                 "event": "report",
@@ -82,7 +85,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
                 "when": report.when,
                 "outcome": report.outcome,
                 "wasxfail": hasattr(report, "wasxfail"),
-                "longrepr": report.longreprtext,
+                "longrepr": text,
             }
         )
 
