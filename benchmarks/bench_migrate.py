@@ -96,6 +96,17 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
             "numatui_job": job,
             "bare_syscall": bare,
         }
+        # Fixed costs of any Python command, to read the CLI figure against.
+        startup = {
+            "python_startup": cmd([sys.executable, "-c", "pass"]),
+            "numatui_import": cmd([sys.executable, "-c", "import numatui.cli"]),
+        }
+        fixed: dict[str, list[float]] = {name: [] for name in startup}
+        for _ in range(3):
+            for name, run in startup.items():
+                t0 = time.perf_counter()
+                run(0, 0)
+                fixed[name].append(time.perf_counter() - t0)
         times: dict[str, list[float]] = {name: [] for name in methods}
         names = list(methods)
         for r in range(rounds):
@@ -117,6 +128,7 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
         "median_s": med,
         "ratio_to_migratepages": {k: v / peer for k, v in med.items()},
         "checksum_unchanged": checksum_ok,
+        "fixed_costs_s": {k: statistics.median(v) for k, v in fixed.items()},
     }
 
 
@@ -184,6 +196,10 @@ def main() -> int:
     for name in med:
         print(f"  {name:<14} {med[name]:7.3f} s   {ratios[name]:5.2f}x")
     print(f"  data checksum unchanged: {result['checksum_unchanged']}")
+    fixed = result["fixed_costs_s"]
+    assert isinstance(fixed, dict)
+    for name, seconds in fixed.items():
+        print(f"  fixed cost: {name:<15} {seconds:7.3f} s")
     return 0
 
 

@@ -24,7 +24,6 @@ import pwd
 import re
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -906,6 +905,9 @@ class ProcessScanner:
         """
         if self.read_threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
             return {pid: self._read_one(pid, cpu_map) for pid in pids}
+        # Imported here: it pulls in logging and more, which one-pid CLI calls never need.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(self.read_threads, thread_name_prefix="numatui-scan") as pool:
             outcomes = pool.map(self._read_one, pids, itertools.repeat(cpu_map), chunksize=16)
             return dict(zip(pids, outcomes, strict=True))
