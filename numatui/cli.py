@@ -188,6 +188,7 @@ def _process_json(p: ProcessMemory) -> dict[str, Any]:
         "cpu_nodes": format_kernel_list(p.cpu_nodes),
         "locality": p.locality,
         "mappings": p.mapping_count,
+        "memory_readable": p.memory_readable,
     }
 
 
@@ -231,7 +232,10 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
                     p.user,
                     p.name,
                     format_bytes(p.rss_bytes),
-                    *(format_bytes(p.node_bytes.get(n, 0)) for n in node_ids),
+                    *(
+                        format_bytes(p.node_bytes.get(n, 0)) if p.memory_readable else "?"
+                        for n in node_ids
+                    ),
                     format_share(p.locality),
                 )
             )
