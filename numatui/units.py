@@ -9,17 +9,23 @@ from numatui.kernel.nodemask import format_kernel_list
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
-def format_bytes(n: float, *, precision: int = 1) -> str:
-    """`1536` -> `1.5 KiB`; whole bytes below 1 KiB; negative keeps its sign."""
+def _scaled(n: float) -> tuple[str, float, str]:
+    """Sign, magnitude and binary unit such that the magnitude is below 1024."""
     sign = "-" if n < 0 else ""
     value = float(abs(n))
-    for unit in _UNITS:
-        if value < 1024 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{sign}{int(value)} B"
-            return f"{sign}{value:.{precision}f} {unit}"
+    for unit in _UNITS[:-1]:
+        if value < 1024:
+            return sign, value, unit
         value /= 1024
-    raise AssertionError("unreachable")
+    return sign, value, _UNITS[-1]
+
+
+def format_bytes(n: float, *, precision: int = 1) -> str:
+    """`1536` -> `1.5 KiB`; whole bytes below 1 KiB; negative keeps its sign."""
+    sign, value, unit = _scaled(n)
+    if unit == "B":
+        return f"{sign}{int(value)} B"
+    return f"{sign}{value:.{precision}f} {unit}"
 
 
 def format_rate(bytes_per_s: float) -> str:
@@ -33,19 +39,11 @@ def format_share(fraction: float | None) -> str:
 
 def human_bytes(value: float) -> str:
     """`1536` -> `1.50 KiB`: three significant digits, for table columns."""
-    sign = "-" if value < 0 else ""
-    size = float(abs(value))
-    for unit in _UNITS:
-        if size < 1024 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{sign}{int(size)} B"
-            if size < 10:
-                return f"{sign}{size:.2f} {unit}"
-            if size < 100:
-                return f"{sign}{size:.1f} {unit}"
-            return f"{sign}{size:.0f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    sign, size, unit = _scaled(value)
+    if unit == "B":
+        return f"{sign}{int(size)} B"
+    digits = 2 if size < 10 else 1 if size < 100 else 0
+    return f"{sign}{size:.{digits}f} {unit}"
 
 
 def human_rate(bytes_per_s: float) -> str:
