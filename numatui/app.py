@@ -22,9 +22,8 @@ from textual.timer import Timer
 from textual.worker import Worker, get_current_worker
 
 from numatui.errors import NumatuiError
-from numatui.messages import Refreshed, SourceFailed
+from numatui.messages import Refreshed, SourceFailed, TopologyRead
 from numatui.model import ProcessScan, Topology
-from numatui.screens.help import HelpScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
@@ -118,6 +117,8 @@ class NumatuiApp(App[None]):
     ]
 
     state: reactive[AppState | None] = reactive(None, always_update=True)
+    first_topology: reactive[Topology | None] = reactive(None)
+    """The nodes, as soon as the first refresh has read them (before its process scan)."""
 
     def __init__(
         self,
@@ -159,6 +160,10 @@ class NumatuiApp(App[None]):
         try:
             privileges = self._privileges or call_abandonable(self.source.privileges)
             topology = call_abandonable(self.source.topology)
+            if previous is None:
+                # The first scan reads every process (seconds on a loaded machine): show
+                # the nodes meanwhile.
+                self.post_message(TopologyRead(topology, privileges))
             scan = call_abandonable(lambda: self.source.scan(previous))
         except WorkAbandoned:
             return
@@ -177,6 +182,12 @@ class NumatuiApp(App[None]):
             message.topology, message.scan, message.privileges, self._refresh_count
         )
         self._rearm()
+
+    @on(TopologyRead)
+    def _on_topology_read(self, message: TopologyRead) -> None:
+        self._privileges = message.privileges
+        if self.state is None:
+            self.first_topology = message.topology
 
     @on(SourceFailed)
     def _on_source_failed(self, message: SourceFailed) -> None:
@@ -214,6 +225,10 @@ class NumatuiApp(App[None]):
         self.switch_mode("processes")
 
     def action_help(self) -> None:
+        # Imported on first use: its Markdown widget pulls in ~110 modules (markdown-it,
+        # pygments), a quarter of start-up imports, seconds in a TCG guest reading over 9p.
+        from numatui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 

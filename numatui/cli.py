@@ -267,6 +267,16 @@ def _parse_pid(text: str) -> int:
     return pid
 
 
+def _positive_count(text: str) -> int:
+    try:
+        count = int(text, 10)
+    except ValueError:
+        raise UsageError(f"a count must be a positive number, not {text!r}") from None
+    if count <= 0:
+        raise UsageError(f"a count must be a positive number, not {text!r}")
+    return count
+
+
 def _plan_json(plan: MigrationPlan) -> dict[str, Any]:
     return {
         "pid": plan.pid,
@@ -509,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument(
         "--sort", default="numa", metavar="KEY", help="pid, name, user, rss, numa, locality, nodeN"
     )
-    ps.add_argument("--limit", type=int, metavar="N", help="show the first N only")
+    ps.add_argument("--limit", type=_positive_count, metavar="N", help="show the first N only")
 
     mig = sub.add_parser(
         "migrate",
@@ -525,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     log = sub.add_parser("log", help="the audit log of migrations attempted")
     log.add_argument("--json", action="store_true", help="machine-readable output")
-    log.add_argument("--limit", type=int, default=50, metavar="N", help="last N entries (50)")
+    log.add_argument(
+        "--limit", type=_positive_count, default=50, metavar="N", help="last N entries (50)"
+    )
     log.add_argument("--file", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 

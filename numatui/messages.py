@@ -32,6 +32,14 @@ class Refreshed(Message):
 
 
 @dataclass
+class TopologyRead(Message):
+    """The first refresh read the nodes; its process scan is still running."""
+
+    topology: Topology
+    privileges: Privileges
+
+
+@dataclass
 class SourceFailed(Message):
     """The data source raised; `what` names the call, `message` is for the user."""
 

@@ -7,6 +7,8 @@ a recorded tree), so no face ever reads a file or calls a syscall itself.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,7 +18,16 @@ from numatui.kernel import audit, migration
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.procfs import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationPlan, MigrationResult, NumaMaps, ProcessScan, Topology
+from numatui.model import (
+    MigrationError,
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationResult,
+    NumaMaps,
+    ProcessScan,
+    Topology,
+    frozen_map,
+)
 from numatui.source import Privileges, ProgressCallback
 
 
@@ -38,6 +49,10 @@ class LiveSource:
         self._scanner = ProcessScanner(proc_root=proc_root)
         self._privileges = privileges
         self._topology: Topology | None = None
+        # The process each plan was made for (a pidfd where the kernel has them, and its
+        # start time): a pid reused between the user's confirmation and the syscall must
+        # not have its pages moved.
+        self._planned: dict[MigrationPlan, tuple[int | None, float]] = {}
 
     @property
     def is_live(self) -> bool:
@@ -79,7 +94,54 @@ class LiveSource:
             self.privileges(),
             proc_root=self.proc_root,
         )
-        return dataclasses.replace(plan, process_name=process.name)
+        plan = dataclasses.replace(plan, process_name=process.name)
+        self._remember(plan, process.start_time)
+        return plan
+
+    def _remember(self, plan: MigrationPlan, start_time: float) -> None:
+        if len(self._planned) >= 64:  # a dialog re-plans on every change: keep the newest
+            oldest = next(iter(self._planned))
+            self._forget(oldest)
+        self._forget(plan)
+        try:
+            pidfd: int | None = os.pidfd_open(plan.pid)
+        except (OSError, AttributeError):
+            pidfd = None  # no pidfds (Linux < 5.3): the start time alone tells
+        self._planned[plan] = (pidfd, start_time)
+
+    def _forget(self, plan: MigrationPlan) -> None:
+        pidfd, _ = self._planned.pop(plan, (None, 0.0))
+        if pidfd is not None:
+            os.close(pidfd)
+
+    def _reused_pid(self, plan: MigrationPlan) -> str | None:
+        """Why the process at `plan.pid` is no longer the one planned (None when it is)."""
+        if plan not in self._planned:
+            return None  # a plan made elsewhere: nothing to compare with
+        pidfd, planned_start = self._planned.pop(plan)
+        if pidfd is not None:
+            # A pidfd names one process for good: while it lives (zombie included), its
+            # pid cannot have been handed to another one.
+            try:
+                signal.pidfd_send_signal(pidfd, 0)
+                return None
+            except ProcessLookupError:
+                pass  # reaped: the pid may now be anyone's
+            except OSError:
+                return None  # not allowed to signal it: fall back on nothing, as before
+            finally:
+                os.close(pidfd)
+        try:
+            now = self._scanner.read_process(plan.pid)
+        except (ProcessGone, PermissionError):
+            return None  # gone: the job reports that itself, and moves nothing
+        if pidfd is None and abs(now.start_time - planned_start) < 1e-3:
+            return None  # same start tick (10 ms): the same process, as far as can be told
+        return (
+            f"process {plan.pid} ({plan.process_name}) exited after the migration was "
+            f"confirmed, and its pid now belongs to another process ({now.name}): nothing "
+            "was moved"
+        )
 
     def migrate(
         self,
@@ -89,7 +151,40 @@ class LiveSource:
     ) -> MigrationResult:
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
-        result = migration.run_migration(plan, on_progress=on_progress, scanner=self._scanner)
+        reused = self._reused_pid(plan)
+        if reused is not None:
+            result = MigrationResult(
+                plan,
+                MigrationOutcome.FAILED,
+                frozen_map(),
+                frozen_map(),
+                None,
+                0.0,
+                MigrationError("ESRCH", reused),
+            )
+            self.audit_warning = audit.append(
+                audit.entry_for(result, plan.process_name), self.audit_path
+            )
+            return result
+        try:
+            result = migration.run_migration(
+                plan, on_progress=on_progress, scanner=self._scanner, cancel=cancel
+            )
+        except Exception as exc:
+            # Still an attempt the operator must be able to find afterwards.
+            crashed = MigrationResult(
+                plan,
+                MigrationOutcome.FAILED,
+                frozen_map(),
+                frozen_map(),
+                None,
+                0.0,
+                MigrationError("", f"numatui failed during the migration: {exc!r}"),
+            )
+            self.audit_warning = audit.append(
+                audit.entry_for(crashed, plan.process_name), self.audit_path
+            )
+            raise
         # Pages moved from outside leave the process's fault counters alone, so the
         # scanner's change signal cannot see it: forget what we knew of this pid.
         self._scanner.invalidate(plan.pid)

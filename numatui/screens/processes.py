@@ -116,6 +116,7 @@ class ProcessesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter-bar").display = False
+        self.watch(self.numatui, "first_topology", self._on_first_topology, init=True)
         self.watch(self.numatui, "state", self._on_state, init=True)
 
     # ------------------------------------------------------------ data
@@ -141,6 +142,18 @@ class ProcessesScreen(Screen[None]):
     def selected_process(self) -> ProcessMemory | None:
         pid = self.selected_pid
         return self._shown.get(pid) if pid is not None else None
+
+    def _on_first_topology(self, topology: Topology | None) -> None:
+        if topology is None or self.numatui.state is not None:
+            return
+        lines = [nodes_summary(topology)]
+        blocker = machine_migration_blocker(topology)
+        if blocker:
+            lines.append(blocker)
+        summary = self.query_one("#summary", Static)
+        summary.update("\n".join(lines))
+        summary.set_class(blocker is not None, "-blocked")
+        self.query_one("#status", Static).update("reading every process's memory per node…")
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:

@@ -1,0 +1,215 @@
+"""The whole app, end to end, in a real two-node kernel: a person's keys in a real terminal.
+
+numatui runs under tmux (a real pty, the real `python -m numatui` entry point, the live
+data source); the test reads the screen with `tmux capture-pane` and types with
+`tmux send-keys`. A workload whose memory is bound to node 0 while its only CPU is on
+node 1 must show as misplaced; `m` must preselect node 0 → node 1; Enter must really move
+its pages (checked in /proc/PID/numa_maps, not on screen) without changing a byte; the
+audit log must record it; `b` must come back with the process selected; `q` must quit
+promptly. Timings are printed (pytest -s, or the host test's captured output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from numatui.workload import Workload
+
+pytestmark = [pytest.mark.guest, pytest.mark.two_nodes]
+
+REPO = Path(__file__).resolve().parents[3]
+SIZE_MIB = 64
+WIDTH, HEIGHT = 160, 48
+# Textual's first import reads ~500 modules over 9p under TCG: 15-30 s on a quiet host.
+START_TIMEOUT_S = 120.0
+STEP_TIMEOUT_S = 60.0
+QUIT_LIMIT_S = 5.0
+
+
+class TmuxApp:
+    """numatui in a detached tmux session on a private server socket."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.socket = f"numatui-e2e-{os.getpid()}"
+        self.workdir = workdir
+        self.exit_file = workdir / "exit_code"
+        self.state_home = workdir / "state"
+        self.timings: dict[str, float] = {}
+        self.started_at = 0.0
+
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, TERM="xterm-256color")
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=check,
+            timeout=30,
+        )
+
+    def start(self) -> None:
+        self.state_home.mkdir()
+        env = {
+            "PYTHONPATH": str(REPO),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "XDG_STATE_HOME": str(self.state_home),
+            "TERM": "xterm-256color",
+        }
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        # Textual draws on stderr, so nothing is redirected; the exit status lands in a file
+        # and the pane stays after exit (remain-on-exit) so a traceback can still be read.
+        command = (
+            f"cd {REPO} && env {exports} {sys.executable} -m numatui; echo $? > {self.exit_file}"
+        )
+        self.started_at = time.monotonic()
+        self.tmux(
+            "new-session", "-d", "-s", "e2e", "-x", str(WIDTH), "-y", str(HEIGHT), command,
+            ";", "set-option", "-t", "e2e", "remain-on-exit", "on",
+        )  # fmt: skip
+
+    def screen(self) -> str:
+        done = self.tmux("capture-pane", "-p", check=False)
+        return done.stdout if done.returncode == 0 else ""
+
+    def wait_for(self, what: str, found: Callable[[str], bool], timeout: float) -> str:
+        """Poll the screen until `found(screen)`; records seconds since start under `what`."""
+        began = time.monotonic()
+        text = ""
+        while time.monotonic() - began < timeout:
+            text = self.screen()
+            if found(text):
+                self.timings[what] = time.monotonic() - self.started_at
+                return text
+            if self.exit_file.exists():
+                break
+            time.sleep(0.2)
+        exited = (
+            f"numatui exited ({self.exit_file.read_text().strip()}); "
+            if self.exit_file.exists()
+            else ""
+        )
+        pytest.fail(f"waited {time.monotonic() - began:.0f} s for {what}; {exited}screen:\n{text}")
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", *keys)
+
+    def type_text(self, text: str) -> None:
+        self.tmux("send-keys", "-l", text)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            if self.exit_file.exists() and self.exit_file.read_text().strip():
+                self.timings["quit"] = time.monotonic() - began
+                return int(self.exit_file.read_text())
+            time.sleep(0.05)
+        return None
+
+    def close(self) -> None:
+        self.tmux("kill-server", check=False)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[TmuxApp]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed in the guest")
+    running = TmuxApp(tmp_path)
+    yield running
+    running.close()
+
+
+def row_of(screen: str, pid: int) -> str | None:
+    """The table line whose PID column is `pid`."""
+    for line in screen.splitlines():
+        if re.match(rf"\s*{pid}\s", line):
+            return line
+    return None
+
+
+def audit_entries(state_home: Path) -> list[dict[str, object]]:
+    log = state_home / "numatui" / "audit.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_migrate_a_misplaced_process_from_the_app(
+    app: TmuxApp,
+    workload: Callable[..., Workload],
+    vma_bytes_per_node: Callable[[int, int], dict[int, int]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    size = SIZE_MIB * 1024 * 1024
+    # Memory bound to node 0, the only CPU (1) on node 1: misplaced by construction.
+    work = workload(kind="private", size_mib=SIZE_MIB, node=0, cpu=1)
+    pid, start = work.pid, work.info["start"]
+    assert vma_bytes_per_node(pid, start) == {0: size}
+    began = time.monotonic()
+
+    app.start()
+    app.wait_for("first paint", lambda s: "numatui" in s, START_TIMEOUT_S)
+    app.wait_for("nodes", lambda s: "2 nodes" in s, STEP_TIMEOUT_S)
+    screen = app.wait_for("workload row", lambda s: row_of(s, pid) is not None, STEP_TIMEOUT_S)
+    row = row_of(screen, pid)
+    assert row is not None and "2 nodes" in screen, screen
+    assert re.search(r"!\s*\d+%", row), f"pid {pid} is not marked misplaced: {row!r}"
+
+    # `/` filters by pid; Enter puts the cursor on the only row; Escape clears the filter
+    # and the cursor stays on that process among all the others.
+    app.keys("/")
+    app.wait_for("filter bar", lambda s: "filter:" in s, STEP_TIMEOUT_S)
+    app.type_text(str(pid))
+    app.wait_for("filtered", lambda s: re.search(r"1 of \d+ processes", s) is not None, 30)
+    app.keys("Enter")
+    app.keys("Escape")
+    app.wait_for("filter cleared", lambda s: bool(re.search(r"^ *\d+ processes", s, re.M)), 30)
+    app.keys("m")
+    preview = app.wait_for("plan preview", lambda s: "The kernel will move" in s, STEP_TIMEOUT_S)
+    # Node 0 holds the 64 MiB region plus what the interpreter allocated after binding.
+    pair = re.search(r"node 0 → node 1\s+([\d.]+) MiB", preview)
+    assert pair and float(pair[1]) >= SIZE_MIB, preview
+    assert "node 1 → node" not in preview, preview
+
+    app.keys("Enter")
+    summary = app.wait_for("migration summary", lambda s: "Outcome:" in s, STEP_TIMEOUT_S)
+    assert "Outcome: all moved" in summary, summary
+
+    placed = vma_bytes_per_node(pid, start)
+    assert placed == {1: size}, f"after the app's migration the workload is on {placed}"
+    assert work.checksum() == work.info["checksum"], "the workload's bytes changed"
+
+    entries = [e for e in audit_entries(app.state_home) if e["pid"] == pid]
+    assert len(entries) == 1, audit_entries(app.state_home)
+    entry = entries[0]
+    assert (entry["from"], entry["to"], entry["outcome"]) == ("0", "1", "all moved"), entry
+    assert isinstance(entry["bytes_moved"], int) and entry["bytes_moved"] >= size, entry
+
+    # `b`: back to the table with the migrated process selected; Enter opens its detail.
+    app.keys("b")
+    app.wait_for("table again", lambda s: "Outcome:" not in s and "Filter" in s, 30)
+    app.keys("Enter")
+    detail = app.wait_for("detail", lambda s: f"pid {pid}" in s, STEP_TIMEOUT_S)
+    assert f"({pid})" in detail, detail
+    app.keys("Escape")
+    app.wait_for("table after detail", lambda s: f"pid {pid}" not in s, 30)
+
+    app.keys("q")
+    code = app.wait_exit(timeout=30)
+    assert code is not None, f"numatui still running 30 s after q; screen:\n{app.screen()}"
+    assert code == 0, app.screen()
+    # Seconds since numatui was started, except `quit`: from the key to the exit.
+    report = ", ".join(f"{k} {v:.1f} s" for k, v in app.timings.items())
+    with capsys.disabled():  # onto the guest console, which the host keeps
+        print(f"\napp e2e in the guest: {report}; whole test {time.monotonic() - began:.1f} s")
+    assert app.timings["quit"] < QUIT_LIMIT_S, report
