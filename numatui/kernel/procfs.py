@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import itertools
 import os
 import pwd
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -513,6 +513,27 @@ def parse_cmdline(data: bytes) -> str:
 # ---------------------------------------------------------------- reading
 
 
+def hides_other_users(proc_root: Path = Path("/proc")) -> bool:
+    """Whether `proc_root` is a proc mount with hidepid (other users' processes invisible).
+
+    Such processes are not even counted by a scan, so a face must say the list is partial.
+    """
+    try:
+        mountinfo = _read("/proc/self/mountinfo").decode("utf-8", "replace")
+        target = os.path.realpath(proc_root)
+    except OSError:
+        return False
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 10 or fields[4] != target or " - proc " not in line:
+            continue
+        options = line.rsplit(" ", 1)[-1].split(",")
+        return any(
+            o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off") for o in options
+        )
+    return False
+
+
 class _Vanished(Exception):
     """The process exited while we read it."""
 
@@ -901,16 +922,40 @@ class ProcessScanner:
 
         Most of a full scan is the kernel walking address spaces inside
         read(2) of numa_maps, which runs without the GIL: a few threads let
-        one process's walk overlap another's parse, on every core.
+        one process's walk overlap another's parse, on every core. They are
+        daemon threads pulling from one queue (not a ThreadPoolExecutor,
+        whose workers the interpreter joins at exit): quitting the app in
+        the middle of a scan on a big machine must not wait for the scan.
         """
         if self.read_threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
             return {pid: self._read_one(pid, cpu_map) for pid in pids}
-        # Imported here: it pulls in logging and more, which one-pid CLI calls never need.
-        from concurrent.futures import ThreadPoolExecutor
+        pending = iter(pids)
+        take = threading.Lock()
+        results: dict[int, _ReadOutcome] = {}
+        failures: list[BaseException] = []
 
-        with ThreadPoolExecutor(self.read_threads, thread_name_prefix="numatui-scan") as pool:
-            outcomes = pool.map(self._read_one, pids, itertools.repeat(cpu_map), chunksize=16)
-            return dict(zip(pids, outcomes, strict=True))
+        def work() -> None:
+            try:
+                while not failures:
+                    with take:
+                        pid = next(pending, None)
+                    if pid is None:
+                        return
+                    results[pid] = self._read_one(pid, cpu_map)
+            except BaseException as exc:  # handed to the caller, as the serial path would
+                failures.append(exc)
+
+        workers = [
+            threading.Thread(target=work, name="numatui-scan", daemon=True)
+            for _ in range(self.read_threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if failures:
+            raise failures[0]
+        return results
 
     def read_process(self, pid: int, topology: Topology | None = None) -> ProcessMemory:
         """One process, read now. Raises ProcessGone; unreadable memory shows as none."""
