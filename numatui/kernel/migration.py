@@ -256,6 +256,10 @@ class Observation:
     target_free_after: Mapping[int, int] = field(default_factory=frozen_map)
     target_total: Mapping[int, int] = field(default_factory=frozen_map)
     numa_balancing: bool | None = None
+    # Bytes left on the sources in mappings whose memory policy names none of the
+    # targets (the process's own mbind/set_mempolicy), and those policies as printed.
+    policy_held_on_sources: int = 0
+    holding_policies: tuple[str, ...] = ()
 
 
 def decide_outcome(
@@ -333,6 +337,15 @@ def decide_outcome(
                 f"node {dest} is full ({format_bytes(free)} free of {format_bytes(total)}): "
                 "pages that did not fit stayed; free memory there, or pick another node"
             )
+    if seen.policy_held_on_sources and left > explained:
+        explained += seen.policy_held_on_sources
+        explanations.append(
+            f"{format_bytes(seen.policy_held_on_sources)} on node {_nodes(moving_sources)} is in "
+            f"mappings whose memory policy ({', '.join(seen.holding_policies)}) puts pages "
+            "there: pages the process allocated or moved itself during the migration (mbind, "
+            "set_mempolicy) follow its policy, not the migration; change the policy "
+            "(numactl --membind) to keep them on the target"
+        )
     if seen.pages_not_moved:
         explanations.append(
             f"the kernel reported {seen.pages_not_moved} page(s) it could not move: pinned "
@@ -367,6 +380,17 @@ def _node_meminfo(sys_root: Path, node: int) -> tuple[int, int] | None:
     if "MemFree" not in values:
         return None
     return values["MemFree"], values.get("MemTotal", 0)
+
+
+def _policy_nodes(policy: str) -> frozenset[int]:
+    """The nodes a numa_maps policy names (`bind:0-1`, `prefer=static:2`); empty for none."""
+    _, sep, nodes = policy.rpartition(":")
+    if not sep:
+        return frozenset()
+    try:
+        return parse_kernel_list(nodes)
+    except ValueError:
+        return frozenset()
 
 
 def _numa_balancing(proc_root: Path) -> bool | None:
@@ -559,15 +583,27 @@ class MigrationJob:
         moving_sources = {source for source, _ in self.plan.pairs}
         left = sum(after.get(n, 0) for n in moving_sources)
         shared = 0
+        held = 0
+        policies: set[str] = set()
         free: dict[int, int] = {}
         total: dict[int, int] = {}
         if left and not process_exited:
-            if not self.privileges.cap_sys_nice:
-                try:
-                    shared_now = self.scanner.numa_maps(self.plan.pid).shared_bytes
-                    shared = sum(shared_now.get(n, 0) for n in moving_sources)
-                except ProcessGone:
-                    pass
+            targets = {dest for _, dest in self.plan.pairs}
+            try:
+                maps = self.scanner.numa_maps(self.plan.pid)
+            except (ProcessGone, PermissionError):
+                maps = None
+            if maps is not None:
+                if not self.privileges.cap_sys_nice:
+                    shared = sum(maps.shared_bytes.get(n, 0) for n in moving_sources)
+                for region in maps.mappings:
+                    policy_nodes = _policy_nodes(region.policy)
+                    on_sources = sum(
+                        region.node_pages.get(n, 0) * region.page_size for n in moving_sources
+                    )
+                    if on_sources and policy_nodes and not policy_nodes & targets:
+                        held += on_sources
+                        policies.add(region.policy)
             for dest in {dest for _, dest in self.plan.pairs}:
                 info = _node_meminfo(self.sys_root, dest)
                 if info is not None:
@@ -582,6 +618,8 @@ class MigrationJob:
             target_free_after=frozen_map(free),
             target_total=frozen_map(total),
             numa_balancing=_numa_balancing(self.proc_root),
+            policy_held_on_sources=held,
+            holding_policies=tuple(sorted(policies)),
         )
 
 

@@ -184,6 +184,8 @@ def test_migrate_a_misplaced_process_from_the_app(
     app.keys("Enter")
     summary = app.wait_for("migration summary", lambda s: "Outcome:" in s, STEP_TIMEOUT_S)
     assert "Outcome: all moved" in summary, summary
+    moved = re.search(r"pages moved: ([\d,]+)", summary)
+    assert moved and int(moved[1].replace(",", "")) >= size // os.sysconf("SC_PAGE_SIZE"), summary
 
     placed = vma_bytes_per_node(pid, start)
     assert placed == {1: size}, f"after the app's migration the workload is on {placed}"
