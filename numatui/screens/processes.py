@@ -86,6 +86,9 @@ class ProcessesScreen(Screen[None]):
         super().__init__()
         self.filter_text = ""
         self.node_limit: int | None = None
+        self._summary_text = ""
+        self._status_text = ""
+        self._last_blocker: str | None = "not read yet"
         self.sort_key = "rss"
         self.sort_reverse = True
         self._node_ids: list[int] = []
@@ -160,7 +163,12 @@ class ProcessesScreen(Screen[None]):
             return
         self._update_summary(state)
         self._update_table(state, rebuild=False)
-        self.refresh_bindings()
+        # Re-evaluating every binding costs ~1.4% of a core at a 2 s refresh (measured,
+        # benchmarks/bench_ui.py): do it only when what `m` depends on changed.
+        blocker = machine_migration_blocker(state.topology)
+        if blocker != self._last_blocker:
+            self._last_blocker = blocker
+            self.refresh_bindings()
 
     def _update_summary(self, state: AppState) -> None:
         lines = [nodes_summary(state.topology)]
@@ -171,9 +179,12 @@ class ProcessesScreen(Screen[None]):
             note = privilege_note(state.privileges)
             if note:
                 lines.append(note)
-        summary = self.query_one("#summary", Static)
-        summary.update("\n".join(lines))
-        summary.set_class(blocker is not None, "-blocked")
+        text = "\n".join(lines)
+        if text != self._summary_text:  # an unchanged Static.update still re-renders
+            self._summary_text = text
+            summary = self.query_one("#summary", Static)
+            summary.update(text)
+            summary.set_class(blocker is not None, "-blocked")
 
     def _update_status(self) -> None:
         state = self.numatui.state
@@ -195,7 +206,10 @@ class ProcessesScreen(Screen[None]):
             parts.append(f"filter “{self.filter_text}”")
         if self.numatui.last_error:
             parts.append(f"last refresh failed: {self.numatui.last_error}")
-        self.query_one("#status", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._status_text:
+            self._status_text = text
+            self.query_one("#status", Static).update(text)
 
     def _column_title(self, key: str) -> str:
         if key.startswith("node"):
