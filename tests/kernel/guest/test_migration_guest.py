@@ -339,11 +339,13 @@ def test_shared_pages_stay_for_a_non_root_user_and_that_is_reported(
 def test_progress_samples_move_toward_the_target_and_end_at_the_result(
     workload: WorkloadFactory,
 ) -> None:
-    size = 128 * MIB
+    # Large enough, and sampled densely enough, that even an idle host's guest (128 MiB
+    # moved in 0.23 s) is caught several times half way.
+    size = 384 * MIB
     work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
     plan = plan_for(work.pid, {0}, {1})
     samples: list[MigrationProgress] = []
-    job = MigrationJob(plan, sample_interval_s=0.05)
+    job = MigrationJob(plan, sample_interval_s=0.02, sample_cost_ratio=1.0)
     result = job.run(on_progress=samples.append)
 
     assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
