@@ -317,6 +317,21 @@ class MigrationResult:
     explanations: tuple[str, ...] = ()
     samples: tuple[MigrationProgress, ...] = ()
 
+    @classmethod
+    def unchanged(
+        cls,
+        plan: MigrationPlan,
+        error: MigrationError,
+        counts: NodeBytes | None = None,
+        elapsed_s: float = 0.0,
+        samples: tuple[MigrationProgress, ...] = (),
+    ) -> MigrationResult:
+        """A refusal or failure that moved nothing: `counts` stand as both before and after."""
+        counts = counts if counts is not None else frozen_map()
+        return cls(
+            plan, MigrationOutcome.FAILED, counts, counts, None, elapsed_s, error, (), samples
+        )
+
     @property
     def bytes_moved(self) -> int:
         """Bytes that left the source nodes (per-node counts, not the return value)."""

@@ -20,13 +20,11 @@ from numatui.kernel.procfs import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
     MigrationError,
-    MigrationOutcome,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
     ProcessScan,
     Topology,
-    frozen_map,
 )
 from numatui.source import Privileges, ProgressCallback
 
@@ -153,15 +151,7 @@ class LiveSource:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
         reused = self._reused_pid(plan)
         if reused is not None:
-            result = MigrationResult(
-                plan,
-                MigrationOutcome.FAILED,
-                frozen_map(),
-                frozen_map(),
-                None,
-                0.0,
-                MigrationError("ESRCH", reused),
-            )
+            result = MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))
             self.audit_warning = audit.append(
                 audit.entry_for(result, plan.process_name), self.audit_path
             )
@@ -172,14 +162,8 @@ class LiveSource:
             )
         except Exception as exc:
             # Still an attempt the operator must be able to find afterwards.
-            crashed = MigrationResult(
-                plan,
-                MigrationOutcome.FAILED,
-                frozen_map(),
-                frozen_map(),
-                None,
-                0.0,
-                MigrationError("", f"numatui failed during the migration: {exc!r}"),
+            crashed = MigrationResult.unchanged(
+                plan, MigrationError("", f"numatui failed during the migration: {exc!r}")
             )
             self.audit_warning = audit.append(
                 audit.entry_for(crashed, plan.process_name), self.audit_path

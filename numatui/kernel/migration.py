@@ -453,10 +453,7 @@ class MigrationJob:
         try:
             before = self._snapshot()
         except ProcessGone as exc:
-            error = MigrationError("ESRCH", str(exc))
-            return MigrationResult(
-                plan, MigrationOutcome.FAILED, frozen_map(), frozen_map(), None, 0.0, error
-            )
+            return MigrationResult.unchanged(plan, MigrationError("ESRCH", str(exc)))
         except PermissionError:
             # Without seeing the counts no outcome could be judged: do not start.
             error = MigrationError(
@@ -464,9 +461,7 @@ class MigrationJob:
                 f"cannot read /proc/{plan.pid}/numa_maps (another user's or a non-dumpable "
                 "process): run numatui as root; nothing was changed",
             )
-            return MigrationResult(
-                plan, MigrationOutcome.FAILED, frozen_map(), frozen_map(), None, 0.0, error
-            )
+            return MigrationResult.unchanged(plan, error)
         if plan.is_noop:
             return MigrationResult(
                 plan,
@@ -478,15 +473,10 @@ class MigrationJob:
                 explanations=("the source and target nodes leave nothing to move",),
             )
         if cancel is not None and cancel.is_set():
-            return MigrationResult(
-                plan,
-                MigrationOutcome.FAILED,
-                before,
-                before,
-                None,
-                0.0,
-                MigrationError("", "cancelled before the migration started; nothing changed"),
+            cancelled = MigrationError(
+                "", "cancelled before the migration started; nothing changed"
             )
+            return MigrationResult.unchanged(plan, cancelled, before)
 
         outcome: list[int | NumatuiError] = []
 
@@ -529,16 +519,8 @@ class MigrationJob:
         result = outcome[0] if outcome else None
         if isinstance(result, NumatuiError) and not isinstance(result, SyscallError):
             # No syscall was made (unknown architecture): nothing changed.
-            return MigrationResult(
-                plan,
-                MigrationOutcome.FAILED,
-                before,
-                before,
-                None,
-                elapsed,
-                MigrationError("", str(result)),
-                samples=tuple(samples),
-            )
+            error = MigrationError("", str(result))
+            return MigrationResult.unchanged(plan, error, before, elapsed, tuple(samples))
         failure = result if isinstance(result, SyscallError) else None
         pages_not_moved = result if isinstance(result, int) else None
         if failure is not None and failure.errno_name == "ESRCH":
