@@ -417,7 +417,7 @@ class MigrationJob:
         privileges: Privileges | None = None,
         proc_root: Path = Path("/proc"),
         sys_root: Path = Path("/sys"),
-        sample_interval_s: float = 0.1,
+        sample_interval_s: float = 0.25,
         sample_cost_ratio: float = 20.0,
         page_size: int | None = None,
         migrate: Callable[[int, NodeMask, NodeMask], int] = syscalls.migrate_pages,
