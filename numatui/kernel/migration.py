@@ -24,6 +24,7 @@ from numatui.errors import MigrationRefused, NumatuiError, ProcessGone, SyscallE
 from numatui.kernel import syscalls
 from numatui.kernel.nodemask import NodeMask, format_kernel_list, parse_kernel_list
 from numatui.kernel.plan import effective_targets, kernel_pairs
+from numatui.kernel.topology import TopologyReader, parse_meminfo
 from numatui.model import (
     MemoryKind,
     MigrationError,
@@ -372,11 +373,7 @@ def _node_meminfo(sys_root: Path, node: int) -> tuple[int, int] | None:
         text = (sys_root / "devices/system/node" / f"node{node}" / "meminfo").read_text()
     except OSError:
         return None
-    values: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] == "Node":  # Node 1 MemFree:  123 kB
-            values[parts[2].rstrip(":")] = int(parts[3]) * 1024
+    values = parse_meminfo(text)
     if "MemFree" not in values:
         return None
     return values["MemFree"], values.get("MemTotal", 0)
@@ -391,13 +388,6 @@ def _policy_nodes(policy: str) -> frozenset[int]:
         return parse_kernel_list(nodes)
     except ValueError:
         return frozenset()
-
-
-def _numa_balancing(proc_root: Path) -> bool | None:
-    try:
-        return (proc_root / "sys/kernel/numa_balancing").read_text().strip() not in ("", "0")
-    except OSError:
-        return None
 
 
 class MigrationJob:
@@ -599,7 +589,7 @@ class MigrationJob:
             shared_on_sources_after=shared,
             target_free_after=frozen_map(free),
             target_total=frozen_map(total),
-            numa_balancing=_numa_balancing(self.proc_root),
+            numa_balancing=TopologyReader(self.sys_root, self.proc_root).numa_balancing(),
             policy_held_on_sources=held,
             holding_policies=tuple(sorted(policies)),
         )
