@@ -11,6 +11,12 @@ from numatui.app import NumatuiApp
 async def settle(pilot: Pilot[None]) -> None:
     """Let every worker finish and every message it posted be handled."""
     app = pilot.app
+    # Under load the first refresh's worker may not have started when the waits below
+    # run: wait for its state to land first (bounded; a failing source never gives one).
+    for _ in range(250):
+        if getattr(app, "state", None) is not None or getattr(app, "last_error", None):
+            break
+        await pilot.pause(0.02)
     for _ in range(3):
         await app.workers.wait_for_complete()
         await pilot.pause()
