@@ -6,17 +6,18 @@ cells are rewritten) so the cursor stays on the selected pid.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
+from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
 from numatui.screens.common import (
@@ -28,30 +29,19 @@ from numatui.screens.common import (
     process_migration_blocker,
 )
 from numatui.units import human_bytes
+from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
 if TYPE_CHECKING:
     from numatui.app import AppState, NumatuiApp
 
 # Locality comes before the per-node columns so it stays visible on 80 columns.
-FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("pid", "PID"),
-    ("name", "NAME"),
-    ("user", "USER"),
-    ("rss", "RSS"),
-    ("locality", "LOCAL"),
+FIXED_COLUMNS: tuple[TableColumn, ...] = (
+    TableColumn("pid", "PID", numeric=True),
+    TableColumn("name", "NAME"),
+    TableColumn("user", "USER"),
+    TableColumn("rss", "RSS", numeric=True),
+    TableColumn("locality", "LOCAL", numeric=True),
 )
-
-
-class ProcessTable(DataTable[Any]):
-    """The process table; component classes let the .tcss colour misplaced rows."""
-
-    COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | {
-        "process-table--misplaced",
-        "process-table--local",
-        "process-table--zero",
-    }
-    # Shown in the Footer: the table takes Enter before the screen would.
-    BINDINGS = [Binding("enter", "select_cursor", "Detail", tooltip="Memory by kind and mappings")]
 
 
 def _row_values(process: ProcessMemory, node_ids: list[int]) -> dict[str, Any]:
@@ -66,6 +56,65 @@ def _row_values(process: ProcessMemory, node_ids: list[int]) -> dict[str, Any]:
     for node_id in node_ids:
         values[f"node{node_id}"] = process.node_bytes.get(node_id, 0)
     return values
+
+
+def _cells(process: ProcessMemory, node_ids: list[int]) -> tuple[TableCell, ...]:
+    misplaced = is_misplaced(process)
+    locality = process.locality
+    if locality is None:
+        locality_cell = TableCell("-", "zero")
+    elif misplaced:
+        locality_cell = TableCell(f"! {locality:.0%}", "misplaced")
+    else:
+        locality_cell = TableCell(f"{locality:.0%}", "local")
+    cells = [
+        TableCell(str(process.pid)),
+        TableCell(process.name, "misplaced" if misplaced else ""),
+        TableCell(process.user),
+        TableCell(human_bytes(process.rss_bytes)),
+        locality_cell,
+    ]
+    for node_id in node_ids:
+        value = process.node_bytes.get(node_id, 0)
+        cells.append(TableCell(human_bytes(value)) if value else TableCell("·", "zero"))
+    return tuple(cells)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    """One process as the table shows, sorts and filters it."""
+
+    process: ProcessMemory
+    row: TableRow
+    values: dict[str, Any]
+    search_text: str
+    """Name, user and command line, lower-cased, for the filter."""
+
+
+def process_row(process: ProcessMemory, node_ids: list[int]) -> ProcessRow:
+    return ProcessRow(
+        process,
+        TableRow(process.pid, _cells(process, node_ids)),
+        _row_values(process, node_ids),
+        "\0".join((process.name, process.user, process.cmdline)).lower(),
+    )
+
+
+def prepare_rows(
+    processes: Iterable[ProcessMemory], node_ids: list[int], previous: Mapping[int, ProcessRow]
+) -> dict[int, ProcessRow]:
+    """A row per process, reusing `previous` rows of unchanged processes.
+
+    The scanner hands back the very same object for a process that did not
+    change, so identity is enough and no process is formatted twice.
+    """
+    rows: dict[int, ProcessRow] = {}
+    for process in processes:
+        old = previous.get(process.pid)
+        rows[process.pid] = (
+            old if old is not None and old.process is process else process_row(process, node_ids)
+        )
+    return rows
 
 
 class ProcessesScreen(Screen[None]):
@@ -93,12 +142,22 @@ class ProcessesScreen(Screen[None]):
         self.sort_reverse = True
         self._node_ids: list[int] = []
         self._shown: dict[int, ProcessMemory] = {}
-        self._sort_values: dict[int, dict[str, Any]] = {}
         self._pending_pid: int | None = None
-        # Cells per process snapshot: unchanged processes (same object from the scanner)
-        # are never formatted twice, which keeps filter and node changes fast.
-        self._cell_cache: dict[int, tuple[ProcessMemory, list[Any]]] = {}
+        # Rows of every process in `shown_state`, with the node columns they were built
+        # for; replaced whole (never mutated), so the row worker may read them.
+        self._prepared: tuple[list[int], dict[int, ProcessRow]] = ([], {})
+        self.shown_state: AppState | None = None
+        """The refresh whose processes the table shows (rows are built off the UI thread)."""
         self._table: ProcessTable | None = None
+
+    class RowsPrepared(Message):
+        """The row worker formatted a refresh's processes."""
+
+        def __init__(self, state: AppState, node_ids: list[int], rows: dict[int, ProcessRow]):
+            super().__init__()
+            self.state = state
+            self.node_ids = node_ids
+            self.rows = rows
 
     @property
     def numatui(self) -> NumatuiApp:
@@ -111,7 +170,7 @@ class ProcessesScreen(Screen[None]):
         yield Header()
         yield Static("reading the machine…", id="summary")
         yield Static("", id="status")
-        yield ProcessTable(id="processes", cursor_type="row", zebra_stripes=True)
+        yield ProcessTable(id="processes")
         with Horizontal(id="filter-bar"):
             yield Static("filter:", id="filter-label")
             yield Input(placeholder="name, user or pid", id="filter")
@@ -132,14 +191,7 @@ class ProcessesScreen(Screen[None]):
 
     @property
     def selected_pid(self) -> int | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
-        except Exception:
-            return None
-        return int(key.value) if key.value is not None else None
+        return self.table.cursor_key
 
     @property
     def selected_process(self) -> ProcessMemory | None:
@@ -162,7 +214,7 @@ class ProcessesScreen(Screen[None]):
         if state is None:
             return
         self._update_summary(state)
-        self._update_table(state, rebuild=False)
+        self._prepare_rows(state)
         # Re-evaluating every binding costs ~1.4% of a core at a 2 s refresh (measured,
         # benchmarks/bench_ui.py): do it only when what `m` depends on changed.
         blocker = machine_migration_blocker(state.topology)
@@ -187,7 +239,7 @@ class ProcessesScreen(Screen[None]):
             summary.set_class(blocker is not None, "-blocked")
 
     def _update_status(self) -> None:
-        state = self.numatui.state
+        state = self.shown_state
         parts: list[str] = []
         if state is not None:
             scan = state.scan
@@ -212,158 +264,82 @@ class ProcessesScreen(Screen[None]):
             self.query_one("#status", Static).update(text)
 
     def _column_title(self, key: str) -> str:
-        if key.startswith("node"):
-            return f"N{key[4:]}"
-        return {"pid": "PID", "user": "USER", "name": "NAME", "rss": "RSS"}.get(key, "LOCAL")
+        column = self.table.columns.get(key)
+        return column.label if column is not None else key
 
-    def _matches(self, process: ProcessMemory) -> bool:
+    def _matches(self, row: ProcessRow, needle: str) -> bool:
+        process = row.process
         if self.node_limit is not None and process.node_bytes.get(self.node_limit, 0) <= 0:
             return False
-        needle = self.filter_text.strip().lower()
         if not needle:
             return True
-        return (
-            needle in process.name.lower()
-            or needle in process.user.lower()
-            or needle == str(process.pid)
-            or needle in process.cmdline.lower()
-        )
+        return needle in row.search_text or needle == str(process.pid)
 
     def _columns_for(self, topology: Topology) -> list[int]:
         return [n.id for n in memory_nodes(topology)]
 
     def _build_columns(self) -> None:
-        table = self.table
-        table.clear(columns=True)
-        for key, title in FIXED_COLUMNS:
-            table.add_column(title, key=key)
-        for node_id in self._node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+        nodes = [TableColumn(f"node{n}", f"N{n}", numeric=True) for n in self._node_ids]
+        self.table.set_columns([*FIXED_COLUMNS, *nodes])
 
-    def _cells(self, process: ProcessMemory) -> list[Any]:
-        cached = self._cell_cache.get(process.pid)
-        if cached is not None and cached[0] is process:
-            return cached[1]
-        cells = self._format_cells(process)
-        self._cell_cache[process.pid] = (process, cells)
-        return cells
-
-    def _format_cells(self, process: ProcessMemory) -> list[Any]:
-        table = self.table
-        misplaced = is_misplaced(process)
-        zero_style = table.get_component_rich_style("process-table--zero", partial=True)
-        bad_style = table.get_component_rich_style("process-table--misplaced", partial=True)
-        good_style = table.get_component_rich_style("process-table--local", partial=True)
-        locality = process.locality
-        if locality is None:
-            locality_cell = Text("-", justify="right", style=zero_style)
-        elif misplaced:
-            locality_cell = Text(f"! {locality:.0%}", justify="right", style=bad_style)
-        else:
-            locality_cell = Text(f"{locality:.0%}", justify="right", style=good_style)
-        cells: list[Any] = [
-            Text(str(process.pid), justify="right"),
-            Text(process.name, style=bad_style if misplaced else ""),
-            process.user,
-            Text(human_bytes(process.rss_bytes), justify="right"),
-            locality_cell,
-        ]
-        for node_id in self._node_ids:
-            value = process.node_bytes.get(node_id, 0)
-            if value:
-                cells.append(Text(human_bytes(value), justify="right"))
-            else:
-                cells.append(Text("·", justify="right", style=zero_style))
-        return cells
-
-    def _update_table(self, state: AppState, rebuild: bool) -> None:
-        table = self.table
-        keep_pid = self._pending_pid if self._pending_pid is not None else self.selected_pid
+    # Formatting 2,000 changed rows takes tens of milliseconds: done in a thread so a
+    # key pressed meanwhile is answered at once (benchmarks/bench_ui.py).
+    @work(thread=True, exclusive=True, group="process-rows", exit_on_error=False)
+    def _prepare_rows(self, state: AppState) -> None:
         node_ids = self._columns_for(state.topology)
-        if node_ids != self._node_ids or not table.columns:
-            self._node_ids = node_ids
-            self._cell_cache.clear()
-            self._build_columns()
-            rebuild = True
-        if self.sort_key not in table.columns:
-            self.sort_key = "rss"
-        wanted = {p.pid: p for p in state.scan.processes if self._matches(p)}
-        gone = sum(1 for pid in self._shown if pid not in wanted)
-        if gone > 64:
-            # DataTable.remove_row is linear in the table size: many removals cost more
-            # than adding every row again.
-            rebuild = True
-        changed = rebuild
-        if rebuild:
-            table.clear()
-            self._shown = {}
-            self._sort_values = {}
-        for pid in [pid for pid in self._shown if pid not in wanted]:
-            table.remove_row(str(pid))
-            del self._shown[pid]
-            del self._sort_values[pid]
-            changed = True
-        column_keys = [key for key, _ in FIXED_COLUMNS] + [f"node{n}" for n in node_ids]
-        new_rows: list[tuple[int, ProcessMemory]] = []
-        for pid, process in wanted.items():
-            old = self._shown.get(pid)
-            if old is None:
-                new_rows.append((pid, process))
-                continue
-            if old is process or old == process:
-                continue
-            for column_key, (before, after) in zip(
-                column_keys, zip(self._cells(old), self._cells(process), strict=True), strict=True
-            ):
-                if before != after:
-                    table.update_cell(str(pid), column_key, after)
-            self._shown[pid] = process
-            self._sort_values[pid] = _row_values(process, node_ids)
-            changed = True
-        for pid, process in new_rows:
-            table.add_row(*self._cells(process), key=str(pid))
-            self._shown[pid] = process
-            self._sort_values[pid] = _row_values(process, node_ids)
-            changed = True
-        if len(self._cell_cache) > 2 * len(state.scan.processes) + 100:
-            alive = {p.pid for p in state.scan.processes}
-            self._cell_cache = {k: v for k, v in self._cell_cache.items() if k in alive}
-        if changed:
-            self._apply_sort()
-        if keep_pid is not None and keep_pid in self._shown:
-            table.move_cursor(row=table.get_row_index(str(keep_pid)), animate=False)
-            self._pending_pid = None
-        self._update_status()
+        built_for, previous = self._prepared
+        reusable = previous if built_for == node_ids else {}
+        rows = prepare_rows(state.scan.processes, node_ids, reusable)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.RowsPrepared(state, node_ids, rows))
 
-    def _apply_sort(self) -> None:
-        values = self._sort_values
+    @on(RowsPrepared)
+    def _rows_prepared(self, message: RowsPrepared) -> None:
+        if message.state is not self.numatui.state:
+            return  # a newer refresh's rows are on their way
+        if message.node_ids != self._node_ids or not self.table.columns:
+            self._node_ids = message.node_ids
+            self._build_columns()
+        if self.sort_key not in self.table.columns:
+            self.sort_key = "rss"
+        self._prepared = (message.node_ids, message.rows)
+        self.shown_state = message.state
+        self._refilter()
+
+    def _refilter(self) -> None:
+        needle = self.filter_text.strip().lower()
+        self._shown = {
+            pid: row.process for pid, row in self._prepared[1].items() if self._matches(row, needle)
+        }
+        self._show_sorted()
+
+    def _show_sorted(self) -> None:
+        """Sort the shown processes and hand them to the table, the cursor kept on its pid."""
         key = self.sort_key
+        prepared = self._prepared[1]
+        rows = [prepared[pid] for pid in self._shown]
         # Ties broken by pid so the order is stable from one refresh to the next.
-        self.table.sort(
-            "pid",
-            key=lambda pid_cell: (values[int(pid_cell.plain)][key], int(pid_cell.plain)),
-            reverse=self.sort_reverse,
-        )
+        rows.sort(key=lambda r: (r.values[key], r.process.pid), reverse=self.sort_reverse)
+        keep = self._pending_pid if self._pending_pid in self._shown else None
+        if keep is not None:
+            self._pending_pid = None
+        self.table.set_sort(key, self.sort_reverse)
+        self.table.set_rows([r.row for r in rows], keep_key=keep)
+        self._update_status()
 
     def _resort_keeping_cursor(self) -> None:
-        pid = self.selected_pid
-        self._apply_sort()
-        if pid is not None and pid in self._shown:
-            self.table.move_cursor(row=self.table.get_row_index(str(pid)), animate=False)
-        self._update_status()
+        self._show_sorted()
 
     def select_pid(self, pid: int) -> None:
         """Put the cursor on `pid` now, or when it next appears in a scan."""
         if pid in self._shown:
-            self.table.move_cursor(row=self.table.get_row_index(str(pid)), animate=False)
+            self.table.move_cursor(self.table.get_row_index(pid))
         else:
             self._pending_pid = pid
         self.table.focus()
 
     def _rebuild(self) -> None:
-        state = self.numatui.state
-        if state is not None:
-            self._update_table(state, rebuild=True)
+        self._refilter()
 
     # ------------------------------------------------------------ actions
 
@@ -382,14 +358,14 @@ class ProcessesScreen(Screen[None]):
 
         self.app.push_screen(ProcessDetailScreen(process))
 
-    @on(DataTable.RowSelected, "#processes")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(ProcessTable.RowSelected, "#processes")
+    def _row_selected(self, event: ProcessTable.RowSelected) -> None:
         event.stop()
         self.action_open_detail()
 
-    @on(DataTable.HeaderSelected, "#processes")
-    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
+    @on(ProcessTable.HeaderSelected, "#processes")
+    def _header_selected(self, event: ProcessTable.HeaderSelected) -> None:
+        key = event.column_key
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
         else:
@@ -398,7 +374,7 @@ class ProcessesScreen(Screen[None]):
         self._resort_keeping_cursor()
 
     def action_cycle_sort(self) -> None:
-        keys = [str(k.value) for k in self.table.columns]
+        keys = list(self.table.columns)
         if not keys:
             return
         index = keys.index(self.sort_key) if self.sort_key in keys else -1

@@ -6,6 +6,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from numatui.app import NumatuiApp
+from numatui.screens.processes import ProcessesScreen
 
 
 async def settle(pilot: Pilot[None]) -> None:
@@ -20,6 +21,17 @@ async def settle(pilot: Pilot[None]) -> None:
     for _ in range(3):
         await app.workers.wait_for_complete()
         await pilot.pause()
+    # The process table shows a refresh once its rows are built (a worker, then a message).
+    for _ in range(250):
+        state = getattr(app, "state", None)
+        if all(
+            screen.shown_state is state
+            for screen in app.screen_stack
+            if isinstance(screen, ProcessesScreen) and screen.is_mounted
+        ):
+            break
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.02)
     # DataTable measures new rows only when it goes idle; wait for that, or a snapshot
     # may catch columns still as wide as their headers (private flag: no public one).
     # Quiet twice in a row: rows added by a message handled during the first pause
