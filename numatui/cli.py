@@ -24,7 +24,6 @@ from numatui.errors import MigrationRefused, NodeStringError, NumatuiError, Proc
 from numatui.kernel import audit
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
-from numatui.kernel.procfs import hides_other_users
 from numatui.model import (
     MigrationOutcome,
     MigrationPlan,
@@ -247,7 +246,7 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
             "run as root to see all",
             file=sys.stderr,
         )
-    if os.geteuid() != 0 and hides_other_users(source.proc_root):
+    if source.privileges().processes_hidden:
         print(
             f"numatui: {source.proc_root} is mounted with hidepid: other users' processes "
             "are hidden from this list; run as root to see them",

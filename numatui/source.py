@@ -31,6 +31,8 @@ class Privileges:
     is_root: bool
     cap_sys_nice: bool  # move shared pages and other users' processes' pages
     cap_sys_ptrace: bool  # read/migrate other users' processes
+    processes_hidden: bool = False
+    """/proc is mounted with hidepid and we may not see past it: others' processes are missing."""
 
 
 ProgressCallback = Callable[[MigrationProgress], None]

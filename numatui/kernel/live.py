@@ -16,7 +16,7 @@ from pathlib import Path
 from numatui.errors import MigrationRefused, ProcessGone
 from numatui.kernel import audit, migration
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.procfs import ProcessScanner, hides_other_users
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
     MigrationError,
@@ -74,7 +74,9 @@ class LiveSource:
 
     def privileges(self) -> Privileges:
         if self._privileges is None:
-            self._privileges = read_privileges()
+            privileges = read_privileges()
+            hidden = not privileges.cap_sys_ptrace and hides_other_users(self.proc_root)
+            self._privileges = dataclasses.replace(privileges, processes_hidden=hidden)
         return self._privileges
 
     def plan(self, pid: int, from_nodes: Iterable[int], to_nodes: Iterable[int]) -> MigrationPlan:

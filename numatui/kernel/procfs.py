@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import math
 import os
 import pwd
 import re
@@ -30,7 +31,7 @@ from types import MappingProxyType
 
 from numatui.errors import ProcessGone
 from numatui.kernel.nodemask import parse_kernel_list
-from numatui.kernel.topology import TopologyReader, cpu_node_map
+from numatui.kernel.topology import TopologyReader, cpu_node_map, parse_key_values
 from numatui.model import (
     MappedRegion,
     MemoryKind,
@@ -449,12 +450,16 @@ class PidStat:
         Every page a process gains comes through a fault (minflt/majflt, which
         also count NUMA-balancing hinting faults, the moment balancing
         migrates a page); unmapping or reclaim changes vsize or rss; pid reuse
-        changes start_ticks. Not seen: pages moved by someone else
-        (migrate_pages/move_pages from another process, kswapd demotion to a
-        slower tier, memory hot-unplug), sharing changes made by other
+        changes start_ticks. Not seen: pages moved without a fault
+        (migrate_pages/move_pages/mbind, by this or another process, demotion
+        to a slower tier, memory hot-unplug, khugepaged collapsing pages into
+        a huge page on another node), a shared page moved by NUMA balancing
+        through another sharer's fault, sharing changes made by other
         processes (mapmax), KSM merging, and mprotect splitting a VMA (the
-        mapping count). The scanner re-reads each process after `max_age_s`
-        to bound how stale those can get, and `invalidate()` forgets one.
+        mapping count). The machine-wide /proc/vmstat counters
+        (`MigrationCounters`) tell the scanner when pages moved without a
+        fault, and it then re-reads every process; the rest is bounded by
+        `max_age_s`, and `invalidate()` forgets one process at once.
         """
         return (
             self.start_ticks,
@@ -508,6 +513,59 @@ def parse_status(data: bytes) -> dict[str, str]:
 
 def parse_cmdline(data: bytes) -> str:
     return data.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- /proc/vmstat
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationCounters:
+    """Cumulative /proc/vmstat counts of pages moved without a fault in the process they belong to.
+
+    Only whether they changed between two reads matters (see `ProcessScanner.scan`).
+
+    `not_by_balancing` = pgmigrate_success - numa_pages_migrated. migrate_pages()
+    in mm/migrate.c adds every page it moves, for any reason, to
+    pgmigrate_success: the migrate_pages/move_pages/mbind syscalls and cpuset
+    memory_migrate (pages moved in a syscall, not in a fault of their
+    process), demotion to a slower tier (kswapd, direct and khugepaged
+    reclaim; pgdemote_* are a subset, so they are not added again), memory
+    hot-unplug, compaction and contiguous allocations (same node, but not
+    told apart: no counter says how many pages compaction moved),
+    soft-offlining and long-term pinning. NUMA balancing's
+    own moves (numa_pages_migrated, promotions between tiers included, so
+    pgpromote_success is not added either) are made inside a hinting fault of
+    the process, which its minflt already shows, so they are taken out; the
+    other processes sharing such a page see it only at their max age.
+
+    `collapsed` = thp_collapse_alloc: khugepaged (and MADV_COLLAPSE) copy
+    base pages into a newly allocated huge page, on the node holding most of
+    them, without migrate_pages() and without a fault in the process.
+
+    The two are kept apart rather than summed, so a change of one can never
+    be cancelled by the other.
+    """
+
+    not_by_balancing: int
+    collapsed: int
+
+
+def parse_migration_counters(data: bytes) -> MigrationCounters | None:
+    """The counters from /proc/vmstat bytes; None without pgmigrate_success.
+
+    Without pgmigrate_success (a kernel built without CONFIG_MIGRATION, a
+    file that is not vmstat) there is no signal. An absent numa_pages_migrated
+    (no CONFIG_NUMA_BALANCING) or thp_collapse_alloc (no THP) means no such
+    event can happen: 0. Never raises; lines that are not `name value` are ignored.
+    """
+    values = parse_key_values(data.decode("ascii", "replace"))
+    migrated = values.get("pgmigrate_success")
+    if migrated is None:
+        return None
+    return MigrationCounters(
+        not_by_balancing=migrated - values.get("numa_pages_migrated", 0),
+        collapsed=values.get("thp_collapse_alloc", 0),
+    )
 
 
 # ---------------------------------------------------------------- reading
@@ -576,6 +634,12 @@ class _Known:
     unreadable: bool
 
 
+class _Forced:
+    """A remembered entry re-read because the migration counters changed."""
+
+
+_FORCED = _Forced()
+
 _ReadOutcome = tuple[PidStat, ProcessMemory, bool] | type[_Vanished] | type[_StatUnreadable]
 _PARALLEL_MIN_PIDS = 48  # below this, starting threads costs more than it saves
 
@@ -590,6 +654,15 @@ class ProcessScanner:
     `cpu_to_node` maps CPU ids to node ids (see `topology.cpu_node_map`); when
     None it is read from `sys_root` (default: /sys for /proc, else the `sys`
     folder beside `proc_root`, the recorded-fixture layout).
+
+    A scan given the previous one re-reads numa_maps only for processes whose
+    stat `change_signature` changed, plus every process when /proc/vmstat
+    shows pages moved in a way no signature sees (`MigrationCounters`), at
+    most once per `min_forced_interval_s` (a pending one is kept until then),
+    plus each process after `max_age_s` (staggered 1-2x per pid) for what no
+    counter sees (KSM merging, sharing changes). Without /proc/vmstat that
+    age is `max_age_without_counters_s`. With one memory node no move can
+    change a per-node sum, so the counters are not read.
     """
 
     def __init__(
@@ -599,9 +672,11 @@ class ProcessScanner:
         cpu_to_node: Mapping[int, int] | None = None,
         sys_root: Path | None = None,
         memory_nodes: Iterable[int] | None = None,
-        max_age_s: float = 30.0,
+        max_age_s: float = 300.0,
         page_size: int | None = None,
         read_threads: int | None = None,
+        max_age_without_counters_s: float = 30.0,
+        min_forced_interval_s: float = 10.0,
     ) -> None:
         self.proc_root = proc_root
         self.read_threads = read_threads if read_threads is not None else _default_read_threads()
@@ -611,6 +686,20 @@ class ProcessScanner:
         self.sys_root = sys_root
         self._cpu_to_node: Mapping[int, int] | None = cpu_to_node
         self.max_age_s = max_age_s
+        self.max_age_without_counters_s = max_age_without_counters_s
+        self.min_forced_interval_s = min_forced_interval_s
+        # The counters as last read (kept when a read fails, so a move made
+        # meanwhile still shows as a change once they can be read again).
+        self._counters: MigrationCounters | None = None
+        # Entries read before this monotonic time may miss a move the
+        # counters showed; -inf: none. The last re-read they forced.
+        self._stale_before = -math.inf
+        self._forced_at = -math.inf
+        self.last_forced_by_counters = 0
+        """How many processes the last scan re-read because the counters changed.
+
+        Decided before their stat is read: some may have changed by themselves too.
+        """
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self._clock_ticks = os.sysconf("SC_CLK_TCK")
         self._boot_time: float | None = None
@@ -814,13 +903,47 @@ class ProcessScanner:
             is_kernel_thread=is_kthread,
         )
 
-    def _reusable(self, pid: int, previous: ProcessMemory, now: float) -> _Known | None:
-        """The remembered entry if `previous` is what we read last and nothing changed."""
+    def _poll_counters(self, now: float) -> tuple[float, float]:
+        """Read /proc/vmstat once for this scan: (re-read entries read before this, max age)."""
+        nodes = self.memory_nodes
+        if nodes is not None and len(nodes) <= 1:
+            return -math.inf, self.max_age_s  # moves cannot change a sum over one node
+        try:
+            counters = parse_migration_counters(_read(f"{self._proc}/vmstat"))
+        except OSError:
+            counters = None
+        if counters is None:
+            return -math.inf, min(self.max_age_s, self.max_age_without_counters_s)
+        # Any change, not only a rise: the two counters behind `not_by_balancing`
+        # are bumped one after the other, so a read between them can overshoot
+        # and the next one fall back; "changed" still catches a move made then.
+        if self._counters is not None and counters != self._counters:
+            self._stale_before = now
+        self._counters = counters
+        if now - self._forced_at < self.min_forced_interval_s:
+            return -math.inf, self.max_age_s  # rate limit: kept pending in _stale_before
+        return self._stale_before, self.max_age_s
+
+    def _reusable(
+        self,
+        pid: int,
+        previous: ProcessMemory | None,
+        now: float,
+        max_age_s: float,
+        stale_before: float,
+    ) -> _Known | _Forced | None:
+        """The remembered entry if `previous` is what we read last and nothing changed.
+
+        `_FORCED` when it was, but before the counters showed an unseen move
+        (decided before its stat is read: it is re-read either way).
+        """
         known = self._known.get(pid)
-        if known is None or known.memory is not previous:
+        if known is None or previous is None or known.memory is not previous:
             return None
+        if known.read_at < stale_before:
+            return _FORCED
         # Stagger forced re-reads over pids so they do not all land on one refresh.
-        if now - known.read_at > self.max_age_s * (1.0 + (pid % 16) / 16.0):
+        if now - known.read_at > max_age_s * (1.0 + (pid % 16) / 16.0):
             return None
         try:
             stat = parse_stat(_read(f"{self._proc}/{pid}/stat"))
@@ -851,27 +974,36 @@ class ProcessScanner:
 
         `topology` (or `cpu_to_node`) updates the machine the scanner maps
         CPUs and memory nodes with; without either it reads its own once.
+        When /proc/vmstat shows pages moved that no process's stat shows,
+        every process is re-read (see the class docstring for the limits).
         """
         if topology is not None:
             self.use_topology(topology)
         started = time.monotonic()
         taken_at = time.time()
         cpu_map = cpu_to_node if cpu_to_node is not None else self.cpu_to_node
+        # Before any process is read: a move made during this scan shows next time.
+        stale_before, max_age_s = self._poll_counters(started)
         previous_by_pid = {p.pid: p for p in previous.processes} if previous else {}
         pid_list = list(pids) if pids is not None else self.pids()
         processes: list[ProcessMemory] = []
         unreadable_pids: list[int] = []
-        skipped = vanished = stat_unreadable = 0
+        skipped = vanished = stat_unreadable = forced = 0
         known_now: dict[int, _Known] = {}
         reused: dict[int, _Known] = {}
         to_read: list[int] = []
         for pid in pid_list:
             prior = previous_by_pid.get(pid)
-            known = self._reusable(pid, prior, started) if prior is not None else None
-            if known is not None:
+            known = self._reusable(pid, prior, started, max_age_s, stale_before)
+            if known is _FORCED:
+                forced += 1
+            elif isinstance(known, _Known):
                 reused[pid] = known
-            else:
-                to_read.append(pid)
+                continue
+            to_read.append(pid)
+        if forced:
+            self._forced_at = started
+        self.last_forced_by_counters = forced
         fresh = self._read_many(to_read, cpu_map)
         for pid in pid_list:
             known = reused.get(pid)

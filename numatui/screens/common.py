@@ -32,9 +32,14 @@ def machine_migration_blocker(topology: Topology) -> str | None:
 
 def privilege_note(privileges: Privileges | None) -> str | None:
     """What a non-root user cannot do, said up front."""
-    if privileges is None or privileges.is_root or privileges.cap_sys_nice:
+    if privileges is None:
         return None
-    return f"not root: {NOT_PRIVILEGED}; shared pages stay where they are"
+    notes = []
+    if privileges.processes_hidden:
+        notes.append("/proc hides other users' processes (hidepid): only yours are listed")
+    if not (privileges.is_root or privileges.cap_sys_nice):
+        notes.append(f"not root: {NOT_PRIVILEGED}; shared pages stay where they are")
+    return "\n".join(notes) or None
 
 
 def process_migration_blocker(process: ProcessMemory) -> str | None:

@@ -128,6 +128,11 @@ class ProcessTable(ScrollView, can_focus=True):
     def cursor_key(self) -> int | None:
         return self._rows[self._cursor].key if self._rows else None
 
+    @property
+    def row_keys(self) -> list[int]:
+        """The keys of the rows shown, top to bottom."""
+        return [row.key for row in self._rows]
+
     def get_row_index(self, key: int) -> int:
         return self._index[key]
 

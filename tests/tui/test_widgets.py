@@ -99,7 +99,12 @@ def test_machine_blockers_say_why() -> None:
     assert container is not None and "container" in container
     assert privilege_note(ROOT) is None
     note = privilege_note(USER)
-    assert note is not None and NOT_PRIVILEGED in note
+    assert note is not None and NOT_PRIVILEGED in note and "hidepid" not in note
+    hidden = privilege_note(replace(USER, processes_hidden=True))
+    assert hidden is not None and "hidepid" in hidden and NOT_PRIVILEGED in hidden
+    assert privilege_note(replace(ROOT, processes_hidden=True)) == (
+        "/proc hides other users' processes (hidepid): only yours are listed"
+    )
 
 
 def test_target_choices_disable_with_reason() -> None:

@@ -270,12 +270,12 @@ async def test_app_during_a_fork_exit_storm_shows_no_stale_rows(
         async with lag.measuring():
             until = time.monotonic() + 6
             while time.monotonic() < until:
-                state = app.state
+                state = screen.shown_state
                 await pilot.pause(0.05)
-                if app.state is not state and app.state is not None:
-                    # Rows are exactly the latest scan's processes: nothing left behind.
-                    shown = {int(str(key.value)) for key in screen.table.rows}
-                    latest = {p.pid for p in app.state.scan.processes}
+                if screen.shown_state is not state and screen.shown_state is not None:
+                    # Rows are exactly the shown scan's processes: nothing left behind.
+                    shown = set(screen.table.row_keys)
+                    latest = {p.pid for p in screen.shown_state.scan.processes}
                     assert shown <= latest, sorted(shown - latest)[:10]
                     checked += 1
         proc.kill()
@@ -287,8 +287,9 @@ async def test_app_during_a_fork_exit_storm_shows_no_stale_rows(
             30,
             "two refreshes after the storm",
         )
+        await _wait_for(pilot, lambda: screen.shown_state is app.state, 30, "the rows of it")
         stormed = {int(x) for x in pids_file.read_text().split()}
-        shown = {int(str(key.value)) for key in screen.table.rows}
+        shown = set(screen.table.row_keys)
         stale = {pid for pid in shown & stormed if not _alive(pid)}
         print(f"\n{len(stormed)} forks and exits, {checked} refreshes checked; {lag.summary()}")
         assert checked >= 5

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import re
 import shutil
 import signal
@@ -11,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -19,16 +22,18 @@ from hypothesis import strategies as st
 from numatui.errors import ProcessGone
 from numatui.kernel import procfs
 from numatui.kernel.procfs import (
+    MigrationCounters,
     ProcessScanner,
     classify,
     node_bytes_from_numa_maps,
+    parse_migration_counters,
     parse_numa_maps,
     parse_stat,
     summarize_numa_maps,
     summary_of,
     unescape_path,
 )
-from numatui.model import MemoryKind
+from numatui.model import MemoryKind, ProcessScan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RECORDED = [FIXTURES / "two_nodes", FIXTURES / "four_nodes"]
@@ -393,6 +398,259 @@ def test_unreadable_numa_maps_is_listed_and_counted(
     assert listed.numa_bytes == 0 and listed.name == "python3"
     again = scanner.scan(scan)
     assert again.unreadable == 1 and again.skipped_unchanged == len(scan.processes)
+
+
+# ---------------------------------------------------------------- migration counters
+
+
+VMSTAT_SAMPLE = b"""nr_free_pages 123456
+numa_pages_migrated 44
+pgmigrate_success 50
+pgmigrate_fail 0
+thp_collapse_alloc 5
+"""
+
+
+def test_parse_migration_counters() -> None:
+    assert parse_migration_counters(VMSTAT_SAMPLE) == MigrationCounters(6, 5)
+    # Older or smaller kernels: no balancing, no THP counters -> those events cannot happen.
+    assert parse_migration_counters(b"pgmigrate_success 7\n") == MigrationCounters(7, 0)
+    # No pgmigrate_success (CONFIG_MIGRATION off, or not vmstat at all): no signal.
+    assert parse_migration_counters(b"numa_pages_migrated 3\nthp_collapse_alloc 1\n") is None
+    assert parse_migration_counters(b"") is None
+
+
+_COUNTER_NAMES = st.sampled_from(
+    ["pgmigrate_success", "numa_pages_migrated", "thp_collapse_alloc", "nr_free_pages",
+     "pgdemote_kswapd", "pgpromote_success", "compact_isolated"]
+)  # fmt: skip
+_VALID_LINE = re.compile(rb"[a-z0-9_]+[ \t]+[0-9]+[ \t]*")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(_COUNTER_NAMES, st.integers(0, 2**64 - 1)),
+    st.lists(
+        st.binary(max_size=40).filter(lambda b: b"\n" not in b and not _VALID_LINE.fullmatch(b))
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_migration_counters_ignore_garbage_lines(
+    counters: dict[str, int], garbage: list[bytes], rng: random.Random
+) -> None:
+    lines = [f"{name} {value}".encode() for name, value in counters.items()] + garbage
+    rng.shuffle(lines)
+    parsed = parse_migration_counters(b"\n".join(lines))
+    if "pgmigrate_success" not in counters:
+        assert parsed is None
+        return
+    assert parsed == MigrationCounters(
+        counters["pgmigrate_success"] - counters.get("numa_pages_migrated", 0),
+        counters.get("thp_collapse_alloc", 0),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=2000))
+def test_migration_counters_take_any_bytes(data: bytes) -> None:
+    parsed = parse_migration_counters(data)
+    assert parsed is None or isinstance(parsed, MigrationCounters)
+    parse_migration_counters(b"pgmigrate_success " + b"9" * 5000 + b"\n" + data)
+
+
+class FakeClock:
+    """Stands in for the `time` module in procfs: monotonic time moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(procfs, "time", SimpleNamespace(monotonic=fake.monotonic, time=fake.time))
+    return fake
+
+
+def _bump_vmstat(root: Path, **deltas: int) -> None:
+    path = root / "proc" / "vmstat"
+    lines = []
+    for line in path.read_text().splitlines():
+        name, value = line.split()
+        lines.append(f"{name} {int(value) + deltas.pop(name, 0)}")
+    assert not deltas, f"not in the fixture's vmstat: {deltas}"
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _move_pages_behind_its_back(root: Path, pid: int) -> None:
+    """What migratepages does to a process's numa_maps: N0 pages now on N1. Its stat stays."""
+    path = root / "proc" / str(pid) / "numa_maps"
+    text = path.read_text()
+    moved = re.sub(r" N0=(\d+)(?: N1=(\d+))?", lambda m: f" N1={int(m[1]) + int(m[2] or 0)}", text)
+    assert moved != text
+    path.write_text(moved)
+
+
+def _rereads(before: ProcessScan, after: ProcessScan) -> set[int]:
+    old = {p.pid: p for p in before.processes}
+    return {p.pid for p in after.processes if old.get(p.pid) is not p}
+
+
+def test_unchanged_counters_reread_nothing(tree: Path, clock: FakeClock) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    clock.now += 100  # well past the old 30-60 s forced re-read, well inside 300 s
+    second = scanner.scan(first)
+    assert second.skipped_unchanged == len(first.processes) and not _rereads(first, second)
+    assert scanner.last_forced_by_counters == 0
+
+
+def test_migration_by_another_process_forces_every_reread(tree: Path, clock: FakeClock) -> None:
+    pid = next(iter(workload_pids(tree)))
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    on_node_0 = next(p for p in first.processes if p.pid == pid).node_bytes
+    assert on_node_0.get(0, 0) > 0
+
+    _move_pages_behind_its_back(tree, pid)
+    clock.now += 2
+    unseen = scanner.scan(first)
+    assert unseen.skipped_unchanged == len(first.processes)  # its stat did not change
+    assert next(p for p in unseen.processes if p.pid == pid).node_bytes == on_node_0
+
+    _bump_vmstat(tree, pgmigrate_success=300)
+    clock.now += 2
+    seen = scanner.scan(unseen)
+    assert seen.skipped_unchanged == 0 and _rereads(unseen, seen) == {
+        p.pid for p in first.processes
+    }
+    assert scanner.last_forced_by_counters == len(first.processes)
+    after = next(p for p in seen.processes if p.pid == pid).node_bytes
+    assert 0 not in after and after[1] == on_node_0[0] + on_node_0.get(1, 0)
+
+    clock.now += 30  # the signal is consumed: quiet again
+    quiet = scanner.scan(seen)
+    assert quiet.skipped_unchanged == len(first.processes) and scanner.last_forced_by_counters == 0
+
+
+@pytest.mark.parametrize(
+    ("deltas", "forced"),
+    [
+        # NUMA balancing moves pages inside the process's own hinting fault: its minflt shows it.
+        ({"pgmigrate_success": 64, "numa_pages_migrated": 64}, False),
+        ({"pgmigrate_success": 65, "numa_pages_migrated": 64}, True),  # one page by someone else
+        ({"thp_collapse_alloc": 1}, True),  # khugepaged copied pages into a new huge page
+        ({"pgmigrate_fail": 10, "nr_free_pages": -100, "numa_hit": 1000}, False),
+    ],
+)
+def test_which_counters_force_a_reread(
+    tree: Path, clock: FakeClock, deltas: dict[str, int], forced: bool
+) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    _bump_vmstat(tree, **deltas)
+    clock.now += 2
+    second = scanner.scan(first)
+    assert second.skipped_unchanged == (0 if forced else len(first.processes))
+
+
+def test_forced_rereads_are_rate_limited_but_never_lost(tree: Path, clock: FakeClock) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc", min_forced_interval_s=10.0)
+    count = len(scanner.scan().processes)
+    scan = scanner.scan()
+
+    def refresh(seconds: float, **deltas: int) -> int:
+        """Advance the clock, bump counters, scan: how many processes were re-read."""
+        nonlocal scan
+        clock.now += seconds
+        if deltas:
+            _bump_vmstat(tree, **deltas)
+        scan = scanner.scan(scan)
+        return count - scan.skipped_unchanged
+
+    assert refresh(2, pgmigrate_success=1) == count  # the first one at once
+    assert refresh(2, pgmigrate_success=1) == 0  # 2 s after a forced re-read: held back
+    assert refresh(4) == 0  # still within 10 s: pending
+    assert refresh(3.5) == 0  # 9.5 s after the forced one
+    assert refresh(1) == count  # 10.5 s after: the pending one happens, with no new move
+    assert refresh(2) == refresh(30) == 0  # consumed
+    # Constant compaction: the counter moves on every 2 s refresh; everything is
+    # re-read at most once per 10 s, not on every refresh.
+    rereads = [refresh(2, pgmigrate_success=5) for _ in range(30)]
+    forced_at = [i for i, n in enumerate(rereads) if n]
+    assert all(rereads[i] == count for i in forced_at)
+    assert forced_at[0] == 0 and all(b - a == 5 for a, b in itertools.pairwise(forced_at))
+
+
+def test_without_vmstat_the_short_max_age_applies(tree: Path, clock: FakeClock) -> None:
+    (tree / "proc" / "vmstat").unlink()
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    clock.now += 29
+    assert scanner.scan(first).skipped_unchanged == len(first.processes)
+    clock.now += 32  # 61 s: past 30 s x (1 + 15/16), the most any pid is staggered to
+    assert scanner.scan(first).skipped_unchanged == 0
+
+
+def test_counters_missing_for_a_while_still_show_a_move(tree: Path, clock: FakeClock) -> None:
+    vmstat = tree / "proc" / "vmstat"
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    saved = vmstat.read_text()
+    vmstat.write_text("nr_free_pages 1\n")  # no pgmigrate_success: no signal this time
+    clock.now += 2
+    blind = scanner.scan(first)
+    assert blind.skipped_unchanged == len(first.processes)
+    vmstat.write_text(saved)
+    _bump_vmstat(tree, pgmigrate_success=8)  # a move made while the counters were unreadable
+    clock.now += 2
+    assert scanner.scan(blind).skipped_unchanged == 0
+
+
+def test_safety_max_age_with_counters(tree: Path, clock: FakeClock) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    first = scanner.scan()
+    clock.now += 299
+    again = scanner.scan(first)
+    assert again.skipped_unchanged == len(first.processes)
+    clock.now += 300  # 599 s since the first read: past 300 s x (1 + 15/16) for every pid
+    assert scanner.scan(again).skipped_unchanged == 0
+
+
+def test_one_memory_node_ignores_the_counters(tree: Path, clock: FakeClock) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc", memory_nodes={0})
+    first = scanner.scan()
+    _bump_vmstat(tree, pgmigrate_success=1000)  # compaction: no page can change node
+    clock.now += 2
+    assert scanner.scan(first).skipped_unchanged == len(first.processes)
+    (tree / "proc" / "vmstat").unlink()
+    clock.now += 100  # nor is the 30 s age used without the counters: they would tell nothing
+    assert scanner.scan(first).skipped_unchanged == len(first.processes)
+
+
+def test_subset_scan_then_full_scan_rereads_the_rest(tree: Path, clock: FakeClock) -> None:
+    scanner = ProcessScanner(proc_root=tree / "proc", min_forced_interval_s=10.0)
+    first = scanner.scan()
+    pid = next(iter(workload_pids(tree)))
+    _bump_vmstat(tree, pgmigrate_success=3)
+    clock.now += 2
+    one = scanner.scan(first, pids=[pid])  # one pid re-read: the others are still pending
+    assert one.skipped_unchanged == 0
+    latest = ProcessScan(
+        processes=tuple(one.processes[0] if p.pid == pid else p for p in first.processes),
+        taken_at=one.taken_at,
+    )
+    clock.now += 2
+    assert scanner.scan(latest).skipped_unchanged == len(first.processes)  # rate limit
+    clock.now += 10
+    full = scanner.scan(latest)
+    assert _rereads(latest, full) == {p.pid for p in first.processes} - {pid}
 
 
 # ---------------------------------------------------------------- live processes

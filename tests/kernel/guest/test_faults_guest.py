@@ -28,6 +28,7 @@ from test_migration_guest import (
 )
 
 from numatui import cli
+from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import MigrationJob
 from numatui.kernel.procfs import ProcessScanner, hides_other_users
 from numatui.model import MigrationOutcome, MigrationProgress
@@ -199,6 +200,9 @@ def test_partly_readable_proc_as_non_root(workload: WorkloadFactory) -> None:
                 "strict_unreadable": strict.unreadable,
                 "hides": hides_other_users(hidden),
                 "plain_hides": hides_other_users(Path("/proc")),
+                # What the app's summary line is told (common.privilege_note says it).
+                "source_hidden": LiveSource(proc_root=hidden).privileges().processes_hidden,
+                "plain_source_hidden": LiveSource().privileges().processes_hidden,
             }
 
         seen = as_user(NOBODY, as_nobody)
@@ -217,6 +221,9 @@ def test_partly_readable_proc_as_non_root(workload: WorkloadFactory) -> None:
         assert set(seen["strict_pids"]) <= set(own) | {mine.pid, seen["me"]}  # type: ignore[arg-type]
         assert seen["strict_unreadable"] == 0
         assert seen["hides"] is True and seen["plain_hides"] is False
+        assert seen["source_hidden"] is True and seen["plain_source_hidden"] is False
+        # Root (CAP_SYS_PTRACE) sees through hidepid: nothing is hidden from it.
+        assert LiveSource(proc_root=hidden).privileges().processes_hidden is False
 
         # The CLI says the list is partial, and why, as that user.
         def cli_as_nobody() -> dict[str, object]:
