@@ -24,6 +24,7 @@ from textual.worker import Worker, get_current_worker
 from numatui.errors import NumatuiError
 from numatui.messages import Refreshed, SourceFailed, TopologyRead
 from numatui.model import ProcessScan, Topology
+from numatui.quiet_gc import QuietCollector
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
@@ -136,11 +137,27 @@ class NumatuiApp(App[None]):
         self._refresh_count = 0
         self._timer: Timer | None = None
         self._privileges: Privileges | None = None
+        self.collector = QuietCollector()
+
+    GC_CHECK_S = 10.0
+    """How often the quiet full garbage collection is considered (numatui/quiet_gc.py)."""
 
     # ------------------------------------------------------------ refresh cycle
 
     def on_mount(self) -> None:
         self.refresh_data()
+        self.collector.start()
+        self.set_interval(self.GC_CHECK_S, self.collector.tick)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(
+            event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
+        ):
+            self.collector.saw_input()
+        await super().on_event(event)
 
     def refresh_data(self) -> None:
         """Start one refresh unless one is running (the timer re-arms when it ends)."""
