@@ -128,6 +128,7 @@ class ProcessesScreen(Screen[None]):
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column"),
         Binding("r", "reverse_sort", "Reverse", tooltip="Reverse the sort order"),
         Binding("n", "cycle_node", "Node", tooltip="Only processes with memory on one node"),
+        Binding("k", "toggle_kernel_threads", "Kthreads", tooltip="Show or hide kernel threads"),
         Binding("escape", "clear_filter", "Clear", show=False),
     ]
 
@@ -135,6 +136,8 @@ class ProcessesScreen(Screen[None]):
         super().__init__()
         self.filter_text = ""
         self.node_limit: int | None = None
+        # Kernel threads have no user memory to see or move: hidden unless asked for.
+        self.show_kernel_threads = False
         self._summary_text = ""
         self._status_text = ""
         self._last_blocker: str | None = "not read yet"
@@ -254,6 +257,11 @@ class ProcessesScreen(Screen[None]):
         parts.append(f"sort {self._column_title(self.sort_key)} {direction}")
         if self.node_limit is not None:
             parts.append(f"node {self.node_limit} only")
+        if state is not None and not self.show_kernel_threads:
+            kernel = sum(1 for p in state.scan.processes if p.is_kernel_thread)
+            if kernel:
+                noun = "kernel thread" if kernel == 1 else "kernel threads"
+                parts.append(f"{kernel} {noun} hidden (k)")
         if self.filter_text:
             parts.append(f"filter “{self.filter_text}”")
         if self.numatui.last_error:
@@ -269,6 +277,8 @@ class ProcessesScreen(Screen[None]):
 
     def _matches(self, row: ProcessRow, needle: str) -> bool:
         process = row.process
+        if process.is_kernel_thread and not self.show_kernel_threads:
+            return False
         if self.node_limit is not None and process.node_bytes.get(self.node_limit, 0) <= 0:
             return False
         if not needle:
@@ -387,6 +397,10 @@ class ProcessesScreen(Screen[None]):
         self.sort_reverse = not self.sort_reverse
         self._resort_keeping_cursor()
 
+    def action_toggle_kernel_threads(self) -> None:
+        self.show_kernel_threads = not self.show_kernel_threads
+        self._rebuild()
+
     def action_cycle_node(self) -> None:
         ids: list[int | None] = [None, *self._node_ids]
         index = ids.index(self.node_limit) if self.node_limit in ids else 0
@@ -446,6 +460,11 @@ class ProcessesScreen(Screen[None]):
             ("Filter processes", "By name, user or pid", self.action_filter),
             ("Sort by next column", "Cycle the sort column", self.action_cycle_sort),
             ("Limit to next node", "Only processes with memory there", self.action_cycle_node),
+            (
+                "Show or hide kernel threads",
+                "They have no user memory to move",
+                self.action_toggle_kernel_threads,
+            ),
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)

@@ -470,3 +470,8 @@ class RecordedSource(LiveSource):
         self.migrations.append(plan)
         process = self._scanner.read_process(plan.pid, topology=self.topology())
         return scripted_migration(self.script, plan, dict(process.node_bytes), on_progress, cancel)
+
+
+def listed(source: FakeSource) -> int:
+    """How many rows the process table shows by default: kernel threads are hidden."""
+    return sum(1 for p in source.processes.values() if not p.is_kernel_thread)

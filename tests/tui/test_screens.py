@@ -23,6 +23,7 @@ from .fakes import (
     FakeSource,
     MigrationScript,
     four_nodes,
+    listed,
     make_topology,
     no_numa,
     single_node,
@@ -56,7 +57,7 @@ async def test_processes_table_has_a_column_per_memory_node_and_marks_misplaced(
         assert isinstance(screen, ProcessesScreen)
         labels = [str(c.label) for c in screen.table.columns.values()]
         assert labels == ["PID", "NAME", "USER", "RSS", "LOCAL", "N0", "N1", "N4", "N5"]
-        assert screen.table.row_count == len(source.processes)
+        assert screen.table.row_count == listed(source)
         locality = dict(zip(pids(screen), table_column(screen.table, "locality"), strict=True))
         misplaced = [pid for pid, cell in locality.items() if cell.startswith("!")]
         assert misplaced and all(int(locality[p].split()[1].rstrip("%")) < 50 for p in misplaced)
@@ -116,7 +117,7 @@ async def test_filter_by_name_user_pid_and_escape_clears() -> None:
         await pilot.press("enter")  # back to the table, filter kept
         assert screen.table.has_focus
         await pilot.press("escape")
-        assert screen.table.row_count == len(source.processes)
+        assert screen.table.row_count == listed(source)
         await pilot.press("slash", *"211")
         await pilot.pause()
         assert pids(screen) == [211]
@@ -139,7 +140,7 @@ async def test_node_limit_cycles_through_memory_nodes() -> None:
                     assert source.processes[pid].node_bytes.get(screen.node_limit, 0) > 0
                 assert f"node {screen.node_limit} only" in text_of(screen, "#status")
         assert seen == [0, 1, 4, 5, None]
-        assert screen.table.row_count == len(source.processes)
+        assert screen.table.row_count == listed(source)
 
 
 async def test_refresh_keeps_selected_pid_and_drops_exited_processes() -> None:
@@ -380,7 +381,7 @@ async def check_blocked(source: FakeSource, expected: str) -> None:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ProcessesScreen)
-        assert screen.table.row_count == len(source.processes)
+        assert screen.table.row_count == listed(source)
         assert expected in text_of(screen, "#summary")
         assert screen.check_action("migrate", ()) is None
         await pilot.press("m")
@@ -413,11 +414,18 @@ async def test_kernel_thread_cannot_be_migrated() -> None:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ProcessesScreen)
+        # Hidden by default, and said so; `k` shows them.
+        assert 2 not in screen.table.row_keys
+        assert "1 kernel thread hidden (k)" in text_of(screen, "#status")
+        await pilot.press("k")
+        assert 2 in screen.table.row_keys and "hidden" not in text_of(screen, "#status")
         screen.select_pid(2)
         await pilot.press("m")
         await pilot.pause()
         assert app.screen is screen
         assert any("kernel threads" in n.message for n in app._notifications)
+        await pilot.press("k")
+        assert 2 not in screen.table.row_keys
 
 
 async def test_scan_failure_is_notified_and_app_keeps_running() -> None:
@@ -431,7 +439,7 @@ async def test_scan_failure_is_notified_and_app_keeps_running() -> None:
         source.fail_scan = None
         await pilot.press("u")
         await settle(pilot)
-        assert app.screen.table.row_count == len(source.processes)  # type: ignore[attr-defined]
+        assert app.screen.table.row_count == listed(source)  # type: ignore[attr-defined]
 
 
 async def test_nodes_screen_scales_to_sixteen_nodes_with_charts() -> None:

@@ -19,7 +19,7 @@ from numatui.model import ProcessScan
 from numatui.screens.processes import ProcessesScreen
 
 from .conftest import quiet_app, settle
-from .fakes import FakeSource
+from .fakes import FakeSource, listed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,5 +73,5 @@ async def test_nodes_show_while_the_first_scan_runs() -> None:
         assert screen.table.row_count == 0 and app.state is None
         source.release.set()
         await settle(pilot)
-        assert screen.table.row_count == len(source.processes)
+        assert screen.table.row_count == listed(source)
         assert "reading" not in str(screen.query_one("#status", Static).render())
