@@ -98,10 +98,16 @@ class NodesScreen(Screen[None]):
         cursor = table.cursor_row
         table.clear(columns=True)
         table.add_columns(
-            "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HUGE free/total", "TIER"
-        )
+            "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HIT/s", "MISS/s",
+            "HUGE free/total", "TIER",
+        )  # fmt: skip
+        history = self.numatui.history
         for node in sorted(topology.nodes, key=lambda n: n.id):
             used_share = f"{node.mem_used / node.mem_total:.0%}" if node.mem_total else "-"
+            # This node's own counters: pages allocated here as intended (hit) and
+            # here although another node was intended (miss), per second.
+            hits = history.node_rate_series(node.id, "numa_hit")
+            misses = history.node_rate_series(node.id, "numa_miss")
             table.add_row(
                 str(node.id),
                 node_kind(node),
@@ -110,6 +116,8 @@ class NodesScreen(Screen[None]):
                 Text(human_bytes(node.mem_used), justify="right"),
                 Text(human_bytes(node.mem_free), justify="right"),
                 Text(used_share, justify="right"),
+                Text(human_count_rate(hits[-1]) if hits else "-", justify="right"),
+                Text(human_count_rate(misses[-1]) if misses else "-", justify="right"),
                 huge_pages(node),
                 "-" if node.tier is None else str(node.tier),
                 key=str(node.id),

@@ -7,6 +7,7 @@ import threading
 from dataclasses import replace
 
 from textual.command import CommandPalette
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Markdown, SelectionList, Static
 
 from numatui.model import MigrationError, frozen_map
@@ -16,6 +17,7 @@ from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
+from numatui.units import human_count_rate
 
 from .conftest import quiet_app, settle
 from .fakes import (
@@ -462,6 +464,14 @@ async def test_nodes_screen_scales_to_sixteen_nodes_with_charts() -> None:
         assert len(charts.first().values) == 4  # type: ignore[attr-defined]
         migrated = screen.query_one("#rate-pgmigrate_success")
         assert len(migrated.values) == 3  # type: ignore[attr-defined]
+        # Each node's own hit and miss rates, from its numastat, the latest interval.
+        nodes = screen.query_one("#nodes", DataTable)
+        for row, node_id in enumerate(sorted(n.id for n in source.topology().nodes)):
+            hits = app.history.node_rate_series(node_id, "numa_hit")
+            misses = app.history.node_rate_series(node_id, "numa_miss")
+            assert len(hits) == 3 and hits[-1] > 0
+            assert str(nodes.get_cell_at(Coordinate(row, 7))) == human_count_rate(hits[-1])
+            assert str(nodes.get_cell_at(Coordinate(row, 8))) == human_count_rate(misses[-1])
         await pilot.press("p")
         assert isinstance(app.screen, ProcessesScreen)
 
