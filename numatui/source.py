@@ -63,5 +63,9 @@ class DataSource(Protocol):
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> MigrationResult:
-        """Run the migration (blocking); never raises for kernel errors, the result says."""
+        """Run the migration (blocking); never raises for kernel errors, the result says.
+
+        With `cancel`, the migration is made stoppable: it stops soon after the
+        event is set, and the result says how much had moved by then.
+        """
         ...

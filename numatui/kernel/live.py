@@ -159,8 +159,13 @@ class LiveSource:
             )
             return result
         try:
+            # Whoever hands a cancel event wants to be able to stop: move in chunks then.
             result = migration.run_migration(
-                plan, on_progress=on_progress, scanner=self._scanner, cancel=cancel
+                plan,
+                on_progress=on_progress,
+                scanner=self._scanner,
+                cancel=cancel,
+                chunked=cancel is not None,
             )
         except Exception as exc:
             # Still an attempt the operator must be able to find afterwards.

@@ -261,6 +261,7 @@ class Observation:
     # targets (the process's own mbind/set_mempolicy), and those policies as printed.
     policy_held_on_sources: int = 0
     holding_policies: tuple[str, ...] = ()
+    cancelled: bool = False  # the user stopped a chunked migration part way
 
 
 def decide_outcome(
@@ -295,6 +296,22 @@ def decide_outcome(
 
     if seen.error is not None and moved <= tolerance:
         return MigrationOutcome.FAILED, error, ("nothing was moved",)
+    if seen.cancelled and left > tolerance:
+        stopped = MigrationError("", "stopped by the user")
+        if moved <= tolerance:
+            return (
+                MigrationOutcome.FAILED,
+                stopped,
+                ("stopped before any page moved: nothing was changed",),
+            )
+        return (
+            MigrationOutcome.PARTLY_MOVED,
+            stopped,
+            (
+                f"stopped by the user after {format_bytes(moved)} of {format_bytes(planned)} "
+                f"had moved; {format_bytes(left)} is still on node {_nodes(moving_sources)}",
+            ),
+        )
     if planned == 0 and seen.error is None:
         return (
             MigrationOutcome.NOTHING_TO_MOVE,
@@ -411,6 +428,7 @@ class MigrationJob:
         sample_cost_ratio: float = 20.0,
         page_size: int | None = None,
         migrate: Callable[[int, NodeMask, NodeMask], int] = syscalls.migrate_pages,
+        chunked: bool = False,
     ) -> None:
         self.plan = plan
         if scanner is None:
@@ -429,7 +447,9 @@ class MigrationJob:
         self.sample_cost_ratio = sample_cost_ratio
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self._migrate = migrate
-        self.cancellable = False  # one kernel call: nothing can stop it once started
+        # migrate_pages(2) is one kernel call nothing can stop once started; the chunked
+        # mover (move_pages, numatui/kernel/chunked.py) checks `cancel` between chunks.
+        self.cancellable = chunked
 
     def _snapshot(self) -> NodeBytes:
         return frozen_map(self.scanner.node_pages(self.plan.pid))
@@ -469,13 +489,18 @@ class MigrationJob:
             return MigrationResult.unchanged(plan, cancelled, before)
 
         outcome: list[int | NumatuiError] = []
+        stopped: list[bool] = []
 
         def call_kernel() -> None:
             try:
-                outcome.append(
-                    self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
-                )
-            except NumatuiError as exc:  # SyscallError, UnsupportedArchitecture
+                if self.cancellable:
+                    # No count of pages left comes back: numa_maps afterwards says.
+                    stopped.append(self._move_in_chunks(cancel))
+                else:
+                    outcome.append(
+                        self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
+                    )
+            except NumatuiError as exc:  # SyscallError, UnsupportedArchitecture, ProcessGone
                 outcome.append(exc)
 
         samples: list[MigrationProgress] = []
@@ -527,7 +552,9 @@ class MigrationJob:
         if on_progress is not None:
             on_progress(final)
 
-        seen = self._observe(before, after, pages_not_moved, failure, process_exited)
+        seen = self._observe(
+            before, after, pages_not_moved, failure, process_exited, cancelled=any(stopped)
+        )
         verdict, migration_error, explanations = decide_outcome(
             plan, seen, self.privileges, self.page_size
         )
@@ -550,6 +577,7 @@ class MigrationJob:
         pages_not_moved: int | None,
         error: SyscallError | None,
         process_exited: bool,
+        cancelled: bool = False,
     ) -> Observation:
         """Gather, only when memory stayed, what the verdict needs to explain why."""
         moving_sources = {source for source, _ in self.plan.pairs}
@@ -592,6 +620,25 @@ class MigrationJob:
             numa_balancing=TopologyReader(self.sys_root, self.proc_root).numa_balancing(),
             policy_held_on_sources=held,
             holding_policies=tuple(sorted(policies)),
+            cancelled=cancelled,
+        )
+
+    def _move_in_chunks(self, cancel: threading.Event | None) -> bool:
+        from numatui.kernel.chunked import move_in_chunks, read_maps
+
+        pid = self.plan.pid
+        try:
+            numa_maps = self.scanner.numa_maps(pid)
+            maps_text = read_maps(pid, self.proc_root)
+        except (FileNotFoundError, ProcessLookupError) as exc:
+            raise ProcessGone(pid) from exc
+        except OSError as exc:
+            raise MigrationRefused(
+                f"cannot read /proc/{pid}/maps ({exc.strerror}): nothing was changed"
+            ) from exc
+        flags = syscalls.MPOL_MF_MOVE_ALL if self.privileges.cap_sys_nice else syscalls.MPOL_MF_MOVE
+        return move_in_chunks(
+            pid, self.plan.pairs, numa_maps, maps_text, flags=flags, cancel=cancel
         )
 
 
@@ -601,6 +648,10 @@ def run_migration(
     *,
     scanner: ProcessScanner | None = None,
     cancel: threading.Event | None = None,
+    chunked: bool = False,
 ) -> MigrationResult:
-    """Run a validated plan to completion (blocking); kernel errors come back in the result."""
-    return MigrationJob(plan, scanner=scanner).run(on_progress, cancel)
+    """Run a validated plan to completion (blocking); kernel errors come back in the result.
+
+    `chunked`: move with move_pages a chunk at a time, so `cancel` can stop it part way.
+    """
+    return MigrationJob(plan, scanner=scanner, chunked=chunked).run(on_progress, cancel)

@@ -42,6 +42,9 @@ class MigrationScreen(Screen[None]):
         Binding(
             "b,escape", "back", "Back to processes", tooltip="The table, with this process selected"
         ),
+        Binding(
+            "x", "stop", "Stop", tooltip="Stop after the current chunk; what moved stays moved"
+        ),
     ]
 
     def __init__(self, plan: MigrationPlan, process: ProcessMemory, topology: Topology) -> None:
@@ -53,8 +56,8 @@ class MigrationScreen(Screen[None]):
         self.latest: MigrationProgress | None = None
         self.result: MigrationResult | None = None
         self.crash: str | None = None
-        # migrate_pages(2) cannot be interrupted once started, so no key offers to stop it;
-        # the event only tells a source that polls it that the app is quitting.
+        # Handing the source this event makes the migration stoppable (it then moves in
+        # chunks and checks the event between them): `x`, or the app quitting, sets it.
         self.cancel_event = threading.Event()
         sources = {s for s, _ in plan.pairs} | set(plan.from_nodes)
         targets = {d for _, d in plan.pairs} | set(plan.to_nodes)
@@ -232,7 +235,20 @@ class MigrationScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             return None if self.running else True
+        if action == "stop":
+            if not self.running:
+                return False  # hidden once the migration is over
+            return None if self.cancel_event.is_set() else True
         return True
+
+    def action_stop(self) -> None:
+        if not self.running or self.cancel_event.is_set():
+            return
+        self.cancel_event.set()
+        self.query_one("#stats", Static).update(
+            "stopping after the current chunk… (pages already moved stay moved)"
+        )
+        self.refresh_bindings()
 
     def action_back(self) -> None:
         self.numatui.select_process(self.process.pid)

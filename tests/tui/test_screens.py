@@ -347,6 +347,33 @@ async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> 
         assert screen.selected_pid == pid
 
 
+async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
+    script = MigrationScript(steps=40, step_s=0.1, sleep_s=0.1)
+    source = FakeSource(script=script)
+    app = quiet_app(source)
+    pid = 100 + 3 * 37
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, pid)
+        await pilot.press("enter")
+        await pilot.pause()
+        view = app.screen
+        assert isinstance(view, MigrationScreen)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if "moved so far" in text_of(view, "#stats"):
+                break
+        assert view.check_action("stop", ()) is True  # offered while it runs
+        await pilot.press("x")
+        assert view.cancel_event.is_set()
+        assert view.check_action("stop", ()) is not True  # once: disabled, or over already
+        await settle(pilot)
+        assert view.result is not None
+        assert len(view.result.samples) < script.steps  # it did stop early
+        assert "Outcome: partly moved" in text_of(view, "#summary")
+        assert view.check_action("stop", ()) is False  # hidden after the end
+
+
 async def test_migration_failure_shows_a_message_not_a_traceback() -> None:
     script = MigrationScript(raise_message="the data source exploded")
     source = FakeSource(script=script)

@@ -1,0 +1,114 @@
+"""A migration that can be stopped: move_pages(2) over the address space, a chunk at a time.
+
+migrate_pages(2) is one call that nothing can interrupt. To let the user
+stop a migration, the app moves the same pages with move_pages(2) instead,
+`CHUNK_PAGES` at a time, checking between chunks whether to go on. Each page
+is sent where the plan's kernel pairs would have taken the memory of the
+node it is on (`plan.final_placement`), so the end state is the one the
+preview showed. Only mappings that numa_maps says have pages on a source node
+are walked; there the node of every page is asked first (one more call per
+chunk) unless the mapping's pages can only be on sources or the single
+target, where sending every page to the target is already right.
+
+The cost grows with the virtual size of those mappings (every page address
+is passed to the kernel, present or not), where migrate_pages walks only
+present pages: a sparse mapping of many GiB costs seconds more.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from numatui.kernel import syscalls
+from numatui.kernel.plan import final_placement
+from numatui.model import MappedRegion, NumaMaps
+
+CHUNK_PAGES = 4096
+"""Pages per move_pages call: 16 MiB of base pages, a few ms of copying between checks."""
+
+MovePages = Callable[[int, Sequence[int], Sequence[int] | None, int], list[int]]
+
+
+def parse_maps_ranges(text: str) -> dict[int, int]:
+    """/proc/PID/maps: the end address of each mapping, by its start. Never raises."""
+    ranges: dict[int, int] = {}
+    for line in text.splitlines():
+        span = line.split(" ", 1)[0]
+        start, sep, end = span.partition("-")
+        if not sep:
+            continue
+        try:
+            ranges[int(start, 16)] = int(end, 16)
+        except ValueError:
+            continue
+    return ranges
+
+
+def _chunks(start: int, end: int, page_size: int) -> Iterator[list[int]]:
+    step = CHUNK_PAGES * page_size
+    for chunk_start in range(start, end, step):
+        yield list(range(chunk_start, min(end, chunk_start + step), page_size))
+
+
+def move_in_chunks(
+    pid: int,
+    pairs: Sequence[tuple[int, int]],
+    numa_maps: NumaMaps,
+    maps_text: str,
+    *,
+    flags: int,
+    cancel: threading.Event | None = None,
+    move_pages: MovePages = syscalls.move_pages,
+) -> bool:
+    """Move `pid`'s pages as the kernel pairs would; True if stopped by `cancel` between chunks.
+
+    Per-page statuses are not counted: the base pages of a transparent huge
+    page report -EBUSY though it moved whole, so what moved is judged from
+    numa_maps afterwards, as for migrate_pages. Raises `SyscallError` when a
+    whole call fails (the process exited: ESRCH; no permission: EPERM/EACCES),
+    with the chunks before it moved.
+    """
+    placement = {node: dest for node, dest in final_placement(pairs).items() if node != dest}
+    sources = set(placement)
+    targets = set(placement.values())
+    ends = parse_maps_ranges(maps_text)
+    for region in numa_maps.mappings:
+        if not any(region.node_pages.get(n, 0) for n in sources):
+            continue
+        end = ends.get(region.start)
+        if end is None:
+            continue  # unmapped since numa_maps was read
+        blind = _single_target_suffices(region, sources, targets)
+        for addresses in _chunks(region.start, end, region.page_size):
+            if cancel is not None and cancel.is_set():
+                return True
+            if blind is not None:
+                chosen, wanted = addresses, [blind] * len(addresses)
+            else:
+                where = move_pages(pid, addresses, None, 0)
+                chosen, wanted = [], []
+                for address, node in zip(addresses, where, strict=True):
+                    if node in placement:
+                        chosen.append(address)
+                        wanted.append(placement[node])
+                if not chosen:
+                    continue
+            move_pages(pid, chosen, wanted, flags)
+    return False
+
+
+def _single_target_suffices(
+    region: MappedRegion, sources: set[int], targets: set[int]
+) -> int | None:
+    """The one target every page of `region` may be sent to without asking where it is."""
+    if len(targets) != 1:
+        return None
+    (target,) = targets
+    present = {n for n, pages in region.node_pages.items() if pages}
+    return target if present <= sources | {target} else None
+
+
+def read_maps(pid: int, proc_root: Path = Path("/proc")) -> str:
+    return (proc_root / str(pid) / "maps").read_text(errors="replace")
