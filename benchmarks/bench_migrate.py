@@ -9,8 +9,9 @@ it 0 -> 1 and back with each method, alternating which goes first:
 
   - `migratepages PID 0 1`                      (numactl, C)
   - `numatui migrate PID 0 1 --yes --json`      (our CLI, whole command)
-  - numatui's MigrationJob in-process, progress sampling on (what the app runs
-    once the user confirms: snapshot, syscall with samples, snapshot, verdict)
+  - numatui's MigrationJob in-process, progress sampling on (what the CLI runs
+    once confirmed: snapshot, migrate_pages with samples, snapshot, verdict)
+  - the same job moving in stoppable chunks with move_pages (what the app runs)
   - the bare migrate_pages syscall, no sampling (the floor)
 
 Every move is checked: all pages must be on the target afterwards.
@@ -73,6 +74,15 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
             migration.run_migration(plan, on_progress=lambda _s: None, scanner=scanner)
             return time.perf_counter() - t0
 
+        def job_chunked(src: int, dst: int) -> float:
+            # What the app runs: stoppable, move_pages a chunk at a time.
+            plan = source.plan(pid, {src}, {dst})
+            t0 = time.perf_counter()
+            migration.run_migration(
+                plan, on_progress=lambda _s: None, scanner=scanner, chunked=True
+            )
+            return time.perf_counter() - t0
+
         def bare(src: int, dst: int) -> None:
             syscalls.migrate_pages(pid, NodeMask({src}), NodeMask({dst}))
 
@@ -94,6 +104,7 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
                 ]
             ),
             "numatui_job": job,
+            "numatui_job_chunked": job_chunked,
             "bare_syscall": bare,
         }
         # Fixed costs of any Python command, to read the CLI figure against.

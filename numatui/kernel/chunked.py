@@ -28,7 +28,27 @@ from numatui.model import MappedRegion, NumaMaps
 CHUNK_PAGES = 4096
 """Pages per move_pages call: 16 MiB of base pages, a few ms of copying between checks."""
 
+MAX_WALK_PAGES = 1 << 24
+"""Page addresses a chunked move may pass to the kernel (64 GiB of 4 KiB pages).
+
+Beyond that (sanitizer shadow maps, huge reserved heaps holding a few pages)
+walking the address space would take far longer than the migration:
+`walk_pages` tells the job to make the one migrate_pages call instead.
+"""
+
 MovePages = Callable[[int, Sequence[int], Sequence[int] | None, int], list[int]]
+
+
+def walk_pages(pairs: Sequence[tuple[int, int]], numa_maps: NumaMaps, maps_text: str) -> int:
+    """How many page addresses `move_in_chunks` would pass through for these pairs."""
+    sources = {node for node, dest in final_placement(pairs).items() if node != dest}
+    ends = parse_maps_ranges(maps_text)
+    total = 0
+    for region in numa_maps.mappings:
+        end = ends.get(region.start)
+        if end is not None and any(region.node_pages.get(n, 0) for n in sources):
+            total += (end - region.start) // region.page_size
+    return total
 
 
 def parse_maps_ranges(text: str) -> dict[int, int]:

@@ -450,6 +450,8 @@ class MigrationJob:
         # migrate_pages(2) is one kernel call nothing can stop once started; the chunked
         # mover (move_pages, numatui/kernel/chunked.py) checks `cancel` between chunks.
         self.cancellable = chunked
+        self.unstoppable_because: str | None = None
+        """Why a chunked job made the one uninterruptible call after all (see chunked.py)."""
 
     def _snapshot(self) -> NodeBytes:
         return frozen_map(self.scanner.node_pages(self.plan.pid))
@@ -494,8 +496,11 @@ class MigrationJob:
         def call_kernel() -> None:
             try:
                 if self.cancellable:
-                    # No count of pages left comes back: numa_maps afterwards says.
-                    stopped.append(self._move_in_chunks(cancel))
+                    # Chunks give no count of pages left: numa_maps afterwards says.
+                    was_stopped, not_moved = self._move_in_chunks(cancel)
+                    stopped.append(was_stopped)
+                    if not_moved is not None:
+                        outcome.append(not_moved)
                 else:
                     outcome.append(
                         self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
@@ -566,7 +571,8 @@ class MigrationJob:
             pages_not_moved=pages_not_moved,
             elapsed_s=elapsed,
             error=migration_error,
-            explanations=explanations,
+            explanations=explanations
+            + ((self.unstoppable_because,) if self.unstoppable_because else ()),
             samples=tuple(samples),
         )
 
@@ -623,8 +629,9 @@ class MigrationJob:
             cancelled=cancelled,
         )
 
-    def _move_in_chunks(self, cancel: threading.Event | None) -> bool:
-        from numatui.kernel.chunked import move_in_chunks, read_maps
+    def _move_in_chunks(self, cancel: threading.Event | None) -> tuple[bool, int | None]:
+        """(stopped by `cancel`, pages migrate_pages could not move if it was used instead)."""
+        from numatui.kernel.chunked import MAX_WALK_PAGES, move_in_chunks, read_maps, walk_pages
 
         pid = self.plan.pid
         try:
@@ -636,10 +643,22 @@ class MigrationJob:
             raise MigrationRefused(
                 f"cannot read /proc/{pid}/maps ({exc.strerror}): nothing was changed"
             ) from exc
+        walk = walk_pages(self.plan.pairs, numa_maps, maps_text)
+        if walk > MAX_WALK_PAGES:
+            self.unstoppable_because = (
+                f"moved in one migrate_pages call, which cannot be stopped: the mappings "
+                f"to walk span {format_bytes(walk * self.page_size)} of address space, "
+                "too sparse to go through in chunks"
+            )
+            not_moved = self._migrate(
+                pid, NodeMask(self.plan.from_nodes), NodeMask(self.plan.to_nodes)
+            )
+            return False, not_moved
         flags = syscalls.MPOL_MF_MOVE_ALL if self.privileges.cap_sys_nice else syscalls.MPOL_MF_MOVE
-        return move_in_chunks(
+        stopped = move_in_chunks(
             pid, self.plan.pairs, numa_maps, maps_text, flags=flags, cancel=cancel
         )
+        return stopped, None
 
 
 def run_migration(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numatui.kernel.chunked import CHUNK_PAGES, move_in_chunks, parse_maps_ranges
+from numatui.kernel.chunked import CHUNK_PAGES, move_in_chunks, parse_maps_ranges, walk_pages
 from numatui.kernel.procfs import parse_numa_maps
 from numatui.model import MigrationOutcome, MigrationPlan
 from numatui.source import Privileges
@@ -130,3 +130,11 @@ def test_a_stopped_migration_is_judged_from_the_counts() -> None:
     # Stopped after the last chunk: everything moved, and that is what it says.
     late = Observation({0: 64 << 20}, {1: 64 << 20}, None, cancelled=True)
     assert decide_outcome(plan, late, root)[0] is MigrationOutcome.ALL_MOVED
+
+
+def test_walk_counts_only_mappings_with_pages_on_a_source() -> None:
+    maps = parse_numa_maps(NUMA_MAPS)
+    # Sources 0: the file mapping (0x52 pages), 4096 and 1024 pages; the last has none.
+    assert walk_pages([(0, 1)], maps, MAPS) == 0x52 + 4096 + 1024
+    assert walk_pages([(1, 0)], maps, MAPS) == 4096 + 4
+    assert walk_pages([(0, 0)], maps, MAPS) == 0
