@@ -22,9 +22,11 @@ MigrationScreen is pushed (on the nodes view's stack, then the user switches bac
 the process table), its worker calls `source.migrate`, which runs numatui's
 MigrationJob on a real 512 MiB process, sampling its numa_maps and posting progress.
 Only the kernel's page copy is stood in for: the job's syscall is replaced by a
-GIL-free memmove loop (ctypes) that keeps one core busy copying memory for as long
-as the keys are being timed, as the kernel's copy would. Real migrations are
-benchmarked in the guest by bench_migrate.py.
+GIL-free memmove loop (ctypes, one 64 MiB copy per call) that keeps one core busy
+copying memory for as long as the keys are being timed, as the kernel's copy would.
+The app's own job moves 16 MiB per move_pages call, so it takes the GIL back about
+as often (between chunks) as this loop does. Real migrations are benchmarked in the
+guest by bench_migrate.py.
 
 Targets (issue 5): key p99 <= 50 ms; idle CPU <= 2 % of a core; RSS <= 100 MB.
 The host's load average and any QEMU guests running are printed with the figures.
