@@ -10,12 +10,14 @@ Exit status: 0 success / all moved, 1 refused or failed (nothing changed),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -415,6 +417,32 @@ class _ProgressLine:
             self.err.flush()
 
 
+@contextlib.contextmanager
+def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C during a migration stops it between chunks, and the result is still reported.
+
+    Without this, KeyboardInterrupt would leave with pages moved and neither a
+    summary nor an audit entry.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            stop.set()
+            print(
+                "\nnumatui: stopping after the current chunk (what moved stays moved)…",
+                file=sys.stderr,
+            )
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     pid = _parse_pid(args.pid)
     topo = source.topology()
@@ -455,7 +483,9 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
             print(file=out)
         return EXIT_FAILED
     progress = _ProgressLine(plan, sys.stderr) if sys.stderr.isatty() and not args.json else None
-    result = source.migrate(plan, on_progress=progress)
+    stop = threading.Event()
+    with _ctrl_c_stops(stop):
+        result = source.migrate(plan, on_progress=progress, cancel=stop)
     if progress is not None:
         progress.done()
     if source.audit_warning:

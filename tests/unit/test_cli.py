@@ -230,3 +230,22 @@ def test_log_reads_what_migrations_appended(
     assert rc == EXIT_OK and data["entries"][0]["pid"] == 7
     assert main(["log", "--file", str(log)]) == EXIT_OK
     assert "pid 7 (db) 0 -> 1: partly moved" in capsys.readouterr().out
+
+
+def test_ctrl_c_during_a_migration_sets_the_stop_event_and_the_handler_comes_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import signal
+    import threading
+
+    from numatui.cli import _ctrl_c_stops
+
+    before = signal.getsignal(signal.SIGINT)
+    stop = threading.Event()
+    with _ctrl_c_stops(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # a second press says nothing more
+    assert stop.is_set()
+    assert signal.getsignal(signal.SIGINT) is before
+    assert capsys.readouterr().err.count("stopping after the current chunk") == 1

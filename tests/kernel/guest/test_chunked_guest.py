@@ -174,3 +174,49 @@ def test_a_too_sparse_address_space_is_moved_in_one_call_and_says_so() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.two_nodes
+def test_ctrl_c_stops_the_cli_between_chunks_and_it_still_reports_and_audits(
+    workload: WorkloadFactory, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    size = 512 * MIB
+    work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "PYTHONPATH": str(repo), "XDG_STATE_HOME": str(tmp_path)}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "numatui", "migrate", str(work.pid), "0", "1", "--yes", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while kernel_node_bytes(work.pid)[0].get(1, 0) < 16 * MIB:
+        assert cli.poll() is None, cli.communicate()
+        assert time.monotonic() < deadline, "the migration never started"
+        time.sleep(0.01)
+    cli.send_signal(signal.SIGINT)
+    out, err = cli.communicate(timeout=120)
+
+    assert cli.returncode == 3, (cli.returncode, out, err)  # partly moved
+    assert "stopping after the current chunk" in err and "Traceback" not in err, err
+    report = json.loads(out)
+    assert report["outcome"] == "partly moved"
+    assert any("stopped by the user" in e for e in report["explanations"]), report
+    kernel, mappings = kernel_node_bytes(work.pid)
+    for node, after in report["after"].items():
+        assert abs(after - kernel.get(int(node), 0)) <= mappings * PAGE + 32 * PAGE
+    assert 16 * MIB <= kernel.get(1, 0) < size
+    assert work.checksum() == work.info["checksum"]
+    entries = [
+        json.loads(line) for line in (tmp_path / "numatui" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert [(e["pid"], e["outcome"]) for e in entries] == [(work.pid, "partly moved")]
