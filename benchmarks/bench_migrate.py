@@ -1,6 +1,6 @@
 """Migration benchmark: numatui against numactl's `migratepages` on the same workload.
 
-    python3 benchmarks/bench_migrate.py [--size-mib 512] [--rounds 4]
+    python3 benchmarks/bench_migrate.py [--size-mib 512] [--rounds 4] [--methods NAME ...]
 
 Run on the host, it boots the 2-node QEMU guest (virtme-ng, see
 scripts/provision-vm.sh) and runs itself inside with `--inside`. In the guest
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
+def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str, object]:
     from numatui.kernel import migration, syscalls
     from numatui.kernel.live import LiveSource
     from numatui.kernel.nodemask import NodeMask
@@ -118,6 +118,8 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
                 t0 = time.perf_counter()
                 run(0, 0)
                 fixed[name].append(time.perf_counter() - t0)
+        if only:
+            methods = {k: v for k, v in methods.items() if k in only or k == "migratepages"}
         times: dict[str, list[float]] = {name: [] for name in methods}
         names = list(methods)
         for r in range(rounds):
@@ -145,12 +147,13 @@ def _guest_main(size_mib: int, rounds: int) -> dict[str, object]:
         "median_s": med,
         "ratio_to_migratepages": {k: v / peer for k, v in med.items()},
         "paired_ratio_median": paired,
+        "per_move_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
         "checksum_unchanged": checksum_ok,
         "fixed_costs_s": {k: statistics.median(v) for k, v in fixed.items()},
     }
 
 
-def _boot(size_mib: int, rounds: int) -> dict[str, object]:
+def _boot(size_mib: int, rounds: int, only: list[str] | None) -> dict[str, object]:
     kernels = sorted(Path("/boot").glob("vmlinuz-*-amd64"))
     kernel = os.environ.get("NUMATUI_KERNEL") or (str(kernels[-1]) if kernels else "")
     if not kernel or shutil.which("vng") is None:
@@ -161,6 +164,7 @@ def _boot(size_mib: int, rounds: int) -> dict[str, object]:
     inner = (
         f"cd {ROOT} && PYTHONDONTWRITEBYTECODE=1 {sys.executable} {Path(__file__).resolve()} "
         f"--inside --size-mib {size_mib} --rounds {rounds}"
+        + (f" --methods {' '.join(only)}" if only else "")
     )
     proc = subprocess.run(
         [
@@ -197,13 +201,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        help="only these (migratepages always runs): numatui_cli numatui_job "
+        "numatui_job_chunked bare_syscall",
+    )
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.inside:
-        print(json.dumps(_guest_main(args.size_mib, args.rounds)), flush=True)
+        print(json.dumps(_guest_main(args.size_mib, args.rounds, args.methods)), flush=True)
         return 0
-    result = _boot(args.size_mib, args.rounds)
+    result = _boot(args.size_mib, args.rounds, args.methods)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

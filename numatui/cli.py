@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -418,23 +419,28 @@ class _ProgressLine:
 
 
 @contextlib.contextmanager
-def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C during a migration stops it between chunks, and the result is still reported.
+def _ctrl_c_stops(stop: threading.Event, stoppable: bool) -> Iterator[None]:
+    """Ctrl-C during a migration: a stoppable one stops between chunks; the other goes on.
 
-    Without this, KeyboardInterrupt would leave with pages moved and neither a
-    summary nor an audit entry.
+    Either way the result is still printed and audited. A plain KeyboardInterrupt
+    would leave with pages moved and neither a summary nor an audit entry.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
 
     def on_interrupt(signum: int, frame: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            print(
-                "\nnumatui: stopping after the current chunk (what moved stays moved)…",
-                file=sys.stderr,
+        if stop.is_set():
+            return
+        stop.set()
+        if stoppable:
+            message = "stopping after the current chunk (what moved stays moved)…"
+        else:
+            message = (
+                "one migrate_pages call cannot be stopped once started: waiting for it to "
+                "finish (--stoppable moves in chunks that Ctrl-C can stop)…"
             )
+        print(f"\nnumatui: {message}", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -455,7 +461,7 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
     except NodeStringError as exc:
         raise UsageError(str(exc)) from None
     try:
-        plan = source.plan(pid, frm, to)
+        plan = dataclasses.replace(source.plan(pid, frm, to), stoppable=args.stoppable)
     except (MigrationRefused, ProcessGone) as exc:
         if args.json:
             json.dump(_refusal_json(pid, str(frm), str(to), str(exc), None), out, indent=2)
@@ -484,7 +490,7 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         return EXIT_FAILED
     progress = _ProgressLine(plan, sys.stderr) if sys.stderr.isatty() and not args.json else None
     stop = threading.Event()
-    with _ctrl_c_stops(stop):
+    with _ctrl_c_stops(stop, plan.stoppable):
         result = source.migrate(plan, on_progress=progress, cancel=stop)
     if progress is not None:
         progress.done()
@@ -568,6 +574,11 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--json", action="store_true", help="machine-readable result")
     mig.add_argument("--dry-run", action="store_true", help="print the kernel's plan, move nothing")
     mig.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    mig.add_argument(
+        "--stoppable",
+        action="store_true",
+        help="move 16 MiB at a time with move_pages, so Ctrl-C can stop it part way (slower)",
+    )
 
     log = sub.add_parser("log", help="the audit log of migrations attempted")
     log.add_argument("--json", action="store_true", help="machine-readable output")

@@ -272,6 +272,9 @@ class MigrationPlan:
     shared_bytes_staying: int = 0  # shared pages that stay without CAP_SYS_NICE
     warnings: tuple[str, ...] = ()
     process_name: str = ""
+    stoppable: bool = False
+    """Move with move_pages(2) a chunk at a time, so it can be stopped part way
+    (slower than the one migrate_pages call: 1.3x in benchmarks/bench_migrate.py)."""
 
     @property
     def bytes_to_move(self) -> int:
@@ -288,6 +291,8 @@ class MigrationProgress:
 
     elapsed_s: float
     node_bytes: NodeBytes
+    stoppable: bool = True
+    """Whether setting the cancel event can still stop this migration part way."""
 
 
 class MigrationOutcome(enum.StrEnum):

@@ -65,7 +65,8 @@ class DataSource(Protocol):
     ) -> MigrationResult:
         """Run the migration (blocking); never raises for kernel errors, the result says.
 
-        With `cancel`, the migration is made stoppable: it stops soon after the
-        event is set, and the result says how much had moved by then.
+        A `plan.stoppable` migration stops soon after `cancel` is set, and the
+        result says how much had moved by then; otherwise `cancel` only stops
+        one that has not started.
         """
         ...

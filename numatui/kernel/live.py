@@ -159,13 +159,12 @@ class LiveSource:
             )
             return result
         try:
-            # Whoever hands a cancel event wants to be able to stop: move in chunks then.
             result = migration.run_migration(
                 plan,
                 on_progress=on_progress,
                 scanner=self._scanner,
                 cancel=cancel,
-                chunked=cancel is not None,
+                chunked=plan.stoppable,
             )
         except Exception as exc:
             # Still an attempt the operator must be able to find afterwards.

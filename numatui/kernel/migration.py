@@ -528,7 +528,11 @@ class MigrationJob:
                     continue
                 cost = time.monotonic() - sample_started
                 pause = max(self.sample_interval_s, cost * self.sample_cost_ratio)
-                progress = MigrationProgress(time.monotonic() - call_started, last_seen)
+                progress = MigrationProgress(
+                    time.monotonic() - call_started,
+                    last_seen,
+                    stoppable=self.cancellable and self.unstoppable_because is None,
+                )
                 samples.append(progress)
                 if on_progress is not None:
                     on_progress(progress)
@@ -552,7 +556,7 @@ class MigrationJob:
             except ProcessGone:
                 process_exited = True
 
-        final = MigrationProgress(elapsed, after)
+        final = MigrationProgress(elapsed, after, stoppable=False)  # it is over
         samples.append(final)
         if on_progress is not None:
             on_progress(final)

@@ -7,6 +7,7 @@ preview comes from `source.plan` (in a worker) so refusals are the source's own.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -15,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from numatui.messages import PlanPreviewed, PlanRefused
@@ -34,6 +35,12 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         Binding("enter", "confirm", "Migrate", priority=True, tooltip="Start the migration"),
         Binding("escape", "cancel", "Cancel", tooltip="Close; nothing is moved"),
         Binding("tab", "app.focus_next", "Next list", show=False),
+        Binding(
+            "x",
+            "toggle_stoppable",
+            "Stoppable",
+            tooltip="Move in chunks so the migration can be stopped part way (slower)",
+        ),
     ]
 
     def __init__(self, process: ProcessMemory, topology: Topology) -> None:
@@ -66,6 +73,7 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                     yield SelectionList[int](*self._target_options(), id="targets")
             yield Static("choose at least one source and one target", id="preview")
             with Horizontal(id="buttons"):
+                yield Checkbox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
 
@@ -201,7 +209,11 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 severity="warning",
             )
             return
-        self.dismiss(plan)
+        stoppable = self.query_one("#stoppable", Checkbox).value
+        self.dismiss(dataclasses.replace(plan, stoppable=stoppable))
+
+    def action_toggle_stoppable(self) -> None:
+        self.query_one("#stoppable", Checkbox).toggle()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -56,9 +56,10 @@ class MigrationScreen(Screen[None]):
         self.latest: MigrationProgress | None = None
         self.result: MigrationResult | None = None
         self.crash: str | None = None
-        # Handing the source this event makes the migration stoppable (it then moves in
-        # chunks and checks the event between them): `x`, or the app quitting, sets it.
+        # A stoppable plan moves in chunks and checks this between them (`x` sets it);
+        # any source sees it before starting, and when the app quits.
         self.cancel_event = threading.Event()
+        self.stoppable = True  # until a sample says the job cannot stop (one kernel call)
         sources = {s for s, _ in plan.pairs} | set(plan.from_nodes)
         targets = {d for _, d in plan.pairs} | set(plan.to_nodes)
         self.node_ids = sorted(sources | targets)
@@ -147,6 +148,9 @@ class MigrationScreen(Screen[None]):
         if not self.running:
             return  # a late sample must not overwrite the final numbers
         self.latest = message.progress
+        if self.stoppable and not message.progress.stoppable:
+            self.stoppable = False
+            self.refresh_bindings()
         self._show_bytes(message.progress.node_bytes)
         self._show_stats(message.progress.node_bytes, message.progress.elapsed_s, final=False)
 
@@ -236,9 +240,9 @@ class MigrationScreen(Screen[None]):
         if action == "back":
             return None if self.running else True
         if action == "stop":
-            if not self.running:
-                return False  # hidden once the migration is over
-            return None if self.cancel_event.is_set() else True
+            if not self.running or not self.plan.stoppable:
+                return False  # hidden: over, or one migrate_pages call nothing can stop
+            return None if self.cancel_event.is_set() or not self.stoppable else True
         return True
 
     def action_stop(self) -> None:

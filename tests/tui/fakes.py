@@ -253,6 +253,7 @@ class MigrationScript:
     raise_message: str | None = None
     block: threading.Event | None = None  # migrate waits on it (ignoring cancel)
     sleep_s: float = 0.0  # real time between samples, so tests can watch it move
+    stoppable: bool = True  # what the samples say (False: one uninterruptible kernel call)
 
 
 @dataclass
@@ -419,7 +420,9 @@ def scripted_migration(
             moving = int(size * share) // PAGE * PAGE
             current[src] = current.get(src, 0) - moving
             current[dst] = current.get(dst, 0) + moving
-        sample = MigrationProgress(step * script.step_s, frozen_map(current))
+        sample = MigrationProgress(
+            step * script.step_s, frozen_map(current), stoppable=script.stoppable
+        )
         samples.append(sample)
         after = current
         if on_progress is not None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from textual.command import CommandPalette
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Markdown, SelectionList, Static
+from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 
 from numatui.model import MigrationError, frozen_map
 from numatui.screens.detail import ProcessDetailScreen
@@ -331,6 +331,9 @@ async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> 
                 break
         assert "moved so far" in text_of(view, "#stats")
         assert view.check_action("back", ()) is None  # cannot leave mid-migration
+        # Not asked to be stoppable: one migrate_pages call, so no Stop key either.
+        assert not source.migrations[0].stoppable
+        assert view.check_action("stop", ()) is False
         await settle(pilot)
         summary = text_of(view, "#summary")
         assert "Outcome: partly moved" in summary
@@ -354,8 +357,11 @@ async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
     pid = 100 + 3 * 37
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, pid)
+        dialog = await open_dialog(pilot, app, pid)
+        await pilot.press("x")  # the dialog's "stoppable" box
+        assert dialog.query_one("#stoppable", Checkbox).value
         await pilot.press("enter")
+        assert source.migrations[-1].stoppable
         await pilot.pause()
         view = app.screen
         assert isinstance(view, MigrationScreen)
@@ -372,6 +378,25 @@ async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
         assert len(view.result.samples) < script.steps  # it did stop early
         assert "Outcome: partly moved" in text_of(view, "#summary")
         assert view.check_action("stop", ()) is False  # hidden after the end
+
+
+async def test_stop_is_disabled_when_the_job_says_it_cannot_stop() -> None:
+    script = MigrationScript(steps=20, step_s=0.1, sleep_s=0.05, stoppable=False)
+    app = quiet_app(FakeSource(script=script))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, app, 100 + 3 * 37)
+        await pilot.press("x", "enter")  # asked for stoppable; the job says it cannot
+        await pilot.pause()
+        view = app.screen
+        assert isinstance(view, MigrationScreen)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not view.stoppable or not view.running:
+                break
+        assert not view.stoppable
+        assert view.check_action("stop", ()) is not True
+        await settle(pilot)
 
 
 async def test_migration_failure_shows_a_message_not_a_traceback() -> None:

@@ -243,9 +243,15 @@ def test_ctrl_c_during_a_migration_sets_the_stop_event_and_the_handler_comes_bac
 
     before = signal.getsignal(signal.SIGINT)
     stop = threading.Event()
-    with _ctrl_c_stops(stop):
+    with _ctrl_c_stops(stop, stoppable=True):
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)  # a second press says nothing more
     assert stop.is_set()
     assert signal.getsignal(signal.SIGINT) is before
     assert capsys.readouterr().err.count("stopping after the current chunk") == 1
+    # One migrate_pages call: Ctrl-C says it cannot stop it, and the command goes on.
+    stop = threading.Event()
+    with _ctrl_c_stops(stop, stoppable=False):
+        os.kill(os.getpid(), signal.SIGINT)
+    assert "cannot be stopped once started" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before

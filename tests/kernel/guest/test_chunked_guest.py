@@ -7,6 +7,7 @@ exactly what had moved.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -119,12 +120,12 @@ def test_chunked_many_to_many_lands_where_the_preview_said(workload: WorkloadFac
 
 
 @pytest.mark.two_nodes
-def test_the_app_source_moves_in_chunks_when_given_a_cancel_event(
+def test_the_source_moves_a_stoppable_plan_in_chunks(
     workload: WorkloadFactory, tmp_path: Path
 ) -> None:
     work = workload(kind="private", size_mib=16, node=0, cpu=0)
     source = LiveSource(audit_path=tmp_path / "audit.jsonl")
-    plan = source.plan(work.pid, {0}, {1})
+    plan = dataclasses.replace(source.plan(work.pid, {0}, {1}), stoppable=True)
     stopped_before = threading.Event()
     stopped_before.set()
     before, _ = kernel_node_bytes(work.pid)
@@ -132,7 +133,7 @@ def test_the_app_source_moves_in_chunks_when_given_a_cancel_event(
     assert result.outcome is MigrationOutcome.FAILED and result.bytes_moved == 0
     assert kernel_node_bytes(work.pid)[0].get(0, 0) >= before.get(0, 0) - 32 * PAGE
 
-    result = source.migrate(source.plan(work.pid, {0}, {1}), None, threading.Event())
+    result = source.migrate(plan, None, threading.Event())
     assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
     assert_counts_agree(result, work.pid)
     assert work.checksum() == work.info["checksum"]
@@ -191,8 +192,9 @@ def test_ctrl_c_stops_the_cli_between_chunks_and_it_still_reports_and_audits(
     work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
     repo = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(repo), "XDG_STATE_HOME": str(tmp_path)}
+    command = ["migrate", str(work.pid), "0", "1", "--yes", "--json", "--stoppable"]
     cli = subprocess.Popen(
-        [sys.executable, "-m", "numatui", "migrate", str(work.pid), "0", "1", "--yes", "--json"],
+        [sys.executable, "-m", "numatui", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
