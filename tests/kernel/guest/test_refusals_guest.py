@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_migration_guest import as_user, kernel_node_bytes
+from test_migration_guest import PAGE, as_user, kernel_node_bytes
 
 from numatui.errors import MigrationRefused, NodeStringError, SyscallError
 from numatui.kernel import syscalls
@@ -90,6 +90,20 @@ def test_process_exiting_mid_migration_reports_only_what_was_seen(
     assert any("exited" in e for e in result.explanations), result.explanations
 
 
+def assert_nothing_moved(pid: int, before: dict[int, int]) -> None:
+    """No node lost memory and none gained more than a few pages.
+
+    Not exact equality: the workload's interpreter may fault in a few hundred KiB
+    of its own while the test runs (seen once: +420 KiB on node 0 under CI load).
+    """
+    after, _ = kernel_node_bytes(pid)
+    slack = 32 * PAGE
+    for node in set(before) | set(after):
+        assert after.get(node, 0) >= before.get(node, 0) - slack, (node, before, after)
+    for node in set(after) - {n for n, b in before.items() if b}:
+        assert after[node] <= slack, (node, before, after)
+
+
 @pytest.mark.two_nodes
 @pytest.mark.four_nodes
 def test_nonexistent_target(workload: WorkloadFactory) -> None:
@@ -102,7 +116,7 @@ def test_nonexistent_target(workload: WorkloadFactory) -> None:
     with pytest.raises(SyscallError) as info:
         syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([absent]))
     assert info.value.errno_name == "EINVAL"
-    assert kernel_node_bytes(work.pid)[0] == before
+    assert_nothing_moved(work.pid, before)
 
 
 @pytest.mark.two_nodes
@@ -122,7 +136,7 @@ def test_offline_target(workload: WorkloadFactory) -> None:
     with pytest.raises(SyscallError) as info:
         syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([offline[0]]))
     assert info.value.errno_name == "EINVAL"
-    assert kernel_node_bytes(work.pid)[0] == before
+    assert_nothing_moved(work.pid, before)
 
 
 @pytest.mark.four_nodes
@@ -141,13 +155,13 @@ def test_memoryless_target(workload: WorkloadFactory) -> None:
     with pytest.raises(SyscallError) as info:
         syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([target]))
     assert info.value.errno_name == "EINVAL"
-    assert kernel_node_bytes(work.pid)[0] == before
+    assert_nothing_moved(work.pid, before)
     # Among other targets numatui still refuses, and says why: the kernel would drop the
     # memory-less node without a word (targets are cut to the caller's cpuset mems,
     # which hold only nodes with memory) and move everything to the others.
     with pytest.raises(MigrationRefused, match=f"node {target} has no memory"):
         plan_for(work.pid, {0}, {1, target})
-    assert kernel_node_bytes(work.pid)[0] == before
+    assert_nothing_moved(work.pid, before)
     assert syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([1, target])) == 0
     after, _ = kernel_node_bytes(work.pid)
     assert after.get(target, 0) == 0 and after.get(1, 0) >= 8 * 2**20
@@ -195,7 +209,7 @@ def test_target_outside_the_process_cpuset(workload: WorkloadFactory) -> None:
         assert "outside process" in str(seen.get("refused")), seen
         assert "EPERM" in str(seen.get("refused")), seen
         assert seen.get("errno") == "EPERM", seen  # the kernel agrees
-        assert kernel_node_bytes(work.pid)[0] == before
+        assert_nothing_moved(work.pid, before)
         # Root (CAP_SYS_NICE) may, and is warned why the process may drift back.
         plan = plan_for(work.pid, {0}, {1})
         assert any("outside the process's cpuset" in w for w in plan.warnings)
@@ -236,7 +250,7 @@ def test_another_users_process_as_non_root(workload: WorkloadFactory) -> None:
     assert "another user" in str(seen.get("refused")), seen
     assert seen.get("errno") == "EPERM", seen
     assert "CAP_SYS_PTRACE" in str(seen.get("message"))
-    assert kernel_node_bytes(work.pid)[0] == before
+    assert_nothing_moved(work.pid, before)
 
 
 MALFORMED = ["", "0-", "1-0", "x", "0,,1", "5", "!0-1", "+7", "0 1", "-1"]
@@ -251,4 +265,4 @@ def test_malformed_node_strings(workload: WorkloadFactory) -> None:
         with pytest.raises(NodeStringError) as info:
             NodeMask.parse(text, all_nodes=online)
         assert str(info.value), text  # a message naming the problem, never empty
-    assert kernel_node_bytes(work.pid)[0] == before
+    assert_nothing_moved(work.pid, before)
