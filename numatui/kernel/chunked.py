@@ -1,7 +1,7 @@
 """A migration that can be stopped: move_pages(2) over the address space, a chunk at a time.
 
-migrate_pages(2) is one call that nothing can interrupt. To let the user
-stop a migration, the app moves the same pages with move_pages(2) instead,
+migrate_pages(2) is one call that nothing can interrupt. A stoppable plan
+(`MigrationPlan.stoppable`) moves the same pages with move_pages(2) instead,
 `CHUNK_PAGES` at a time, checking between chunks whether to go on. Each page
 is sent where the plan's kernel pairs would have taken the memory of the
 node it is on (`plan.final_placement`), so the end state is the one the
@@ -18,7 +18,8 @@ present pages: a sparse mapping of many GiB costs seconds more.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from numatui.kernel import syscalls
@@ -33,22 +34,36 @@ MAX_WALK_PAGES = 1 << 24
 
 Beyond that (sanitizer shadow maps, huge reserved heaps holding a few pages)
 walking the address space would take far longer than the migration:
-`walk_pages` tells the job to make the one migrate_pages call instead.
+the job makes the one migrate_pages call instead (see `ChunkWalk.pages`).
 """
 
 MovePages = Callable[[int, Sequence[int], Sequence[int] | None, int], list[int]]
 
 
-def walk_pages(pairs: Sequence[tuple[int, int]], numa_maps: NumaMaps, maps_text: str) -> int:
-    """How many page addresses `move_in_chunks` would pass through for these pairs."""
-    sources = {node for node, dest in final_placement(pairs).items() if node != dest}
+@dataclass(frozen=True)
+class ChunkWalk:
+    """What a chunked move goes through: each mapping with pages on a source node (and
+    where it ends), and where the pages of each source node are to go."""
+
+    placement: Mapping[int, int]
+    regions: tuple[tuple[MappedRegion, int], ...]
+
+    @property
+    def pages(self) -> int:
+        """How many page addresses the walk passes to the kernel."""
+        return sum((end - region.start) // region.page_size for region, end in self.regions)
+
+
+def plan_walk(pairs: Sequence[tuple[int, int]], numa_maps: NumaMaps, maps_text: str) -> ChunkWalk:
+    placement = {node: dest for node, dest in final_placement(pairs).items() if node != dest}
     ends = parse_maps_ranges(maps_text)
-    total = 0
-    for region in numa_maps.mappings:
-        end = ends.get(region.start)
-        if end is not None and any(region.node_pages.get(n, 0) for n in sources):
-            total += (end - region.start) // region.page_size
-    return total
+    regions = tuple(
+        (region, ends[region.start])
+        for region in numa_maps.mappings
+        # A mapping missing from maps was unmapped since numa_maps was read.
+        if region.start in ends and any(region.node_pages.get(n, 0) for n in placement)
+    )
+    return ChunkWalk(placement, regions)
 
 
 def parse_maps_ranges(text: str) -> dict[int, int]:
@@ -74,9 +89,7 @@ def _chunks(start: int, end: int, page_size: int) -> Iterator[list[int]]:
 
 def move_in_chunks(
     pid: int,
-    pairs: Sequence[tuple[int, int]],
-    numa_maps: NumaMaps,
-    maps_text: str,
+    walk: ChunkWalk,
     *,
     flags: int,
     cancel: threading.Event | None = None,
@@ -90,16 +103,10 @@ def move_in_chunks(
     whole call fails (the process exited: ESRCH; no permission: EPERM/EACCES),
     with the chunks before it moved.
     """
-    placement = {node: dest for node, dest in final_placement(pairs).items() if node != dest}
+    placement = walk.placement
     sources = set(placement)
     targets = set(placement.values())
-    ends = parse_maps_ranges(maps_text)
-    for region in numa_maps.mappings:
-        if not any(region.node_pages.get(n, 0) for n in sources):
-            continue
-        end = ends.get(region.start)
-        if end is None:
-            continue  # unmapped since numa_maps was read
+    for region, end in walk.regions:
         blind = _single_target_suffices(region, sources, targets)
         for addresses in _chunks(region.start, end, region.page_size):
             if cancel is not None and cancel.is_set():

@@ -496,15 +496,14 @@ class MigrationJob:
         def call_kernel() -> None:
             try:
                 if self.cancellable:
-                    # Chunks give no count of pages left: numa_maps afterwards says.
-                    was_stopped, not_moved = self._move_in_chunks(cancel)
-                    stopped.append(was_stopped)
-                    if not_moved is not None:
-                        outcome.append(not_moved)
-                else:
-                    outcome.append(
-                        self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
-                    )
+                    was_stopped = self._move_in_chunks(cancel)
+                    if was_stopped is not None:
+                        # Chunks give no count of pages left: numa_maps afterwards says.
+                        stopped.append(was_stopped)
+                        return
+                outcome.append(
+                    self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
+                )
             except NumatuiError as exc:  # SyscallError, UnsupportedArchitecture, ProcessGone
                 outcome.append(exc)
 
@@ -633,9 +632,9 @@ class MigrationJob:
             cancelled=cancelled,
         )
 
-    def _move_in_chunks(self, cancel: threading.Event | None) -> tuple[bool, int | None]:
-        """(stopped by `cancel`, pages migrate_pages could not move if it was used instead)."""
-        from numatui.kernel.chunked import MAX_WALK_PAGES, move_in_chunks, read_maps, walk_pages
+    def _move_in_chunks(self, cancel: threading.Event | None) -> bool | None:
+        """Whether `cancel` stopped the chunks; None: too sparse to walk, nothing moved."""
+        from numatui.kernel.chunked import MAX_WALK_PAGES, move_in_chunks, plan_walk, read_maps
 
         pid = self.plan.pid
         try:
@@ -647,22 +646,16 @@ class MigrationJob:
             raise MigrationRefused(
                 f"cannot read /proc/{pid}/maps ({exc.strerror}): nothing was changed"
             ) from exc
-        walk = walk_pages(self.plan.pairs, numa_maps, maps_text)
-        if walk > MAX_WALK_PAGES:
+        walk = plan_walk(self.plan.pairs, numa_maps, maps_text)
+        if walk.pages > MAX_WALK_PAGES:
             self.unstoppable_because = (
                 f"moved in one migrate_pages call, which cannot be stopped: the mappings "
-                f"to walk span {format_bytes(walk * self.page_size)} of address space, "
+                f"to walk span {format_bytes(walk.pages * self.page_size)} of address space, "
                 "too sparse to go through in chunks"
             )
-            not_moved = self._migrate(
-                pid, NodeMask(self.plan.from_nodes), NodeMask(self.plan.to_nodes)
-            )
-            return False, not_moved
+            return None
         flags = syscalls.MPOL_MF_MOVE_ALL if self.privileges.cap_sys_nice else syscalls.MPOL_MF_MOVE
-        stopped = move_in_chunks(
-            pid, self.plan.pairs, numa_maps, maps_text, flags=flags, cancel=cancel
-        )
-        return stopped, None
+        return move_in_chunks(pid, walk, flags=flags, cancel=cancel)
 
 
 def run_migration(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numatui.kernel.chunked import CHUNK_PAGES, move_in_chunks, parse_maps_ranges, walk_pages
+from numatui.kernel.chunked import CHUNK_PAGES, move_in_chunks, parse_maps_ranges, plan_walk
 from numatui.kernel.procfs import parse_numa_maps
 from numatui.model import MigrationOutcome, MigrationPlan
 from numatui.source import Privileges
@@ -70,7 +70,7 @@ def test_maps_parser_never_raises(text: str) -> None:
 def test_single_target_sends_without_asking_where_pages_may_only_be_on_sources() -> None:
     maps = parse_numa_maps(NUMA_MAPS)
     recorder = Recorder({0x7F0002000000 + i * PAGE: (0 if i % 2 else 2) for i in range(1024)})
-    stopped = move_in_chunks(42, [(0, 1)], maps, MAPS, flags=2, move_pages=recorder)
+    stopped = move_in_chunks(42, plan_walk([(0, 1)], maps, MAPS), flags=2, move_pages=recorder)
     assert stopped is False
     moved = sent(recorder)
     # The file mapping and the 4096-page anon mapping hold only nodes 0 and 1: every page
@@ -91,7 +91,7 @@ def test_many_to_many_sends_each_page_where_the_kernel_pairs_would() -> None:
     nodes = {start + i * PAGE: (0 if i < 3000 else 1) for i in range(4096)}
     recorder = Recorder(nodes)
     # Pairs 0->1 then 1->2: memory on 0 goes to 1 and then on to 2 (final_placement).
-    move_in_chunks(42, [(0, 1), (1, 2)], maps, MAPS, flags=4, move_pages=recorder)
+    move_in_chunks(42, plan_walk([(0, 1), (1, 2)], maps, MAPS), flags=4, move_pages=recorder)
     moved = sent(recorder)
     assert {moved[a] for a in nodes} == {2}
     assert all(flags == 4 for _, _, flags in recorder.moves)
@@ -111,7 +111,9 @@ def test_cancel_stops_between_chunks() -> None:
             return out
 
     recorder = StopAfterFirst({})
-    assert move_in_chunks(42, [(0, 1)], maps, MAPS, flags=2, cancel=cancel, move_pages=recorder)
+    assert move_in_chunks(
+        42, plan_walk([(0, 1)], maps, MAPS), flags=2, cancel=cancel, move_pages=recorder
+    )
     assert len(recorder.moves) == 1
 
 
@@ -135,6 +137,6 @@ def test_a_stopped_migration_is_judged_from_the_counts() -> None:
 def test_walk_counts_only_mappings_with_pages_on_a_source() -> None:
     maps = parse_numa_maps(NUMA_MAPS)
     # Sources 0: the file mapping (0x52 pages), 4096 and 1024 pages; the last has none.
-    assert walk_pages([(0, 1)], maps, MAPS) == 0x52 + 4096 + 1024
-    assert walk_pages([(1, 0)], maps, MAPS) == 4096 + 4
-    assert walk_pages([(0, 0)], maps, MAPS) == 0
+    assert plan_walk([(0, 1)], maps, MAPS).pages == 0x52 + 4096 + 1024
+    assert plan_walk([(1, 0)], maps, MAPS).pages == 4096 + 4
+    assert plan_walk([(0, 0)], maps, MAPS).pages == 0
