@@ -337,9 +337,6 @@ class ProcessesScreen(Screen[None]):
         self.table.set_rows([r.row for r in rows], keep_key=keep)
         self._update_status()
 
-    def _resort_keeping_cursor(self) -> None:
-        self._show_sorted()
-
     def select_pid(self, pid: int) -> None:
         """Put the cursor on `pid` now, or when it next appears in a scan."""
         if pid in self._shown:
@@ -347,9 +344,6 @@ class ProcessesScreen(Screen[None]):
         else:
             self._pending_pid = pid
         self.table.focus()
-
-    def _rebuild(self) -> None:
-        self._refilter()
 
     # ------------------------------------------------------------ actions
 
@@ -381,7 +375,7 @@ class ProcessesScreen(Screen[None]):
         else:
             self.sort_key = key
             self.sort_reverse = key not in ("pid", "user", "name")
-        self._resort_keeping_cursor()
+        self._show_sorted()
 
     def action_cycle_sort(self) -> None:
         keys = list(self.table.columns)
@@ -391,21 +385,21 @@ class ProcessesScreen(Screen[None]):
         self.sort_key = keys[(index + 1) % len(keys)]
         # Sizes and locality read best largest first; names and ids ascending.
         self.sort_reverse = self.sort_key not in ("pid", "user", "name", "locality")
-        self._resort_keeping_cursor()
+        self._show_sorted()
 
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse
-        self._resort_keeping_cursor()
+        self._show_sorted()
 
     def action_toggle_kernel_threads(self) -> None:
         self.show_kernel_threads = not self.show_kernel_threads
-        self._rebuild()
+        self._refilter()
 
     def action_cycle_node(self) -> None:
         ids: list[int | None] = [None, *self._node_ids]
         index = ids.index(self.node_limit) if self.node_limit in ids else 0
         self.node_limit = ids[(index + 1) % len(ids)]
-        self._rebuild()
+        self._refilter()
 
     def action_filter(self) -> None:
         bar = self.query_one("#filter-bar")
@@ -418,14 +412,14 @@ class ProcessesScreen(Screen[None]):
             filter_input.value = ""
             self.filter_text = ""
             self.node_limit = None
-            self._rebuild()
+            self._refilter()
         self.query_one("#filter-bar").display = False
         self.table.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
-        self._rebuild()
+        self._refilter()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
