@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from numatui.app import NumatuiApp
+from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.processes import ProcessesScreen
 
 
@@ -60,3 +64,24 @@ async def settle(pilot: Pilot[None]) -> None:
 def quiet_app(source: object, **kwargs: object) -> NumatuiApp:
     """An app that refreshes only when asked (snapshots and counts stay deterministic)."""
     return NumatuiApp(source, refresh_interval=3600.0, **kwargs)  # type: ignore[arg-type]
+
+
+async def open_dialog(pilot: Pilot[None], pid: int) -> MigrateDialog:
+    """Select `pid` in the process table and open its migrate dialog."""
+    screen = pilot.app.screen
+    assert isinstance(screen, ProcessesScreen)
+    screen.select_pid(pid)
+    await pilot.press("m")
+    await settle(pilot)
+    dialog = pilot.app.screen
+    assert isinstance(dialog, MigrateDialog)
+    return dialog
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 2.0) -> bool:
+    """Poll `condition` while workers run (settle would wait for them to end)."""
+    for _ in range(round(timeout_s / 0.02)):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()

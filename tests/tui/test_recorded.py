@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, SelectionList, Static
 
-from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 
-from .conftest import quiet_app, settle
+from .conftest import open_dialog, quiet_app, settle
 from .fakes import USER, RecordedSource
 
 
@@ -50,11 +49,7 @@ async def test_four_nodes_recorded_misplaced_dialog_previews_real_plan() -> None
         )
         assert locality["265"].startswith("!")  # bound to memory-only node 2, runs on node 0
         assert not locality["264"].startswith("!")
-        screen.select_pid(265)
-        await pilot.press("m")
-        await settle(pilot)
-        dialog = app.screen
-        assert isinstance(dialog, MigrateDialog)
+        dialog = await open_dialog(pilot, 265)
         assert dialog.from_nodes == frozenset({1, 2}) and dialog.to_nodes == frozenset({0})
         preview = text_of(dialog, "#preview")
         assert "node 1 → node 0" in preview and "node 2 → node 0" in preview
@@ -71,11 +66,7 @@ async def test_four_nodes_recorded_non_root_refusal_comes_from_validation() -> N
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         assert "other users' processes need root or CAP_SYS_NICE" in text_of(app.screen, "#summary")
-        app.screen.select_pid(264)  # type: ignore[attr-defined]
-        await pilot.press("m")
-        await settle(pilot)
-        dialog = app.screen
-        assert isinstance(dialog, MigrateDialog)
+        dialog = await open_dialog(pilot, 264)
         dialog.query_one("#sources", SelectionList).select(0)
         dialog.query_one("#targets", SelectionList).select(1)
         await settle(pilot)

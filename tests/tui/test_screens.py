@@ -13,13 +13,12 @@ from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 from numatui.model import MigrationError, frozen_map
 from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
-from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.units import human_count_rate
 
-from .conftest import quiet_app, settle
+from .conftest import open_dialog, quiet_app, settle, wait_until
 from .fakes import (
     USER,
     FakeSource,
@@ -222,17 +221,6 @@ async def test_detail_source_error_is_shown_not_raised() -> None:
         assert "Permission denied" in text_of(app.screen, "#mappings-title")
 
 
-async def open_dialog(pilot: object, app: object, pid: int) -> MigrateDialog:
-    screen = app.screen  # type: ignore[attr-defined]
-    assert isinstance(screen, ProcessesScreen)
-    screen.select_pid(pid)
-    await pilot.press("m")  # type: ignore[attr-defined]
-    await settle(pilot)  # type: ignore[arg-type]
-    dialog = app.screen  # type: ignore[attr-defined]
-    assert isinstance(dialog, MigrateDialog)
-    return dialog
-
-
 async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs() -> None:
     def topology(tick: int) -> object:
         return make_topology([0, 1, 2, 3], memory_only=[2], offline=[3], tick=tick)
@@ -243,7 +231,7 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs()
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        dialog = await open_dialog(pilot, app, pid)
+        dialog = await open_dialog(pilot, pid)
         targets = dialog.query_one("#targets", SelectionList)
         prompts = {
             targets.get_option_at_index(i).value: (
@@ -276,7 +264,7 @@ async def test_dialog_cancel_does_nothing() -> None:
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, 211)
+        await open_dialog(pilot, 211)
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, ProcessesScreen)
@@ -289,7 +277,7 @@ async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        dialog = await open_dialog(pilot, app, 211)
+        dialog = await open_dialog(pilot, 211)
         sources = dialog.query_one("#sources", SelectionList)
         targets = dialog.query_one("#targets", SelectionList)
         sources.deselect_all()
@@ -319,17 +307,13 @@ async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> 
     pid = 100 + 3 * 37
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, pid)
+        await open_dialog(pilot, pid)
         await pilot.press("enter")
         await pilot.pause()
         view = app.screen
         assert isinstance(view, MigrationScreen)
         # Progress arrives while the worker still runs.
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if "moved so far" in text_of(view, "#stats"):
-                break
-        assert "moved so far" in text_of(view, "#stats")
+        assert await wait_until(lambda: "moved so far" in text_of(view, "#stats"))
         assert view.check_action("back", ()) is None  # cannot leave mid-migration
         # Not asked to be stoppable: one migrate_pages call, so no Stop key either.
         assert not source.migrations[0].stoppable
@@ -357,7 +341,7 @@ async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
     pid = 100 + 3 * 37
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        dialog = await open_dialog(pilot, app, pid)
+        dialog = await open_dialog(pilot, pid)
         await pilot.press("x")  # the dialog's "stoppable" box
         assert dialog.query_one("#stoppable", Checkbox).value
         await pilot.press("enter")
@@ -365,10 +349,7 @@ async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
         await pilot.pause()
         view = app.screen
         assert isinstance(view, MigrationScreen)
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if "moved so far" in text_of(view, "#stats"):
-                break
+        await wait_until(lambda: "moved so far" in text_of(view, "#stats"))
         assert view.check_action("stop", ()) is True  # offered while it runs
         await pilot.press("x")
         assert view.cancel_event.is_set()
@@ -385,15 +366,12 @@ async def test_stop_is_disabled_when_the_job_says_it_cannot_stop() -> None:
     app = quiet_app(FakeSource(script=script))
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, 100 + 3 * 37)
+        await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("x", "enter")  # asked for stoppable; the job says it cannot
         await pilot.pause()
         view = app.screen
         assert isinstance(view, MigrationScreen)
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if not view.stoppable or not view.running:
-                break
+        await wait_until(lambda: not view.stoppable or not view.running)
         assert not view.stoppable
         assert view.check_action("stop", ()) is not True
         await settle(pilot)
@@ -405,7 +383,7 @@ async def test_migration_failure_shows_a_message_not_a_traceback() -> None:
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, 100 + 3 * 37)
+        await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("enter")
         await settle(pilot)
         view = app.screen
@@ -421,7 +399,7 @@ async def test_kernel_refusal_outcome_shows_errno_and_reason() -> None:
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, 100 + 3 * 37)
+        await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("enter")
         await settle(pilot)
         summary = text_of(app.screen, "#summary")
@@ -576,7 +554,7 @@ async def test_blocked_migration_does_not_stop_other_screens() -> None:
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        await open_dialog(pilot, app, 100 + 3 * 37)
+        await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MigrationScreen)

@@ -263,23 +263,16 @@ def test_cli_migrates_only_after_confirmation(
 async def test_app_migrates_the_confirmed_process_even_if_the_table_changed() -> None:
     """A refresh during the dialog (the row under the cursor is now another process, the
     confirmed one exited) must not change which process is migrated: the one confirmed."""
-    from numatui.screens.migrate_dialog import MigrateDialog
     from numatui.screens.migration import MigrationScreen
-    from numatui.screens.processes import ProcessesScreen
-    from tests.tui.conftest import quiet_app, settle
+    from tests.tui.conftest import open_dialog, quiet_app, settle
     from tests.tui.fakes import FakeSource
 
     source = FakeSource()
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
         pid = 100 + 3 * 37
-        screen.select_pid(pid)
-        await pilot.press("m")
-        await settle(pilot)
-        assert isinstance(app.screen, MigrateDialog)
+        await open_dialog(pilot, pid)
         assert source.migrations == []  # opening the dialog moves nothing
         source.exit_process(pid)
         app.action_refresh_now()
