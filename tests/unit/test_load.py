@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -299,34 +299,11 @@ async def test_app_during_a_fork_exit_storm_shows_no_stale_rows(
 
 # ---------------------------------------------------------------- 60,000 mappings
 
-MAPPINGS_CHILD = r"""
-import ctypes, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-c = ctypes
-libc.mmap.restype = c.c_void_p
-libc.mmap.argtypes = [c.c_void_p, c.c_size_t, c.c_int, c.c_int, c.c_int, c.c_long]
-libc.mprotect.argtypes = [c.c_void_p, c.c_size_t, c.c_int]
-pages = int(sys.argv[1])
-base = libc.mmap(None, pages * 4096, 3, 0x22, -1, 0)
-ctypes.memset(base, 1, pages * 4096)
-for i in range(0, pages, 2):
-    libc.mprotect(base + i * 4096, 4096, 1)  # alternate protections: one VMA per page
-print(base, flush=True)
-time.sleep(300)
-"""
-
 
 @pytest.fixture
-def many_mappings() -> Iterator[int]:
-    pages = min(MAPPINGS, int(Path("/proc/sys/vm/max_map_count").read_text()) - 2000)
-    child = subprocess.Popen(
-        [sys.executable, "-c", MAPPINGS_CHILD, str(pages)], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout is not None
-    child.stdout.readline()
-    yield child.pid
-    child.kill()
-    child.wait()
+def many_mappings(process_with_mappings: Callable[[int], tuple[int, int]]) -> int:
+    pid, _ = process_with_mappings(MAPPINGS)
+    return pid
 
 
 async def test_detail_of_a_process_with_60000_mappings(many_mappings: int) -> None:

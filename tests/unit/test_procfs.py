@@ -9,9 +9,8 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -687,48 +686,23 @@ def test_real_child_that_exited_is_vanished(sleeper: subprocess.Popen[bytes]) ->
     assert scanner.scan(pids=[sleeper.pid]).vanished == 1
 
 
-MAPPINGS_CHILD = r"""
-import ctypes, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-c = ctypes
-libc.mmap.argtypes = [c.c_void_p, c.c_size_t, c.c_int, c.c_int, c.c_int, c.c_long]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-pages = int(sys.argv[1])
-base = libc.mmap(None, pages * 4096, 3, 0x22, -1, 0)
-ctypes.memset(base, 1, pages * 4096)
-for i in range(0, pages, 2):
-    libc.mprotect(base + i * 4096, 4096, 1)  # alternate protections: one VMA per page
-print(base, flush=True)
-time.sleep(120)
-"""
-
-
-def test_sixty_thousand_mappings() -> None:
-    max_maps = int(Path("/proc/sys/vm/max_map_count").read_text())
-    pages = min(60_000, max_maps - 2000)
-    child = subprocess.Popen(
-        [sys.executable, "-c", MAPPINGS_CHILD, str(pages)], stdout=subprocess.PIPE, text=True
+def test_sixty_thousand_mappings(
+    process_with_mappings: Callable[[int], tuple[int, int]],
+) -> None:
+    pid, pages = process_with_mappings(60_000)
+    scanner = ProcessScanner()
+    t0 = time.perf_counter()
+    memory = scanner.read_process(pid)
+    t1 = time.perf_counter()
+    fast = scanner.node_pages(pid)
+    t2 = time.perf_counter()
+    maps = scanner.numa_maps(pid)
+    t3 = time.perf_counter()
+    print(
+        f"\n{memory.mapping_count} mappings: read_process {t1 - t0:.3f} s, "
+        f"node_pages {t2 - t1:.3f} s, numa_maps (all regions) {t3 - t2:.3f} s"
     )
-    try:
-        assert child.stdout is not None
-        child.stdout.readline()
-        scanner = ProcessScanner()
-        t0 = time.perf_counter()
-        memory = scanner.read_process(child.pid)
-        t1 = time.perf_counter()
-        fast = scanner.node_pages(child.pid)
-        t2 = time.perf_counter()
-        maps = scanner.numa_maps(child.pid)
-        t3 = time.perf_counter()
-        print(
-            f"\n{memory.mapping_count} mappings: read_process {t1 - t0:.3f} s, "
-            f"node_pages {t2 - t1:.3f} s, numa_maps (all regions) {t3 - t2:.3f} s"
-        )
-        assert memory.mapping_count >= pages
-        assert sum(memory.node_bytes.values()) >= pages * 4096
-        assert fast == dict(maps.node_bytes)
-        assert t1 - t0 < 5 and t2 - t1 < 5 and t3 - t2 < 20
-    finally:
-        child.kill()
-        child.wait()
+    assert memory.mapping_count >= pages
+    assert sum(memory.node_bytes.values()) >= pages * 4096
+    assert fast == dict(maps.node_bytes)
+    assert t1 - t0 < 5 and t2 - t1 < 5 and t3 - t2 < 20

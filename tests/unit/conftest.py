@@ -1,0 +1,50 @@
+"""Fixtures shared by the unit tests that need real processes of a certain shape."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+MAPPINGS_CHILD = r"""
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+c = ctypes
+libc.mmap.restype = c.c_void_p
+libc.mmap.argtypes = [c.c_void_p, c.c_size_t, c.c_int, c.c_int, c.c_int, c.c_long]
+libc.mprotect.argtypes = [c.c_void_p, c.c_size_t, c.c_int]
+pages = int(sys.argv[1])
+base = libc.mmap(None, pages * 4096, 3, 0x22, -1, 0)
+ctypes.memset(base, 1, pages * 4096)
+for i in range(0, pages, 2):
+    libc.mprotect(base + i * 4096, 4096, 1)  # alternate protections: one VMA per page
+print(base, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture
+def process_with_mappings() -> Iterator[Callable[[int], tuple[int, int]]]:
+    """`start(wanted)` -> (pid, pages) of a child with about `pages` mappings, one per page.
+
+    `pages` is `wanted` capped 2,000 below vm.max_map_count. Children are killed at the end.
+    """
+    children: list[subprocess.Popen[str]] = []
+
+    def start(wanted: int) -> tuple[int, int]:
+        pages = min(wanted, int(Path("/proc/sys/vm/max_map_count").read_text()) - 2000)
+        child = subprocess.Popen(
+            [sys.executable, "-c", MAPPINGS_CHILD, str(pages)], stdout=subprocess.PIPE, text=True
+        )
+        children.append(child)
+        assert child.stdout is not None
+        child.stdout.readline()
+        return child.pid, pages
+
+    yield start
+    for child in children:
+        child.kill()
+        child.wait()
