@@ -1,15 +1,14 @@
 """The stoppable migration (move_pages a chunk at a time) against the real kernel.
 
-What the app runs when the user confirms: it must end where migrate_pages(2)
-would have, and when stopped part way, leave every byte intact and report
-exactly what had moved.
+That it lands where migrate_pages(2) would is checked beside migrate_pages itself
+(test_migration_guest.py, `chunked`); here: stopped part way it leaves every byte
+intact and reports exactly what had moved, from the job, the source and the CLI.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,45 +17,16 @@ from test_migration_guest import (
     PAGE,
     WorkloadFactory,
     assert_counts_agree,
-    huge_pages_on,
     kernel_node_bytes,
     page_nodes,
     plan_for,
-    spread_over,
 )
 
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import MigrationJob, run_migration
-from numatui.kernel.plan import final_placement
 from numatui.model import MigrationOutcome, MigrationProgress
 
 pytestmark = [pytest.mark.guest]
-
-
-@pytest.mark.two_nodes
-@pytest.mark.parametrize("kind", ["private", "thp", "hugetlb", "shared"])
-def test_chunked_moves_each_kind_like_migrate_pages(
-    kind: str,
-    workload: WorkloadFactory,
-    vma_bytes_per_node: Callable[[int, int], dict[int, int]],
-) -> None:
-    size_mib = 32
-    reserve = {0: size_mib // 2 + 2, 1: size_mib // 2 + 2} if kind == "hugetlb" else {}
-    with huge_pages_on(reserve):
-        work = workload(kind=kind, size_mib=size_mib, node=0, cpu=0)
-        start = work.info["start"]
-        assert vma_bytes_per_node(work.pid, start) == {0: size_mib * MIB}
-        plan = plan_for(work.pid, {0}, {1})
-
-        result = run_migration(plan, chunked=True)
-
-        assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
-        assert vma_bytes_per_node(work.pid, start) == {1: size_mib * MIB}
-        assert result.after.get(0, 0) <= 32 * PAGE
-        assert_counts_agree(result, work.pid)
-        if kind == "thp":
-            assert work.anon_huge_bytes() > 0, "the huge pages were split, not moved whole"
-        assert work.checksum() == work.info["checksum"]
 
 
 @pytest.mark.two_nodes
@@ -92,31 +62,6 @@ def test_stopped_part_way_reports_what_moved_and_keeps_every_byte(
     assert abs(result.bytes_moved - (kernel.get(1, 0) - result.before.get(1, 0))) <= (
         mappings * PAGE + 32 * PAGE
     )
-
-
-@pytest.mark.four_nodes
-def test_chunked_many_to_many_lands_where_the_preview_said(workload: WorkloadFactory) -> None:
-    size = 32 * MIB
-    work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
-    start = work.info["start"]
-    memory = [0, 1, 3, 4]  # node 2 has a CPU and no memory
-    spread_over(work.pid, start, size, memory)
-    before_pages = page_nodes(work.pid, start, size)
-    plan = plan_for(work.pid, {0, 1, 3}, {1, 4})
-
-    result = run_migration(plan, chunked=True)
-
-    where = final_placement(plan.pairs)
-    after_pages = page_nodes(work.pid, start, size)
-    wrong = [
-        (i, b, a)
-        for i, (b, a) in enumerate(zip(before_pages, after_pages, strict=True))
-        if where.get(b, b) != a
-    ]
-    assert not wrong, f"{len(wrong)} pages elsewhere than previewed, e.g. {wrong[:5]}"
-    assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
-    assert_counts_agree(result, work.pid)
-    assert work.checksum() == work.info["checksum"]
 
 
 @pytest.mark.two_nodes

@@ -104,19 +104,25 @@ def assert_nothing_moved(pid: int, before: dict[int, int]) -> None:
         assert after[node] <= slack, (node, before, after)
 
 
+def assert_both_refuse(pid: int, targets: set[int], reason: str) -> None:
+    """numatui refuses the move 0 -> `targets` with `reason`, the kernel with EINVAL, and
+    nothing moves."""
+    before, _ = kernel_node_bytes(pid)
+    with pytest.raises(MigrationRefused, match=reason):
+        plan_for(pid, {0}, targets)
+    with pytest.raises(SyscallError) as info:
+        syscalls.migrate_pages(pid, NodeMask([0]), NodeMask(targets))
+    assert info.value.errno_name == "EINVAL"
+    assert_nothing_moved(pid, before)
+
+
 @pytest.mark.two_nodes
 @pytest.mark.four_nodes
 def test_nonexistent_target(workload: WorkloadFactory) -> None:
     work = workload(kind="private", size_mib=8, node=0, cpu=0)
     topology = TopologyReader().read()
-    before, _ = kernel_node_bytes(work.pid)
     absent = max(n.id for n in topology.nodes) + 1
-    with pytest.raises(MigrationRefused, match=f"node {absent} does not exist"):
-        plan_for(work.pid, {0}, {absent})
-    with pytest.raises(SyscallError) as info:
-        syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([absent]))
-    assert info.value.errno_name == "EINVAL"
-    assert_nothing_moved(work.pid, before)
+    assert_both_refuse(work.pid, {absent}, f"node {absent} does not exist")
 
 
 @pytest.mark.two_nodes
@@ -130,13 +136,7 @@ def test_offline_target(workload: WorkloadFactory) -> None:
             "at run time; the refusal is covered by tests/unit/test_migration_logic.py"
         )
     work = workload(kind="private", size_mib=8, node=0, cpu=0)
-    before, _ = kernel_node_bytes(work.pid)
-    with pytest.raises(MigrationRefused, match=f"node {offline[0]} is offline"):
-        plan_for(work.pid, {0}, {offline[0]})
-    with pytest.raises(SyscallError) as info:
-        syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([offline[0]]))
-    assert info.value.errno_name == "EINVAL"
-    assert_nothing_moved(work.pid, before)
+    assert_both_refuse(work.pid, {offline[0]}, f"node {offline[0]} is offline")
 
 
 @pytest.mark.four_nodes
@@ -148,14 +148,10 @@ def test_memoryless_target(workload: WorkloadFactory) -> None:
     target = memoryless[0]
     assert Path(f"/sys/devices/system/node/node{target}/cpu2").exists()  # it has a CPU
     work = workload(kind="private", size_mib=8, node=0, cpu=0)
+    # The kernel refuses it too: the targets cut to the caller's cpuset mems (only nodes
+    # with memory) leave nothing.
+    assert_both_refuse(work.pid, {target}, f"node {target} has no memory")
     before, _ = kernel_node_bytes(work.pid)
-    with pytest.raises(MigrationRefused, match=f"node {target} has no memory"):
-        plan_for(work.pid, {0}, {target})
-    # The kernel refuses it too (do_migrate_pages: targets must be N_MEMORY nodes).
-    with pytest.raises(SyscallError) as info:
-        syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([target]))
-    assert info.value.errno_name == "EINVAL"
-    assert_nothing_moved(work.pid, before)
     # Among other targets numatui still refuses, and says why: the kernel would drop the
     # memory-less node without a word (targets are cut to the caller's cpuset mems,
     # which hold only nodes with memory) and move everything to the others.
