@@ -28,6 +28,7 @@ from numatui.screens.common import (
     privilege_note,
     process_migration_blocker,
 )
+from numatui.source import Privileges
 from numatui.units import human_bytes
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
@@ -204,19 +205,13 @@ class ProcessesScreen(Screen[None]):
     def _on_first_topology(self, topology: Topology | None) -> None:
         if topology is None or self.numatui.state is not None:
             return
-        lines = [nodes_summary(topology)]
-        blocker = machine_migration_blocker(topology)
-        if blocker:
-            lines.append(blocker)
-        summary = self.query_one("#summary", Static)
-        summary.update("\n".join(lines))
-        summary.set_class(blocker is not None, "-blocked")
+        self._update_summary(topology, None)
         self.query_one("#status", Static).update("reading every process's memory per node…")
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
             return
-        self._update_summary(state)
+        self._update_summary(state.topology, state.privileges)
         self._prepare_rows(state)
         # Re-evaluating every binding costs ~1.4% of a core at a 2 s refresh (measured,
         # benchmarks/bench_ui.py): do it only when what `m` depends on changed.
@@ -225,13 +220,13 @@ class ProcessesScreen(Screen[None]):
             self._last_blocker = blocker
             self.refresh_bindings()
 
-    def _update_summary(self, state: AppState) -> None:
-        lines = [nodes_summary(state.topology)]
-        blocker = machine_migration_blocker(state.topology)
+    def _update_summary(self, topology: Topology, privileges: Privileges | None) -> None:
+        lines = [nodes_summary(topology)]
+        blocker = machine_migration_blocker(topology)
         if blocker:
             lines.append(blocker)
         else:
-            note = privilege_note(state.privileges)
+            note = privilege_note(privileges)
             if note:
                 lines.append(note)
         text = "\n".join(lines)
