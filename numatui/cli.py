@@ -24,6 +24,7 @@ from typing import Any, NoReturn, TextIO
 
 from numatui import __version__
 from numatui.errors import MigrationRefused, NodeStringError, NumatuiError, ProcessGone
+from numatui.exporter.options import add_export_arguments
 from numatui.kernel import audit
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
@@ -586,7 +587,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_count, default=50, metavar="N", help="last N entries (50)"
     )
     log.add_argument("--file", type=Path, default=None, help=argparse.SUPPRESS)
+
+    add_export_arguments(sub.add_parser("export", help="metrics for Prometheus (read-only)"))
     return p
+
+
+def cmd_export(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    from numatui.exporter.serve import run_export  # prometheus_client loads only for export
+
+    return run_export(args, source, out)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
@@ -594,6 +603,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
     "ps": cmd_ps,
     "migrate": cmd_migrate,
     "log": cmd_log,
+    "export": cmd_export,
 }
 
 
