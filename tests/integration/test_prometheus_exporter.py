@@ -219,3 +219,18 @@ def test_scrapes_while_processes_vanish(exporter: str) -> None:
         churn.kill()
         churn.wait()
     assert scrapes >= 5
+
+
+def test_dashboard_queries_run_on_prometheus(
+    prometheus: str, workload: subprocess.Popen[str]
+) -> None:
+    """Every query of assets/grafana-numatui.json is valid PromQL over the exporter's names."""
+    dashboard = json.loads((ROOT / "assets" / "grafana-numatui.json").read_text())
+    wait_for("a first scrape", lambda: query(prometheus, "numatui_node_memory_used_bytes"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 9
+    for expr in exprs:
+        query(prometheus, expr.replace("$instance", ".*"))  # asserts status "success"
+    remote = dashboard["panels"][2]["targets"][0]["expr"].replace("$instance", ".*")
+    rows = wait_for("the remote-memory table to have rows", lambda: query(prometheus, remote))
+    assert isinstance(rows, list) and all("pid" in r["metric"] for r in rows)  # type: ignore[operator]
