@@ -28,7 +28,7 @@ from numatui.quiet_gc import QuietCollector
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
-from numatui.widgets.history import NodeHistory
+from numatui.history import NodeHistory
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from numatui.screens.common import (
 )
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import BLOCKS, spark
-from numatui.widgets.history import NodeHistory
+from numatui.history import NodeHistory
 from numatui.widgets.node_bars import bar
 
 from .fakes import (
