@@ -22,13 +22,13 @@ from textual.timer import Timer
 from textual.worker import Worker, get_current_worker
 
 from numatui.errors import NumatuiError
+from numatui.history import NodeHistory
 from numatui.messages import Refreshed, SourceFailed, TopologyRead
 from numatui.model import ProcessScan, Topology
 from numatui.quiet_gc import QuietCollector
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
-from numatui.history import NodeHistory
 
 T = TypeVar("T")
 
