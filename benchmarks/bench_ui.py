@@ -60,7 +60,7 @@ from workers import idle_processes  # noqa: E402
 from numatui.kernel.live import LiveSource  # noqa: E402
 from numatui.kernel.migration import MigrationJob  # noqa: E402
 from numatui.kernel.nodemask import NodeMask  # noqa: E402
-from numatui.kernel.procfs import ProcessScanner  # noqa: E402
+from numatui.kernel.scanner import ProcessScanner  # noqa: E402
 from numatui.model import (  # noqa: E402
     MigrationPlan,
     MigrationResult,
