@@ -41,7 +41,7 @@ def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str,
     from numatui.kernel.live import LiveSource
     from numatui.kernel.nodemask import NodeMask
     from numatui.kernel.scanner import ProcessScanner
-    from numatui.workload import Workload
+    from tests.tooling.workload import Workload
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")
     scanner = ProcessScanner()

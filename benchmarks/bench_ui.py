@@ -67,7 +67,7 @@ from numatui.model import (  # noqa: E402
     ProcessScan,
 )
 from numatui.source import ProgressCallback  # noqa: E402
-from numatui.workload import Workload  # noqa: E402
+from tests.tooling.workload import Workload  # noqa: E402
 
 MIB = 1024 * 1024
 KEY_P99_TARGET_S = 0.050

@@ -33,7 +33,7 @@ from numatui.kernel.migration import MigrationJob
 from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.scanner import ProcessScanner
 from numatui.model import MigrationOutcome, MigrationProgress
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 

@@ -26,7 +26,7 @@ from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress
 from numatui.source import Privileges
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 
