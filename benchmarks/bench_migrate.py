@@ -40,8 +40,8 @@ def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str,
     from numatui.kernel import migration, syscalls
     from numatui.kernel.live import LiveSource
     from numatui.kernel.nodemask import NodeMask
-    from numatui.kernel.procfs import ProcessScanner
-    from numatui.workload import Workload
+    from numatui.kernel.scanner import ProcessScanner
+    from tests.tooling.workload import Workload
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")
     scanner = ProcessScanner()

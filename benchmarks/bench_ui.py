@@ -60,14 +60,14 @@ from workers import idle_processes  # noqa: E402
 from numatui.kernel.live import LiveSource  # noqa: E402
 from numatui.kernel.migration import MigrationJob  # noqa: E402
 from numatui.kernel.nodemask import NodeMask  # noqa: E402
-from numatui.kernel.procfs import ProcessScanner  # noqa: E402
+from numatui.kernel.scanner import ProcessScanner  # noqa: E402
 from numatui.model import (  # noqa: E402
     MigrationPlan,
     MigrationResult,
     ProcessScan,
 )
 from numatui.source import ProgressCallback  # noqa: E402
-from numatui.workload import Workload  # noqa: E402
+from tests.tooling.workload import Workload  # noqa: E402
 
 MIB = 1024 * 1024
 KEY_P99_TARGET_S = 0.050

@@ -77,13 +77,20 @@ class Node:
 
 @dataclass(frozen=True)
 class VmCounters:
-    """The `/proc/vmstat` counters numatui charts (cumulative)."""
+    """The `/proc/vmstat` counters numatui charts and the scanner watches (cumulative).
+
+    `pgmigrate_counted` is False when vmstat has no pgmigrate_success (no
+    CONFIG_MIGRATION, or no vmstat at all): its 0 then means "not counted",
+    not "nothing moved".
+    """
 
     pgmigrate_success: int = 0
     pgmigrate_fail: int = 0
     numa_hit: int = 0
     numa_miss: int = 0
     numa_pages_migrated: int = 0
+    thp_collapse_alloc: int = 0
+    pgmigrate_counted: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from numatui.errors import MigrationRefused, ProcessGone
 from numatui.kernel import audit, migration
+from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner, hides_other_users
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
     MigrationError,

@@ -41,7 +41,7 @@ from numatui.source import Privileges, ProgressCallback
 from numatui.units import format_bytes
 
 if TYPE_CHECKING:
-    from numatui.kernel.procfs import ProcessScanner
+    from numatui.kernel.scanner import ProcessScanner
 
 # ---------------------------------------------------------------- validation
 
@@ -432,7 +432,7 @@ class MigrationJob:
     ) -> None:
         self.plan = plan
         if scanner is None:
-            from numatui.kernel.procfs import ProcessScanner
+            from numatui.kernel.scanner import ProcessScanner
 
             scanner = ProcessScanner(proc_root=proc_root)
         self.scanner = scanner

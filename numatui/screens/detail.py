@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import NumaMapsFetched, SourceFailed
 from numatui.model import MemoryKind, NumaMaps, ProcessMemory
+from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
 from numatui.units import human_bytes, node_list
-
-if TYPE_CHECKING:
-    from numatui.app import AppState, NumatuiApp
 
 MAPPINGS_SHOWN = 200
 """Largest mappings listed; a big process has tens of thousands."""
 
 
-class ProcessDetailScreen(Screen[None]):
-    """Where one process's memory is, kind by kind and mapping by mapping."""
+class ProcessDetailScreen(NumatuiScreen[bool]):
+    """Where one process's memory is, kind by kind and mapping by mapping.
+
+    Dismissed with True when the user asks to migrate the process.
+    """
 
     BINDINGS = [
         Binding("escape,b", "back", "Back", tooltip="Back to the process list"),
@@ -38,13 +39,6 @@ class ProcessDetailScreen(Screen[None]):
         self.process = process
         self.maps: NumaMaps | None = None
         self.gone = False
-
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -62,7 +56,7 @@ class ProcessDetailScreen(Screen[None]):
         self._show_kinds()
         self.query_one("#mappings", DataTable).loading = True
         self._fetch_maps(self.process.pid)
-        self.watch(self.numatui, "state", self._on_state, init=False)
+        self.watch(self.app, "state", self._on_state, init=False)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
@@ -80,8 +74,6 @@ class ProcessDetailScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="numa_maps")
     def _fetch_maps(self, pid: int) -> None:
-        from numatui.app import WorkAbandoned, call_abandonable, describe_error
-
         try:
             maps = call_abandonable(lambda: self.numatui.source.numa_maps(pid))
         except WorkAbandoned:
@@ -200,13 +192,8 @@ class ProcessDetailScreen(Screen[None]):
         return True
 
     def action_migrate(self) -> None:
-        from numatui.screens.processes import ProcessesScreen
-
-        self.app.pop_screen()
-        screen = self.app.screen
-        if isinstance(screen, ProcessesScreen):
-            screen.select_pid(self.process.pid)
-            screen.action_migrate()
+        # The screen underneath opens the dialog: it is handed the request, not reached for.
+        self.dismiss(True)
 
 
 def _byte_cells(per_node: Any, node_ids: list[int]) -> list[Text]:

@@ -8,27 +8,24 @@ preview comes from `source.plan` (in a worker) so refusals are the source's own.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import PlanPreviewed, PlanRefused
 from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
 from numatui.units import human_bytes
 
-if TYPE_CHECKING:
-    from numatui.app import NumatuiApp
 
-
-class MigrateDialog(ModalScreen[MigrationPlan | None]):
+class MigrateDialog(NumatuiModal[MigrationPlan | None]):
     """Pick sources (bytes there) and targets (free memory); Enter confirms."""
 
     BINDINGS = [
@@ -50,13 +47,6 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         self.plan: MigrationPlan | None = None
         self.refusal: str | None = None
         self.choices = target_choices(topology, process)
-
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         p = self.process
@@ -151,8 +141,6 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
     def _preview_worker(self, from_nodes: frozenset[int], to_nodes: frozenset[int]) -> None:
-        from numatui.app import WorkAbandoned, call_abandonable, describe_error
-
         pid = self.process.pid
         try:
             plan = call_abandonable(lambda: self.numatui.source.plan(pid, from_nodes, to_nodes))

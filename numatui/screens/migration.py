@@ -8,16 +8,15 @@ and why, in the source's own words (never a traceback).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import MigrationCrashed, MigrationFinished, MigrationSampled
 from numatui.model import (
     MigrationOutcome,
@@ -28,14 +27,12 @@ from numatui.model import (
     ProcessMemory,
     Topology,
 )
+from numatui.screens.base import NumatuiScreen
 from numatui.units import human_bytes, human_rate
 from numatui.widgets.node_bars import NodeBar
 
-if TYPE_CHECKING:
-    from numatui.app import NumatuiApp
 
-
-class MigrationScreen(Screen[None]):
+class MigrationScreen(NumatuiScreen[None]):
     """One migration from start to summary."""
 
     BINDINGS = [
@@ -71,13 +68,6 @@ class MigrationScreen(Screen[None]):
             else "target"
             for n in self.node_ids
         }
-
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
 
     @property
     def running(self) -> bool:
@@ -126,8 +116,6 @@ class MigrationScreen(Screen[None]):
         description="migrate pages",
     )
     def _migrate_worker(self) -> None:
-        from numatui.app import WorkAbandoned, call_abandonable, describe_error
-
         def on_progress(progress: MigrationProgress) -> None:
             self.post_message(MigrationSampled(progress))
 

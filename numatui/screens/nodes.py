@@ -6,21 +6,16 @@ before this screen was first opened.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from numatui.model import Node, Topology
+from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, nodes_summary
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
-
-if TYPE_CHECKING:
-    from numatui.app import AppState, NumatuiApp
 
 RATE_CHARTS: tuple[tuple[str, str], ...] = (
     ("numa_hit", "numa hit/s"),
@@ -47,19 +42,12 @@ def node_kind(node: Node) -> str:
     return "CPU+memory"
 
 
-class NodesScreen(Screen[None]):
+class NodesScreen(NumatuiScreen[None]):
     """The machine's nodes and how their use changes."""
 
     def __init__(self) -> None:
         super().__init__()
         self._chart_nodes: list[int] = []
-
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,7 +66,7 @@ class NodesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "nodes"
-        self.watch(self.numatui, "state", self._on_state, init=True)
+        self.watch(self.app, "state", self._on_state, init=True)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:

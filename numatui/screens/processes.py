@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import (
     is_misplaced,
     machine_migration_blocker,
@@ -31,9 +31,6 @@ from numatui.screens.common import (
 from numatui.source import Privileges
 from numatui.units import human_bytes
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
-
-if TYPE_CHECKING:
-    from numatui.app import AppState, NumatuiApp
 
 # Locality comes before the per-node columns so it stays visible on 80 columns.
 FIXED_COLUMNS: tuple[TableColumn, ...] = (
@@ -118,7 +115,7 @@ def prepare_rows(
     return rows
 
 
-class ProcessesScreen(Screen[None]):
+class ProcessesScreen(NumatuiScreen[None]):
     """Processes with memory per node; Enter for detail, `m` to migrate."""
 
     BINDINGS = [
@@ -163,13 +160,6 @@ class ProcessesScreen(Screen[None]):
             self.node_ids = node_ids
             self.rows = rows
 
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
-
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("reading the machine…", id="summary")
@@ -182,8 +172,8 @@ class ProcessesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter-bar").display = False
-        self.watch(self.numatui, "first_topology", self._on_first_topology, init=True)
-        self.watch(self.numatui, "state", self._on_state, init=True)
+        self.watch(self.app, "first_topology", self._on_first_topology, init=True)
+        self.watch(self.app, "state", self._on_state, init=True)
 
     # ------------------------------------------------------------ data
 
@@ -355,7 +345,12 @@ class ProcessesScreen(Screen[None]):
             return
         from numatui.screens.detail import ProcessDetailScreen
 
-        self.app.push_screen(ProcessDetailScreen(process))
+        def migrate_requested(migrate: bool | None) -> None:
+            if migrate:
+                self.select_pid(process.pid)
+                self.action_migrate()
+
+        self.app.push_screen(ProcessDetailScreen(process), migrate_requested)
 
     @on(ProcessTable.RowSelected, "#processes")
     def _row_selected(self, event: ProcessTable.RowSelected) -> None:

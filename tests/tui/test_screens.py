@@ -13,6 +13,7 @@ from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 from numatui.model import MigrationError, frozen_map
 from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
+from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
@@ -219,6 +220,25 @@ async def test_detail_source_error_is_shown_not_raised() -> None:
         await settle(pilot)
         assert isinstance(app.screen, ProcessDetailScreen)
         assert "Permission denied" in text_of(app.screen, "#mappings-title")
+
+
+async def test_migrate_from_detail_opens_the_dialog_for_that_process() -> None:
+    # The detail screen hands the request back through dismiss; the list opens the dialog.
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        pid = screen.selected_pid
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ProcessDetailScreen)
+        await pilot.press("m")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, MigrateDialog)
+        assert dialog.process.pid == pid
+        assert app.screen_stack[-2] is screen
 
 
 async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from numatui.history import NodeHistory
 from numatui.model import frozen_map
 from numatui.screens.common import (
     NOT_PRIVILEGED,
@@ -15,7 +16,6 @@ from numatui.screens.common import (
 )
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import BLOCKS, spark
-from numatui.widgets.history import NodeHistory
 from numatui.widgets.node_bars import bar
 
 from .fakes import (

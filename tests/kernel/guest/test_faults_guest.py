@@ -30,9 +30,10 @@ from test_migration_guest import (
 from numatui import cli
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import MigrationJob
-from numatui.kernel.procfs import ProcessScanner, hides_other_users
+from numatui.kernel.pid_files import hides_other_users
+from numatui.kernel.scanner import ProcessScanner
 from numatui.model import MigrationOutcome, MigrationProgress
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 

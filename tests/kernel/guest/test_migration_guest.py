@@ -32,10 +32,10 @@ from numatui.kernel.plan import (
     predict_node_bytes,
 )
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress, MigrationResult
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 

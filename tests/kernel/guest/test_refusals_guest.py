@@ -22,11 +22,11 @@ from numatui.kernel import syscalls
 from numatui.kernel.migration import MigrationJob, run_migration, validate
 from numatui.kernel.nodemask import NodeMask
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress
 from numatui.source import Privileges
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 
