@@ -1,7 +1,7 @@
 """The Prometheus collector: every scrape is one topology read and one scanner refresh.
 
 The scanner's steady-state refresh re-reads only the processes that changed
-(see `numatui.kernel.procfs.ProcessScanner`), so a scrape of a machine with
+(see `numatui.kernel.scanner.ProcessScanner`), so a scrape of a machine with
 thousands of idle processes costs a stat read per process. Nothing here
 migrates or writes anything but the exposition.
 
@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from numatui import __version__
 from numatui.exporter.labels import CGROUP_LIMIT, COMM_LIMIT, USER_LIMIT, label_value
-from numatui.kernel import audit, tiering
+from numatui.kernel import audit, vmstat
 from numatui.kernel.cgroup_numa import cgroup_numa_stat, process_cgroup
 from numatui.kernel.live import LiveSource
 from numatui.model import MigrationOutcome, ProcessMemory, ProcessScan, Topology
@@ -273,8 +273,8 @@ class NumaCollector(Collector):
     def _counter_families(self, topo: Topology) -> list[Metric]:
         out: list[Metric] = []
         try:
-            machine = tiering.machine_counters(self.source.proc_root)
-            per_node = tiering.node_counters([n.id for n in topo.nodes], self.source.sys_root)
+            machine = vmstat.machine_counters(self.source.proc_root)
+            per_node = vmstat.node_counters([n.id for n in topo.nodes], self.source.sys_root)
         except Exception:
             self._errors["counters"] += 1
             return out

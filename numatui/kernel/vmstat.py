@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,21 +41,32 @@ def parse_vmstat(text: str) -> VmCounters:
     )
 
 
-def read_vmstat(proc_root: Path = Path("/proc")) -> VmCounters | None:
-    """`proc_root`/vmstat now, or None when it cannot be read."""
+_MAX_BYTES = 1 << 20  # vmstat files are a few KiB; a bigger one is not the kernel's
+
+
+def read_counter_text(path: Path) -> str | None:
+    """A vmstat-format file (`/proc/vmstat`, `nodeN/vmstat`) as text, or None when unreadable."""
     try:
-        fd = os.open(proc_root / "vmstat", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
         chunks: list[bytes] = []
-        while chunk := os.read(fd, 1 << 16):
+        size = 0
+        while size < _MAX_BYTES and (chunk := os.read(fd, 1 << 16)):
             chunks.append(chunk)
+            size += len(chunk)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return parse_vmstat(b"".join(chunks).decode("ascii", "replace"))
+    return b"".join(chunks).decode("ascii", "replace")
+
+
+def read_vmstat(proc_root: Path = Path("/proc")) -> VmCounters | None:
+    """`proc_root`/vmstat now, or None when it cannot be read."""
+    text = read_counter_text(proc_root / "vmstat")
+    return None if text is None else parse_vmstat(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +120,57 @@ def migration_counters(vm: VmCounters) -> MigrationCounters | None:
 def parse_migration_counters(data: bytes) -> MigrationCounters | None:
     """`migration_counters` of /proc/vmstat bytes. Never raises."""
     return migration_counters(parse_vmstat(data.decode("ascii", "replace")))
+
+
+# Counters the exporter reports as they are (cumulative page counts since boot). Only the
+# counters the running kernel prints are returned: a missing one is left out, not reported as 0.
+MACHINE_COUNTERS = (
+    "pgmigrate_success",
+    "pgmigrate_fail",
+    "numa_pages_migrated",
+    "numa_hint_faults",
+    "numa_hint_faults_local",
+    "pgpromote_success",
+    "pgpromote_candidate",
+    "pgdemote_kswapd",
+    "pgdemote_direct",
+    "pgdemote_khugepaged",
+    "thp_migration_success",
+    "thp_migration_fail",
+)
+"""/proc/vmstat counters kept (machine-wide, pages)."""
+
+NODE_COUNTERS = (
+    "pgpromote_success",
+    "pgpromote_candidate",
+    "pgdemote_kswapd",
+    "pgdemote_direct",
+    "pgdemote_khugepaged",
+)
+"""nodeN/vmstat counters kept (per node, pages; Linux 5.18 and later). The NUMA hit/miss
+counters there repeat nodeN/numastat, which the topology reader already reads."""
+
+
+def select_counters(text: str, names: tuple[str, ...]) -> dict[str, int]:
+    """The `names` present in a vmstat-format text (`name value` lines)."""
+    values = parse_key_values(text)
+    return {name: values[name] for name in names if name in values}
+
+
+def machine_counters(proc_root: Path = Path("/proc")) -> dict[str, int] | None:
+    """Kept /proc/vmstat counters, or None when the file cannot be read."""
+    text = read_counter_text(proc_root / "vmstat")
+    return None if text is None else select_counters(text, MACHINE_COUNTERS)
+
+
+def node_counters(
+    node_ids: list[int] | tuple[int, ...], sys_root: Path = Path("/sys")
+) -> Mapping[int, dict[str, int]]:
+    """Kept nodeN/vmstat counters per node; nodes whose file cannot be read are left out."""
+    root = sys_root / "devices" / "system" / "node"
+    out: dict[int, dict[str, int]] = {}
+    for node in node_ids:
+        text = read_counter_text(root / f"node{node}" / "vmstat")
+        if text is not None:
+            out[node] = select_counters(text, NODE_COUNTERS)
+    return out
