@@ -156,7 +156,7 @@ class ProcessDetailScreen(Screen[None]):
         node_ids = self._node_ids()
         table.add_column("KIND", key="kind")
         for node_id in node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+            table.add_column(plain(f"N{node_id}"), key=f"node{node_id}")
         table.add_column("TOTAL", key="total")
         kinds = self.process.kind_bytes
         readable = self.process.memory_readable
@@ -180,7 +180,7 @@ class ProcessDetailScreen(Screen[None]):
         table.add_column("KIND", key="kind")
         table.add_column("POLICY", key="policy")
         for node_id in node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+            table.add_column(plain(f"N{node_id}"), key=f"node{node_id}")
         table.add_column("TOTAL", key="total")
         table.add_column("SHARED", key="shared")
         table.add_column("PATH", key="path")

@@ -255,8 +255,10 @@ class ProcessesScreen(Screen[None]):
                 f"{shown} of {total} processes" if shown != total else f"{total} processes"
             )
             if scan.unreadable:
-                why = "not readable" if state.privileges.is_root else "needs root"
-                parts.append(f"{scan.unreadable} unreadable (memory ? : {why})")
+                # Their memory shows as ?; root can read all but the odd process (the detail
+                # screen says why), so only a user without root is told what would help.
+                why = "" if state.privileges.is_root else " (needs root)"
+                parts.append(f"{scan.unreadable} unreadable{why}")
         direction = "↓" if self.sort_reverse else "↑"
         parts.append(f"sort {self._column_title(self.sort_key)} {direction}")
         if self.node_limit is not None:
