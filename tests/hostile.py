@@ -83,7 +83,7 @@ CASES: tuple[HostileCase, ...] = (
         b"",
         "\u202etxt.exe".encode(),
     ),
-    HostileCase("close-markup", b"[/]", b"[/]", b"x[", b"]y[/]"),
+    HostileCase("close-markup", b"[/]", b"[/]", b"x[", b"]y[b]z"),
     HostileCase(
         "click",
         b"[@click=app.q]",
@@ -108,8 +108,12 @@ class HostileProcess:
 
     @property
     def name(self) -> str:
-        """The name as numatui decodes it (invalid UTF-8 becomes U+FFFD)."""
-        return self.case.name[:PR_SET_NAME_MAX].decode("utf-8", "replace")
+        """The name as numatui reads it: the `Name:` of /proc/PID/status, where the kernel
+        writes a newline as `\\n` and a backslash as `\\\\` (and nothing else); invalid
+        UTF-8 becomes U+FFFD."""
+        raw = self.case.name[:PR_SET_NAME_MAX]
+        kernel = raw.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+        return kernel.decode("utf-8", "replace")
 
     @property
     def cmdline(self) -> str:
