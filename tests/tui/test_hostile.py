@@ -232,6 +232,17 @@ async def test_notifications_status_line_and_filter_are_plain() -> None:
         assert filter_input.value == "[/]"
         assert_drawn_safely(app)
 
+        await pilot.press("escape", "escape")
+        await pilot.press("colon")  # the command palette, searched for markup
+        for key in ("[", "slash", "]", "left_square_bracket", "b"):
+            await pilot.press(key)
+        await settle(pilot)
+        assert type(app.screen).__name__ == "CommandPalette"
+        assert_drawn_safely(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ProcessesScreen) and app.is_running
+
 
 async def test_a_process_that_exits_after_confirming_does_not_show_everything_moved() -> None:
     source = FakeSource()
