@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
@@ -23,6 +24,7 @@ from numatui.history import NodeHistory
 from numatui.messages import Refreshed, SourceFailed, TopologyRead
 from numatui.model import ProcessScan, Topology
 from numatui.quiet_gc import QuietCollector
+from numatui.safe_text import visible
 from numatui.screens.base import AppState
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
@@ -204,6 +206,21 @@ class NumatuiApp(App[None]):
         if isinstance(screen, ProcessesScreen):
             screen.select_pid(pid)
         self.action_refresh_now()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification is plain text, whoever asks (screens call this too): messages
+        carry process names and paths, which must never be read as markup."""
+        super().notify(
+            visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False
+        )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield SystemCommand(

@@ -37,6 +37,7 @@ from numatui.model import (
     ProcessMemory,
     Topology,
 )
+from numatui.safe_text import visible
 from numatui.units import format_bytes, format_rate, format_share
 
 EXIT_OK = 0
@@ -95,7 +96,7 @@ def _nodes_json(topo: Topology) -> dict[str, Any]:
 
 def _print_nodes(topo: Topology, out: TextIO) -> None:
     if not topo.numa_available:
-        print(f"NUMA information unavailable: {topo.unavailable_reason}", file=out)
+        print(f"NUMA information unavailable: {visible(topo.unavailable_reason)}", file=out)
     rows = [("node", "cpus", "total", "used", "free", "hugepages", "tier", "")]
     for n in topo.nodes:
         huge = ", ".join(
@@ -139,6 +140,9 @@ def _print_nodes(topo: Topology, out: TextIO) -> None:
 
 
 def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) -> None:
+    """Aligned columns; every cell is shown through `visible` (names are untrusted), so a
+    tab, newline or escape sequence in a name cannot break a column or reach the terminal."""
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
@@ -338,7 +342,7 @@ def _refusal_json(
 
 
 def _print_plan(plan: MigrationPlan, out: TextIO) -> None:
-    name = f" ({plan.process_name})" if plan.process_name else ""
+    name = f" ({visible(plan.process_name)})" if plan.process_name else ""
     print(
         f"pid {plan.pid}{name}: nodes {format_kernel_list(plan.from_nodes)} -> "
         f"{format_kernel_list(plan.to_nodes)}",
@@ -351,7 +355,7 @@ def _print_plan(plan: MigrationPlan, out: TextIO) -> None:
     if plan.pairs:
         print(f"  total: {format_bytes(plan.bytes_to_move)}", file=out)
     for w in plan.warnings:
-        print(f"  warning: {w}", file=out)
+        print(f"  warning: {visible(w)}", file=out)
 
 
 def _print_result(result: MigrationResult, out: TextIO) -> None:
@@ -367,7 +371,7 @@ def _print_result(result: MigrationResult, out: TextIO) -> None:
         print(f"  the kernel could not move {result.pages_not_moved} pages", file=out)
     if result.error is not None:
         tag = f"{result.error.errno_name}: " if result.error.errno_name else ""
-        print(f"  error: {tag}{result.error.message}", file=out)
+        print(f"  error: {tag}{visible(result.error.message)}", file=out)
     nodes = sorted(set(result.before) | set(result.after))
     for n in nodes:
         print(
@@ -376,7 +380,7 @@ def _print_result(result: MigrationResult, out: TextIO) -> None:
             file=out,
         )
     for why in result.explanations:
-        print(f"  why: {why}", file=out)
+        print(f"  why: {visible(why)}", file=out)
 
 
 def _confirm(plan: MigrationPlan, stdin: TextIO, err: TextIO) -> bool:
@@ -467,7 +471,7 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         if args.json:
             json.dump(_refusal_json(pid, str(frm), str(to), str(exc), None), out, indent=2)
             print(file=out)
-        print(f"numatui: refused: {exc}", file=sys.stderr)
+        print(f"numatui: refused: {visible(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     if args.dry_run:
         if args.json:
@@ -496,7 +500,7 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
     if progress is not None:
         progress.done()
     if source.audit_warning:
-        print(f"numatui: {source.audit_warning}", file=sys.stderr)
+        print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
     if args.json:
         json.dump(_result_json(result), out, indent=2)
         print(file=out)
@@ -520,17 +524,25 @@ def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
         print(file=out)
         return EXIT_OK
     if not entries:
-        print(f"no migrations recorded in {args.file or audit.default_log_path()}", file=out)
+        where = visible(str(args.file or audit.default_log_path()))
+        print(f"no migrations recorded in {where}", file=out)
     for e in entries:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-        line = (
-            f"{when}  {e.user:<8} pid {e.pid} ({e.process}) {e.from_nodes} -> {e.to_nodes}: "
-            f"{e.outcome}, {format_bytes(e.bytes_moved)} moved"
-        )
-        if e.error:
-            line += f" [{e.error}]"
-        print(line, file=out)
+        print(_format_log_entry(e), file=out)
     return EXIT_OK
+
+
+def _format_log_entry(e: audit.AuditEntry) -> str:
+    """One entry as a line. Everything in it was read back from a file: shown through
+    `visible`, so a process name holding escape sequences cannot reach the terminal."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+    line = (
+        f"{when}  {visible(str(e.user)):<8} pid {e.pid} ({visible(str(e.process))}) "
+        f"{visible(str(e.from_nodes))} -> {visible(str(e.to_nodes))}: "
+        f"{visible(str(e.outcome))}, {format_bytes(e.bytes_moved)} moved"
+    )
+    if e.error:
+        line += f" [{visible(str(e.error))}]"
+    return line
 
 
 # ----------------------------------------------------------------- main

@@ -14,12 +14,17 @@ from textual.widgets import DataTable, Footer, Header, Static
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import NumaMapsFetched, SourceFailed
 from numatui.model import MemoryKind, NumaMaps, ProcessMemory
+from numatui.safe_text import plain, plain_lines, shorten, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
 from numatui.units import human_bytes, node_list
 
 MAPPINGS_SHOWN = 200
 """Largest mappings listed; a big process has tens of thousands."""
+COMMAND_SHOWN = 2000
+"""Characters of the command line shown; the rest is counted (one can be megabytes)."""
+UNKNOWN = "?"
+"""A byte count that could not be read: never shown as 0 or `·`."""
 
 
 class ProcessDetailScreen(NumatuiScreen[bool]):
@@ -51,7 +56,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.process.name} ({self.process.pid})"
+        self.sub_title = visible(f"{self.process.name} ({self.process.pid})")
         self._show_identity()
         self._show_kinds()
         self.query_one("#mappings", DataTable).loading = True
@@ -78,6 +83,9 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
             maps = call_abandonable(lambda: self.numatui.source.numa_maps(pid))
         except WorkAbandoned:
             return
+        except PermissionError:
+            self.post_message(SourceFailed("read the mappings", self._unreadable_reason()))
+            return
         except Exception as exc:
             self.post_message(SourceFailed("read the mappings", describe_error(exc)))
             return
@@ -97,29 +105,34 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         table = self.query_one("#mappings", DataTable)
         table.loading = False
         title = self.query_one("#mappings-title", Static)
-        title.update(f"Mappings: {message.message}")
+        title.update(plain(f"Mappings: {message.message}"))
         title.add_class("-error")
 
     def _show_identity(self) -> None:
         p = self.process
         locality = "unknown" if p.locality is None else f"{p.locality:.0%}"
         mark = "  (misplaced: most memory is away from its CPUs)" if is_misplaced(p) else ""
-        lines = [
-            f"[b]{p.name}[/b]  pid {p.pid}  user {p.user}  threads {p.threads}",
-            f"command   {p.cmdline or '-'}",
-            f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {human_bytes(p.numa_bytes)}"
+        in_maps = human_bytes(p.numa_bytes) if p.memory_readable else UNKNOWN
+        rows: list[str | Text] = [
+            plain((p.name, "bold"), f"  pid {p.pid}  user {p.user}  threads {p.threads}"),
+            plain("command   ", shorten(p.cmdline, COMMAND_SHOWN) or "-"),
+            f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {in_maps}"
             f"   mappings {p.mapping_count}",
             f"locality  {locality}{mark}",
             f"allowed nodes {node_list(p.mems_allowed)}"
             f"   threads run on nodes {node_list(p.cpu_nodes)}",
         ]
+        if not p.memory_readable:
+            why = self._unreadable_reason()
+            rows.append(plain(("memory per node unknown (?)", "bold"), f": {why}"))
         shared = sum(p.shared_bytes.values())
         if shared:
-            lines.append(f"shared with other processes {human_bytes(shared)}")
+            rows.append(f"shared with other processes {human_bytes(shared)}")
         if self.gone:
-            lines.append("[b]this process has exited[/b]: the numbers are its last scan")
+            exited = ("this process has exited", "bold")
+            rows.append(plain(exited, ": the numbers are its last scan"))
         identity = self.query_one("#identity", Static)
-        identity.update("\n".join(lines))
+        identity.update(plain_lines(rows))
         identity.set_class(self.gone, "-gone")
 
     def _node_ids(self) -> list[int]:
@@ -135,15 +148,18 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         node_ids = self._node_ids()
         table.add_column("KIND", key="kind")
         for node_id in node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+            table.add_column(plain(f"N{node_id}"), key=f"node{node_id}")
         table.add_column("TOTAL", key="total")
         kinds = self.process.kind_bytes
+        readable = self.process.memory_readable
         for kind in MemoryKind:
             per_node = kinds.get(kind, {})
-            table.add_row(kind.value, *_byte_cells(per_node, node_ids), key=kind.value)
+            table.add_row(
+                plain(kind.value), *_byte_cells(per_node, node_ids, readable), key=kind.value
+            )
         table.add_row(
-            Text("all", style="bold"),
-            *_byte_cells(self.process.node_bytes, node_ids),
+            plain(("all", "bold")),
+            *_byte_cells(self.process.node_bytes, node_ids, readable),
             key="all",
         )
 
@@ -156,25 +172,31 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         table.add_column("KIND", key="kind")
         table.add_column("POLICY", key="policy")
         for node_id in node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+            table.add_column(plain(f"N{node_id}"), key=f"node{node_id}")
         table.add_column("TOTAL", key="total")
         table.add_column("SHARED", key="shared")
         table.add_column("PATH", key="path")
         ordered = sorted(maps.mappings, key=lambda m: (-sum(m.node_bytes.values()), m.start))
         for region in ordered[:MAPPINGS_SHOWN]:
             table.add_row(
-                f"{region.start:x}",
-                region.kind.value,
-                region.policy,
+                plain(f"{region.start:x}"),
+                plain(region.kind.value),
+                plain(region.policy),
                 *_byte_cells(region.node_bytes, node_ids),
-                "yes" if region.shared else "",
-                region.path or "",
+                plain("yes" if region.shared else ""),
+                plain(region.path or ""),  # any user names the files it maps
             )
         hidden = len(ordered) - MAPPINGS_SHOWN
         title = f"Mappings (largest first): {len(ordered)}"
         if hidden > 0:
             title += f", {MAPPINGS_SHOWN} shown"
-        self.query_one("#mappings-title", Static).update(title)
+        self.query_one("#mappings-title", Static).update(plain(title))
+
+    def _unreadable_reason(self) -> str:
+        state = self.numatui.state
+        if state is not None and state.privileges.is_root:
+            return "its numa_maps cannot be read, even as root"
+        return "its numa_maps is not readable by this user (needs root)"
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -196,11 +218,13 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         self.dismiss(True)
 
 
-def _byte_cells(per_node: Any, node_ids: list[int]) -> list[Text]:
-    cells = [
-        Text(human_bytes(per_node.get(n, 0)) if per_node.get(n, 0) else "·", justify="right")
-        for n in node_ids
-    ]
-    total = sum(per_node.values())
-    cells.append(Text(human_bytes(total) if total else "·", justify="right"))
+def _byte_cells(per_node: Any, node_ids: list[int], readable: bool = True) -> list[Text]:
+    """Bytes per node then the total; `?` for all when they could not be read."""
+
+    def cell(value: int) -> Text:
+        shown = UNKNOWN if not readable else human_bytes(value) if value else "·"
+        return Text(shown, justify="right")
+
+    cells = [cell(per_node.get(n, 0)) for n in node_ids]
+    cells.append(cell(sum(per_node.values())))
     return cells

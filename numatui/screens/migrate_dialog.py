@@ -20,9 +20,12 @@ from textual.widgets.selection_list import Selection
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import PlanPreviewed, PlanRefused
 from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
 from numatui.units import human_bytes
+
+CHOOSE_NODES = "choose at least one source and one target"
 
 
 class MigrateDialog(NumatuiModal[MigrationPlan | None]):
@@ -52,7 +55,8 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         p = self.process
         with Vertical(id="dialog"):
             yield Label(
-                f"Migrate {p.name} ({p.pid}): {human_bytes(p.numa_bytes)} in memory", id="title"
+                plain("Migrate ", p.name, f" ({p.pid}): {human_bytes(p.numa_bytes)} in memory"),
+                id="title",
             )
             with Horizontal(id="lists"):
                 with Vertical(classes="column"):
@@ -61,7 +65,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                 with Vertical(classes="column"):
                     yield Label("To (free memory)", classes="list-title")
                     yield SelectionList[int](*self._target_options(), id="targets")
-            yield Static("choose at least one source and one target", id="preview")
+            yield Static(plain(CHOOSE_NODES), id="preview")
             with Horizontal(id="buttons"):
                 yield Checkbox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
@@ -73,7 +77,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         default = self._default_sources()
         return [
             Selection(
-                f"node {n}  {human_bytes(self.process.node_bytes.get(n, 0)):>10}",
+                plain(f"node {n}  {human_bytes(self.process.node_bytes.get(n, 0)):>10}"),
                 n,
                 n in default,
                 id=f"source-{n}",
@@ -87,11 +91,11 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         options: list[Selection[int]] = []
         for choice in self.choices:
             node = choice.node
-            prompt = Text(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
+            prompt = plain(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
             if node.memory_only:
                 prompt.append("  memory-only")
             if choice.reason:
-                prompt = Text(f"node {node.id}  — {choice.reason}")
+                prompt = plain(f"node {node.id}  — {choice.reason}")
             options.append(
                 Selection(
                     prompt,
@@ -134,9 +138,9 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         self.query_one("#confirm", Button).disabled = True
         from_nodes, to_nodes = self.from_nodes, self.to_nodes
         if not from_nodes or not to_nodes:
-            self._show_preview("choose at least one source and one target", error=False)
+            self._show_preview(plain(CHOOSE_NODES), error=False)
             return
-        self._show_preview("asking the kernel layer for the plan…", error=False)
+        self._show_preview(plain("asking the kernel layer for the plan…"), error=False)
         self._preview_worker(from_nodes, to_nodes)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
@@ -165,11 +169,13 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         if message.from_nodes != self.from_nodes or message.to_nodes != self.to_nodes:
             return
         self.refusal = message.reason
-        self._show_preview(f"refused: {message.reason}", error=True)
+        self._show_preview(plain(f"refused: {message.reason}"), error=True)
 
-    def _describe(self, plan: MigrationPlan) -> str:
+    def _describe(self, plan: MigrationPlan) -> Text:
         if plan.is_noop:
-            return "nothing would move: every chosen source is also a target, or holds nothing"
+            return plain(
+                "nothing would move: every chosen source is also a target, or holds nothing"
+            )
         lines = ["The kernel will move, in this order:"]
         sizes = plan.bytes_per_pair or tuple(0 for _ in plan.pairs)
         for (src, dst), size in zip(plan.pairs, sizes, strict=False):
@@ -181,9 +187,9 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                 "numatui lacks CAP_SYS_NICE"
             )
         lines.extend(f"warning: {w}" for w in plan.warnings)
-        return "\n".join(lines)
+        return plain_lines(lines)
 
-    def _show_preview(self, text: str, error: bool) -> None:
+    def _show_preview(self, text: Text, error: bool) -> None:
         preview = self.query_one("#preview", Static)
         preview.update(text)
         preview.set_class(error, "-error")

@@ -27,6 +27,7 @@ from numatui.model import (
     ProcessMemory,
     Topology,
 )
+from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiScreen
 from numatui.units import human_bytes, human_rate
 from numatui.widgets.node_bars import NodeBar
@@ -78,8 +79,12 @@ class MigrationScreen(NumatuiScreen[None]):
         with VerticalScroll(id="migration-body"):
             pairs = ", ".join(f"{s}→{d}" for s, d in self.plan.pairs) or "none"
             yield Static(
-                f"Migrating [b]{self.process.name}[/b] ({self.process.pid}): "
-                f"{human_bytes(self.plan.bytes_to_move)} planned, pairs {pairs}",
+                plain(
+                    "Migrating ",
+                    (self.process.name, "bold"),
+                    f" ({self.process.pid}): "
+                    f"{human_bytes(self.plan.bytes_to_move)} planned, pairs {pairs}",
+                ),
                 id="migration-title",
             )
             with Vertical(id="bars"):
@@ -104,7 +109,7 @@ class MigrationScreen(NumatuiScreen[None]):
         return max(1, total)
 
     def on_mount(self) -> None:
-        self.sub_title = f"migration of pid {self.process.pid}"
+        self.sub_title = visible(f"migration of pid {self.process.pid}")
         self.query_one("#before-after").display = False
         self._migrate_worker()
 
@@ -151,23 +156,31 @@ class MigrationScreen(NumatuiScreen[None]):
         return sum(max(0, self.before.get(n, 0) - node_bytes.get(n, 0)) for n in sources)
 
     def _show_stats(self, node_bytes: NodeBytes, elapsed: float, final: bool) -> None:
-        moved = self._moved(node_bytes)
+        self._show_moved(self._moved(node_bytes), elapsed, final)
+
+    def _show_moved(self, moved: int, elapsed: float, final: bool) -> None:
         planned = self.plan.bytes_to_move
         rate = moved / elapsed if elapsed > 0 else 0.0
         share = f" ({moved / planned:.0%})" if planned else ""
         verb = "moved" if final else "moved so far"
         self.query_one("#stats", Static).update(
-            f"{verb} {human_bytes(moved)} of {human_bytes(planned)}{share}"
-            f" · {human_rate(rate)} · {elapsed:.1f} s elapsed"
+            plain(
+                f"{verb} {human_bytes(moved)} of {human_bytes(planned)}{share}"
+                f" · {human_rate(rate)} · {elapsed:.1f} s elapsed"
+            )
         )
 
     @on(MigrationFinished)
     def _finished(self, message: MigrationFinished) -> None:
         result = message.result
         self.result = result
-        self.before = result.before or self.before
-        self._show_bytes(result.after)
-        self._show_stats(result.after, result.elapsed_s, final=True)
+        # A result with no counts (the process exited before anything was read) says
+        # nothing about where the pages are: the bars keep what was last seen, and the
+        # line under them says the result's own figure, never bars drained to zero.
+        if result.before or result.after:
+            self.before = result.before or self.before
+            self._show_bytes(result.after)
+        self._show_moved(result.bytes_moved, result.elapsed_s, final=True)
         self._show_summary(result)
         self.refresh_bindings()
 
@@ -175,14 +188,23 @@ class MigrationScreen(NumatuiScreen[None]):
     def _crashed(self, message: MigrationCrashed) -> None:
         self.crash = message.message
         summary = self.query_one("#summary", Static)
-        summary.update(f"[b]Migration failed[/b]: {message.message}\nNothing more will be moved.")
+        summary.update(
+            plain_lines(
+                [
+                    plain(("Migration failed", "bold"), ": ", message.message),
+                    "Nothing more will be moved.",
+                ]
+            )
+        )
         summary.set_class(True, "-failed")
-        self.query_one("#stats", Static).update("stopped")
+        self.query_one("#stats", Static).update(plain("stopped"))
         self.refresh_bindings()
 
     def _show_summary(self, result: MigrationResult) -> None:
         page = self.topology.page_size or 4096
-        lines = [f"[b]Outcome: {result.outcome.value}[/b] in {result.elapsed_s:.1f} s"]
+        lines: list[str | Text] = [
+            plain((f"Outcome: {result.outcome.value}", "bold"), f" in {result.elapsed_s:.1f} s")
+        ]
         lines.append(
             f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})"
         )
@@ -196,7 +218,7 @@ class MigrationScreen(NumatuiScreen[None]):
         lines.extend(f"• {text}" for text in result.explanations)
         lines.append("press b to go back to the process list")
         summary = self.query_one("#summary", Static)
-        summary.update("\n".join(lines))
+        summary.update(plain_lines(lines))
         failed = result.outcome is MigrationOutcome.FAILED
         partly = result.outcome is MigrationOutcome.PARTLY_MOVED
         summary.set_class(failed, "-failed")
@@ -214,8 +236,8 @@ class MigrationScreen(NumatuiScreen[None]):
             after = result.after.get(node_id, 0)
             delta = after - before
             table.add_row(
-                str(node_id),
-                self.roles.get(node_id, ""),
+                plain(str(node_id)),
+                plain(self.roles.get(node_id, "")),
                 Text(human_bytes(before), justify="right"),
                 Text(human_bytes(after), justify="right"),
                 Text(
@@ -238,7 +260,7 @@ class MigrationScreen(NumatuiScreen[None]):
             return
         self.cancel_event.set()
         self.query_one("#stats", Static).update(
-            "stopping after the current chunk… (pages already moved stay moved)"
+            plain("stopping after the current chunk… (pages already moved stay moved)")
         )
         self.refresh_bindings()
 

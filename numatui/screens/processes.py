@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import (
     is_misplaced,
@@ -59,7 +60,9 @@ def _row_values(process: ProcessMemory, node_ids: list[int]) -> dict[str, Any]:
 def _cells(process: ProcessMemory, node_ids: list[int]) -> tuple[TableCell, ...]:
     misplaced = is_misplaced(process)
     locality = process.locality
-    if locality is None:
+    if not process.memory_readable:
+        locality_cell = TableCell("?", "zero")  # unknown, not zero: the status line says why
+    elif locality is None:
         locality_cell = TableCell("-", "zero")
     elif misplaced:
         locality_cell = TableCell(f"! {locality:.0%}", "misplaced")
@@ -67,14 +70,17 @@ def _cells(process: ProcessMemory, node_ids: list[int]) -> tuple[TableCell, ...]
         locality_cell = TableCell(f"{locality:.0%}", "local")
     cells = [
         TableCell(str(process.pid)),
-        TableCell(process.name, "misplaced" if misplaced else ""),
-        TableCell(process.user),
+        TableCell(visible(process.name), "misplaced" if misplaced else ""),
+        TableCell(visible(process.user)),
         TableCell(human_bytes(process.rss_bytes)),
         locality_cell,
     ]
     for node_id in node_ids:
         value = process.node_bytes.get(node_id, 0)
-        cells.append(TableCell(human_bytes(value)) if value else TableCell("·", "zero"))
+        if not process.memory_readable:
+            cells.append(TableCell("?", "zero"))
+        else:
+            cells.append(TableCell(human_bytes(value)) if value else TableCell("·", "zero"))
     return tuple(cells)
 
 
@@ -86,7 +92,8 @@ class ProcessRow:
     row: TableRow
     values: dict[str, Any]
     search_text: str
-    """Name, user and command line, lower-cased, for the filter."""
+    """Name, user and command line as shown (escaped), lower-cased, for the filter: what
+    is on screen can be typed, e.g. `\\x1b` finds a name holding an escape character."""
 
 
 def process_row(process: ProcessMemory, node_ids: list[int]) -> ProcessRow:
@@ -94,7 +101,7 @@ def process_row(process: ProcessMemory, node_ids: list[int]) -> ProcessRow:
         process,
         TableRow(process.pid, _cells(process, node_ids)),
         _row_values(process, node_ids),
-        "\0".join((process.name, process.user, process.cmdline)).lower(),
+        "\0".join(map(visible, (process.name, process.user, process.cmdline))).lower(),
     )
 
 
@@ -167,7 +174,8 @@ class ProcessesScreen(NumatuiScreen[None]):
         yield ProcessTable(id="processes")
         with Horizontal(id="filter-bar"):
             yield Static("filter:", id="filter-label")
-            yield Input(placeholder="name, user or pid", id="filter")
+            # A pasted control character would reach the terminal as typed: refused.
+            yield Input(placeholder="name, user or pid", id="filter", restrict=PRINTABLE)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -223,7 +231,7 @@ class ProcessesScreen(NumatuiScreen[None]):
         if text != self._summary_text:  # an unchanged Static.update still re-renders
             self._summary_text = text
             summary = self.query_one("#summary", Static)
-            summary.update(text)
+            summary.update(plain_lines(text.split("\n")))  # numatui's own lines, joined above
             summary.set_class(blocker is not None, "-blocked")
 
     def _update_status(self) -> None:
@@ -237,7 +245,10 @@ class ProcessesScreen(NumatuiScreen[None]):
                 f"{shown} of {total} processes" if shown != total else f"{total} processes"
             )
             if scan.unreadable:
-                parts.append(f"{scan.unreadable} unreadable")
+                # Their memory shows as ?; root can read all but the odd process (the detail
+                # screen says why), so only a user without root is told what would help.
+                why = "" if state.privileges.is_root else " (needs root)"
+                parts.append(f"{scan.unreadable} unreadable{why}")
         direction = "↓" if self.sort_reverse else "↑"
         parts.append(f"sort {self._column_title(self.sort_key)} {direction}")
         if self.node_limit is not None:
@@ -251,10 +262,11 @@ class ProcessesScreen(NumatuiScreen[None]):
             parts.append(f"filter “{self.filter_text}”")
         if self.numatui.last_error:
             parts.append(f"last refresh failed: {self.numatui.last_error}")
-        text = " · ".join(parts)
-        if text != self._status_text:
-            self._status_text = text
-            self.query_one("#status", Static).update(text)
+        status = " · ".join(parts)
+        if status != self._status_text:
+            self._status_text = status
+            # The filter and the last error are untrusted: shown escaped, never as markup.
+            self.query_one("#status", Static).update(plain(status))
 
     def _column_title(self, key: str) -> str:
         column = self.table.columns.get(key)

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from dataclasses import replace
 
+import pytest
 from textual.command import CommandPalette
 from textual.coordinate import Coordinate
 from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
@@ -17,10 +18,12 @@ from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
+from numatui.source import Privileges
 from numatui.units import human_count_rate
 
 from .conftest import open_dialog, quiet_app, settle, wait_until
 from .fakes import (
+    ROOT,
     USER,
     FakeSource,
     MigrationScript,
@@ -211,15 +214,25 @@ async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
         assert isinstance(app.screen, ProcessesScreen)
 
 
-async def test_detail_source_error_is_shown_not_raised() -> None:
-    source = FakeSource(fail_numa_maps="Permission denied: /proc/211/numa_maps")
+@pytest.mark.parametrize(
+    ("privileges", "reason"),
+    [(USER, "not readable by this user (needs root)"), (ROOT, "cannot be read, even as root")],
+)
+async def test_detail_unreadable_mappings_say_why_not_the_raw_error(
+    privileges: Privileges, reason: str
+) -> None:
+    source = FakeSource(
+        fail_numa_maps="Permission denied: /proc/211/numa_maps", privileges_value=privileges
+    )
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ProcessDetailScreen)
-        assert "Permission denied" in text_of(app.screen, "#mappings-title")
+        title = text_of(app.screen, "#mappings-title")
+        assert reason in title
+        assert "PermissionError" not in title and "Permission denied" not in title
 
 
 async def test_migrate_from_detail_opens_the_dialog_for_that_process() -> None:
