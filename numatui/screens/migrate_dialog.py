@@ -7,7 +7,6 @@ preview comes from `source.plan` (in a worker) so refusals are the source's own.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -20,7 +19,7 @@ from textual.widgets import Button, Checkbox, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from numatui.messages import PlanPreviewed, PlanRefused
-from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.model import MigrationPlan, Privileges, ProcessMemory, Topology
 from numatui.screens.common import target_choices
 from numatui.units import human_bytes
 
@@ -43,13 +42,14 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         ),
     ]
 
-    def __init__(self, process: ProcessMemory, topology: Topology) -> None:
+    def __init__(self, process: ProcessMemory, topology: Topology, privileges: Privileges) -> None:
         super().__init__()
         self.process = process
         self.topology = topology
         self.plan: MigrationPlan | None = None
         self.refusal: str | None = None
-        self.choices = target_choices(topology, process)
+        # The same rules `source.plan` refuses with: a node enabled here is one it accepts.
+        self.choices = target_choices(topology, process, privileges)
 
     @property
     def numatui(self) -> NumatuiApp:
@@ -100,6 +100,8 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
             prompt = Text(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
             if node.memory_only:
                 prompt.append("  memory-only")
+            if choice.warning is not None:
+                prompt.append(f"  ({choice.warning.short})")
             if choice.reason:
                 prompt = Text(f"node {node.id}  — {choice.reason}")
             options.append(
@@ -130,12 +132,18 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
     def to_nodes(self) -> frozenset[int]:
         return frozenset(self.query_one("#targets", SelectionList).selected)
 
+    @property
+    def stoppable(self) -> bool:
+        return self.query_one("#stoppable", Checkbox).value
+
     def on_mount(self) -> None:
         self.query_one("#sources", SelectionList).focus()
         self._request_preview()
 
     @on(SelectionList.SelectedChanged)
+    @on(Checkbox.Changed, "#stoppable")
     def _selection_changed(self) -> None:
+        # The mode is part of the plan: a new choice is a new plan, never an edited one.
         self._request_preview()
 
     def _request_preview(self) -> None:
@@ -147,15 +155,20 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
             self._show_preview("choose at least one source and one target", error=False)
             return
         self._show_preview("asking the kernel layer for the plan…", error=False)
-        self._preview_worker(from_nodes, to_nodes)
+        self._preview_worker(from_nodes, to_nodes, self.stoppable)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
-    def _preview_worker(self, from_nodes: frozenset[int], to_nodes: frozenset[int]) -> None:
+    def _preview_worker(
+        self, from_nodes: frozenset[int], to_nodes: frozenset[int], stoppable: bool
+    ) -> None:
         from numatui.app import WorkAbandoned, call_abandonable, describe_error
 
         pid = self.process.pid
+        source = self.numatui.source
         try:
-            plan = call_abandonable(lambda: self.numatui.source.plan(pid, from_nodes, to_nodes))
+            plan = call_abandonable(
+                lambda: source.plan(pid, from_nodes, to_nodes, stoppable=stoppable)
+            )
         except WorkAbandoned:
             return
         except Exception as exc:
@@ -166,7 +179,11 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
     @on(PlanPreviewed)
     def _plan_previewed(self, message: PlanPreviewed) -> None:
         plan = message.plan
-        if plan.from_nodes != self.from_nodes or plan.to_nodes != self.to_nodes:
+        if (
+            plan.from_nodes != self.from_nodes
+            or plan.to_nodes != self.to_nodes
+            or plan.stoppable != self.stoppable
+        ):
             return  # an answer to a choice the user has since changed
         self.plan = plan
         self._show_preview(self._describe(plan), error=False)
@@ -192,7 +209,7 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 f"{human_bytes(plan.shared_bytes_staying)} of shared pages will stay: "
                 "numatui lacks CAP_SYS_NICE"
             )
-        lines.extend(f"warning: {w}" for w in plan.warnings)
+        lines.extend(f"warning: {w.message}" for w in plan.warnings)
         return "\n".join(lines)
 
     def _show_preview(self, text: str, error: bool) -> None:
@@ -202,6 +219,8 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
 
     def action_confirm(self) -> None:
         plan = self.plan
+        if plan is not None and plan.stoppable != self.stoppable:
+            plan = None  # the plan for the current choice is still on its way
         if plan is None or plan.is_noop:
             self.notify(
                 self.refusal or "choose nodes with something to move first",
@@ -209,8 +228,7 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 severity="warning",
             )
             return
-        stoppable = self.query_one("#stoppable", Checkbox).value
-        self.dismiss(dataclasses.replace(plan, stoppable=stoppable))
+        self.dismiss(plan)
 
     def action_toggle_stoppable(self) -> None:
         self.query_one("#stoppable", Checkbox).toggle()

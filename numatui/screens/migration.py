@@ -27,6 +27,8 @@ from numatui.model import (
     NodeBytes,
     ProcessMemory,
     Topology,
+    misplaced_bytes,
+    planned_bytes,
 )
 from numatui.units import human_bytes, human_rate
 from numatui.widgets.node_bars import NodeBar
@@ -87,11 +89,14 @@ class MigrationScreen(Screen[None]):
         yield Header()
         with VerticalScroll(id="migration-body"):
             pairs = ", ".join(f"{s}→{d}" for s, d in self.plan.pairs) or "none"
-            yield Static(
-                f"Migrating [b]{self.process.name}[/b] ({self.process.pid}): "
-                f"{human_bytes(self.plan.bytes_to_move)} planned, pairs {pairs}",
-                id="migration-title",
+            # The name is the process's own text: plain, never markup.
+            title = Text("Migrating ")
+            title.append(self.process.name, style="bold")
+            title.append(
+                f" ({self.process.pid}): {human_bytes(self.plan.bytes_to_move)} planned, "
+                f"pairs {pairs}"
             )
+            yield Static(title, id="migration-title")
             with Vertical(id="bars"):
                 scale = self._scale()
                 for node_id in self.node_ids:
@@ -114,7 +119,10 @@ class MigrationScreen(Screen[None]):
         return max(1, total)
 
     def on_mount(self) -> None:
-        self.sub_title = f"migration of pid {self.process.pid}"
+        # One title, not title + sub-title: the header draws those as separate runs
+        # whose joining spaces some SVG renderers drop ("numatui—migration").
+        self.title = f"{self.app.title} · migration of pid {self.process.pid}"
+        self.sub_title = ""
         self.query_one("#before-after").display = False
         self._migrate_worker()
 
@@ -159,8 +167,9 @@ class MigrationScreen(Screen[None]):
             self.query_one(f"#bar-{node_id}", NodeBar).current = node_bytes.get(node_id, 0)
 
     def _moved(self, node_bytes: NodeBytes) -> int:
-        sources = {s for s, _ in self.plan.pairs}
-        return sum(max(0, self.before.get(n, 0) - node_bytes.get(n, 0)) for n in sources)
+        """What is already where the kernel's pairs put it (the verdict's own measure)."""
+        planned = planned_bytes(self.before, self.plan.pairs)
+        return max(0, planned - misplaced_bytes(self.before, node_bytes, self.plan.pairs))
 
     def _show_stats(self, node_bytes: NodeBytes, elapsed: float, final: bool) -> None:
         moved = self._moved(node_bytes)
@@ -187,28 +196,34 @@ class MigrationScreen(Screen[None]):
     def _crashed(self, message: MigrationCrashed) -> None:
         self.crash = message.message
         summary = self.query_one("#summary", Static)
-        summary.update(f"[b]Migration failed[/b]: {message.message}\nNothing more will be moved.")
+        text = Text("Migration failed", "bold")
+        text.append(f": {message.message}\nNothing more will be moved.")
+        summary.update(text)
         summary.set_class(True, "-failed")
         self.query_one("#stats", Static).update("stopped")
         self.refresh_bindings()
 
     def _show_summary(self, result: MigrationResult) -> None:
         page = self.topology.page_size or 4096
-        lines = [f"[b]Outcome: {result.outcome.value}[/b] in {result.elapsed_s:.1f} s"]
+        # Plain text (explanations quote process names and policies): never markup. The
+        # outcome line is one run of one style, so no renderer can drop its spaces.
+        lines = [Text(f"Outcome: {result.outcome.value} in {result.elapsed_s:.1f} s", "bold")]
         lines.append(
-            f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})"
+            Text(f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})")
         )
         if result.pages_not_moved is not None:
-            lines.append(f"pages the kernel could not move: {result.pages_not_moved:,}")
-        if result.bytes_left_on_sources:
-            lines.append(f"still on the source nodes: {human_bytes(result.bytes_left_on_sources)}")
+            lines.append(Text(f"pages the kernel could not move: {result.pages_not_moved:,}"))
+        if result.bytes_misplaced:
+            lines.append(
+                Text(f"not where the kernel's pairs put it: {human_bytes(result.bytes_misplaced)}")
+            )
         if result.error is not None:
             name = f"{result.error.errno_name}: " if result.error.errno_name else ""
-            lines.append(f"error: {name}{result.error.message}")
-        lines.extend(f"• {text}" for text in result.explanations)
-        lines.append("press b to go back to the process list")
+            lines.append(Text(f"error: {name}{result.error.message}"))
+        lines.extend(Text(f"• {text}") for text in result.explanations)
+        lines.append(Text("press b to go back to the process list"))
         summary = self.query_one("#summary", Static)
-        summary.update("\n".join(lines))
+        summary.update(Text("\n").join(lines))
         failed = result.outcome is MigrationOutcome.FAILED
         partly = result.outcome is MigrationOutcome.PARTLY_MOVED
         summary.set_class(failed, "-failed")
