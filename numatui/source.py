@@ -25,8 +25,6 @@ from numatui.model import (
 __all__ = ["DataSource", "Privileges", "ProgressCallback"]  # the last two live in the model
 
 
-
-
 class DataSource(Protocol):
     def topology(self) -> Topology:
         """Nodes, sizes, distances, tiers and counters right now."""

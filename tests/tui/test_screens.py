@@ -6,6 +6,7 @@ import asyncio
 import threading
 from dataclasses import replace
 
+import pytest
 from textual.command import CommandPalette
 from textual.coordinate import Coordinate
 from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
@@ -20,6 +21,7 @@ from numatui.units import human_count_rate
 
 from .conftest import open_dialog, quiet_app, settle, wait_until
 from .fakes import (
+    ROOT,
     USER,
     FakeSource,
     MigrationScript,
@@ -221,11 +223,14 @@ async def test_detail_source_error_is_shown_not_raised() -> None:
         assert "Permission denied" in text_of(app.screen, "#mappings-title")
 
 
-async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs() -> None:
+@pytest.mark.parametrize("as_root", [True, False], ids=["root", "user"])
+async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs(
+    as_root: bool,
+) -> None:
     def topology(tick: int) -> object:
         return make_topology([0, 1, 2, 3], memory_only=[2], offline=[3], tick=tick)
 
-    source = FakeSource(topology_factory=topology)
+    source = FakeSource(topology_factory=topology, privileges_value=ROOT if as_root else USER)
     pid = 100 + 3 * 37  # a misplaced process: home node 1, most memory on another node
     source.processes[pid] = replace(source.processes[pid], mems_allowed=frozenset({0, 1, 3}))
     app = quiet_app(source)
@@ -240,7 +245,12 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs()
             )
             for i in range(targets.option_count)
         }
-        assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
+        if as_root:
+            # CAP_SYS_NICE: the kernel accepts a node outside the cpuset, and so do the
+            # rules, the dialog and the CLI (with the same warning).
+            assert not prompts[2][1] and "outside its cpuset" in prompts[2][0]
+        else:
+            assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
         assert prompts[3][1] and "offline" in prompts[3][0]
         assert not prompts[0][1] and "free" in prompts[0][0]
         sources = dialog.query_one("#sources", SelectionList)
