@@ -49,7 +49,7 @@ def _nodes(nodes: Iterable[int]) -> str:
 def machine_refusal(topology: Topology) -> Finding | None:
     """Why nothing on this machine can be migrated, or None when something can."""
     if not topology.numa_available:
-        reason = topology.unavailable_reason or "the kernel shows no NUMA nodes"
+        reason = topology.unavailable_reason or "the kernel exposes no NUMA nodes"
         return Finding(
             RuleCode.NUMA_UNAVAILABLE,
             f"NUMA is not available here ({reason}): there is nothing to move",
@@ -78,7 +78,8 @@ def process_refusal(pid: int, process: ProcessMemory | None) -> Finding | None:
     if process.is_kernel_thread:
         return Finding(
             RuleCode.KERNEL_THREAD,
-            f"process {pid} ({process.name}) is a kernel thread: it has no user memory to move",
+            f"process {pid} ({process.name}) is a kernel thread: kernel threads have no user "
+            "memory to move",
             "EINVAL",
             "kernel thread",
         )
