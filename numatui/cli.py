@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -29,12 +28,14 @@ from numatui.kernel import audit
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
 from numatui.model import (
+    Finding,
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
     NodeBytes,
     ProcessMemory,
+    RuleCode,
     Topology,
 )
 from numatui.safe_text import visible
@@ -200,7 +201,13 @@ def _process_json(p: ProcessMemory) -> dict[str, Any]:
     }
 
 
+def _flat_pids(groups: Sequence[Sequence[int]] | None) -> list[int]:
+    """`--pid 1,2 --pid 3 4` arrives as [[1, 2], [3], [4]]: one ordered list, no repeats."""
+    return list(dict.fromkeys(pid for group in groups or () for pid in group))
+
+
 def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    args.pid = _flat_pids(args.pid)
     key = _sort_key(args.sort)
     topo = source.topology()
     scan = source.scan(pids=args.pid or None)
@@ -281,6 +288,14 @@ def _parse_pid(text: str) -> int:
     return pid
 
 
+def _parse_pids(text: str) -> list[int]:
+    """One `--pid` word: a pid, or pids separated by commas (`1,2`)."""
+    words = [word for word in text.split(",") if word.strip()]
+    if not words:
+        raise UsageError(f"PID must be a positive number, not {text!r}")
+    return [_parse_pid(word.strip()) for word in words]
+
+
 def _positive_count(text: str) -> int:
     try:
         count = int(text, 10)
@@ -301,8 +316,13 @@ def _plan_json(plan: MigrationPlan) -> dict[str, Any]:
         "bytes_per_pair": list(plan.bytes_per_pair),
         "bytes_to_move": plan.bytes_to_move,
         "shared_bytes_staying": plan.shared_bytes_staying,
-        "warnings": list(plan.warnings),
+        "warnings": [_finding_json(w) for w in plan.warnings],
+        "stoppable": plan.stoppable,
     }
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {"code": str(finding.code), "message": finding.message}
 
 
 def _result_json(result: MigrationResult) -> dict[str, Any]:
@@ -325,8 +345,10 @@ def _result_json(result: MigrationResult) -> dict[str, Any]:
 
 
 def _refusal_json(
-    pid: int, frm: str, to: str, message: str, errno_name: str | None
+    pid: int, frm: str, to: str, message: str, errno_name: str | None, code: str | None = None
 ) -> dict[str, Any]:
+    """A request numatui refused before any syscall: `code` is the rules' reason, `errno`
+    what the kernel would have answered (so a script sees the same either way)."""
     return {
         "pid": pid,
         "from": frm,
@@ -337,7 +359,7 @@ def _refusal_json(
         "before": {},
         "after": {},
         "elapsed_s": 0.0,
-        "error": {"errno": errno_name, "message": message},
+        "error": {"errno": errno_name, "message": message, "code": code},
     }
 
 
@@ -355,7 +377,7 @@ def _print_plan(plan: MigrationPlan, out: TextIO) -> None:
     if plan.pairs:
         print(f"  total: {format_bytes(plan.bytes_to_move)}", file=out)
     for w in plan.warnings:
-        print(f"  warning: {visible(w)}", file=out)
+        print(f"  warning: {visible(w.message)}", file=out)
 
 
 def _print_result(result: MigrationResult, out: TextIO) -> None:
@@ -466,10 +488,15 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
     except NodeStringError as exc:
         raise UsageError(str(exc)) from None
     try:
-        plan = dataclasses.replace(source.plan(pid, frm, to), stoppable=args.stoppable)
+        plan = source.plan(pid, frm, to, stoppable=args.stoppable)
     except (MigrationRefused, ProcessGone) as exc:
+        if isinstance(exc, MigrationRefused):
+            errno_name, code = exc.errno_name or None, exc.code or None
+        else:
+            errno_name, code = "ESRCH", str(RuleCode.PROCESS_GONE)
         if args.json:
-            json.dump(_refusal_json(pid, str(frm), str(to), str(exc), None), out, indent=2)
+            refusal = _refusal_json(pid, str(frm), str(to), str(exc), errno_name, code)
+            json.dump(refusal, out, indent=2)
             print(file=out)
         print(f"numatui: refused: {visible(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
@@ -569,7 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("ps", help="processes with their memory per node")
     ps.add_argument("--json", action="store_true", help="machine-readable output")
-    ps.add_argument("--pid", type=_parse_pid, action="append", metavar="PID", help="only this pid")
+    ps.add_argument(
+        "--pid",
+        nargs="+",
+        action="extend",
+        type=_parse_pids,
+        metavar="PID",
+        help="only these pids: --pid 1 2 3, --pid 1,2, or --pid repeated (like numastat -p)",
+    )
     ps.add_argument("--match", metavar="TEXT", help="only names, users or command lines with TEXT")
     ps.add_argument(
         "--sort", default="numa", metavar="KEY", help="pid, name, user, rss, numa, locality, nodeN"
@@ -630,10 +664,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        source = LiveSource(sys_root=args.sys_root, proc_root=args.proc_root)
-        if args.command is None:
-            return run_tui(source)
-        return COMMANDS[args.command](args, source, sys.stdout)
+        with LiveSource(sys_root=args.sys_root, proc_root=args.proc_root) as source:
+            if args.command is None:
+                return run_tui(source)
+            return COMMANDS[args.command](args, source, sys.stdout)
     except UsageError as exc:
         print(f"numatui: {exc}", file=sys.stderr)
         print("usage: see `numatui --help`", file=sys.stderr)

@@ -7,8 +7,6 @@ preview comes from `source.plan` (in a worker) so refusals are the source's own.
 
 from __future__ import annotations
 
-import dataclasses
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,7 +17,7 @@ from textual.widgets.selection_list import Selection
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import PlanPreviewed, PlanRefused
-from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.model import MigrationPlan, Privileges, ProcessMemory, Topology
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
@@ -43,13 +41,14 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         ),
     ]
 
-    def __init__(self, process: ProcessMemory, topology: Topology) -> None:
+    def __init__(self, process: ProcessMemory, topology: Topology, privileges: Privileges) -> None:
         super().__init__()
         self.process = process
         self.topology = topology
         self.plan: MigrationPlan | None = None
         self.refusal: str | None = None
-        self.choices = target_choices(topology, process)
+        # The same rules `source.plan` refuses with: a node enabled here is one it accepts.
+        self.choices = target_choices(topology, process, privileges)
 
     def compose(self) -> ComposeResult:
         p = self.process
@@ -94,6 +93,8 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             prompt = plain(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
             if node.memory_only:
                 prompt.append("  memory-only")
+            if choice.warning is not None:
+                prompt.append(f"  ({choice.warning.short})")
             if choice.reason:
                 prompt = plain(f"node {node.id}  — {choice.reason}")
             options.append(
@@ -124,12 +125,18 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
     def to_nodes(self) -> frozenset[int]:
         return frozenset(self.query_one("#targets", SelectionList).selected)
 
+    @property
+    def stoppable(self) -> bool:
+        return self.query_one("#stoppable", Checkbox).value
+
     def on_mount(self) -> None:
         self.query_one("#sources", SelectionList).focus()
         self._request_preview()
 
     @on(SelectionList.SelectedChanged)
+    @on(Checkbox.Changed, "#stoppable")
     def _selection_changed(self) -> None:
+        # The mode is part of the plan: a new choice is a new plan, never an edited one.
         self._request_preview()
 
     def _request_preview(self) -> None:
@@ -141,13 +148,18 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             self._show_preview(plain(CHOOSE_NODES), error=False)
             return
         self._show_preview(plain("asking the kernel layer for the plan…"), error=False)
-        self._preview_worker(from_nodes, to_nodes)
+        self._preview_worker(from_nodes, to_nodes, self.stoppable)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
-    def _preview_worker(self, from_nodes: frozenset[int], to_nodes: frozenset[int]) -> None:
+    def _preview_worker(
+        self, from_nodes: frozenset[int], to_nodes: frozenset[int], stoppable: bool
+    ) -> None:
         pid = self.process.pid
+        source = self.numatui.source
         try:
-            plan = call_abandonable(lambda: self.numatui.source.plan(pid, from_nodes, to_nodes))
+            plan = call_abandonable(
+                lambda: source.plan(pid, from_nodes, to_nodes, stoppable=stoppable)
+            )
         except WorkAbandoned:
             return
         except Exception as exc:
@@ -158,7 +170,11 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
     @on(PlanPreviewed)
     def _plan_previewed(self, message: PlanPreviewed) -> None:
         plan = message.plan
-        if plan.from_nodes != self.from_nodes or plan.to_nodes != self.to_nodes:
+        if (
+            plan.from_nodes != self.from_nodes
+            or plan.to_nodes != self.to_nodes
+            or plan.stoppable != self.stoppable
+        ):
             return  # an answer to a choice the user has since changed
         self.plan = plan
         self._show_preview(self._describe(plan), error=False)
@@ -186,7 +202,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                 f"{human_bytes(plan.shared_bytes_staying)} of shared pages will stay: "
                 "numatui lacks CAP_SYS_NICE"
             )
-        lines.extend(f"warning: {w}" for w in plan.warnings)
+        lines.extend(f"warning: {w.message}" for w in plan.warnings)
         return plain_lines(lines)
 
     def _show_preview(self, text: Text, error: bool) -> None:
@@ -196,6 +212,8 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
 
     def action_confirm(self) -> None:
         plan = self.plan
+        if plan is not None and plan.stoppable != self.stoppable:
+            plan = None  # the plan for the current choice is still on its way
         if plan is None or plan.is_noop:
             self.notify(
                 self.refusal or "choose nodes with something to move first",
@@ -203,8 +221,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                 severity="warning",
             )
             return
-        stoppable = self.query_one("#stoppable", Checkbox).value
-        self.dismiss(dataclasses.replace(plan, stoppable=stoppable))
+        self.dismiss(plan)
 
     def action_toggle_stoppable(self) -> None:
         self.query_one("#stoppable", Checkbox).toggle()

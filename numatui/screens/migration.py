@@ -26,6 +26,8 @@ from numatui.model import (
     NodeBytes,
     ProcessMemory,
     Topology,
+    misplaced_bytes,
+    planned_bytes,
 )
 from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiScreen
@@ -109,7 +111,10 @@ class MigrationScreen(NumatuiScreen[None]):
         return max(1, total)
 
     def on_mount(self) -> None:
-        self.sub_title = visible(f"migration of pid {self.process.pid}")
+        # One title, not title + sub-title: the header draws those as separate runs
+        # whose joining spaces some SVG renderers drop ("numatui—migration").
+        self.title = visible(f"{self.app.title} · migration of pid {self.process.pid}")
+        self.sub_title = ""
         self.query_one("#before-after").display = False
         self._migrate_worker()
 
@@ -152,8 +157,9 @@ class MigrationScreen(NumatuiScreen[None]):
             self.query_one(f"#bar-{node_id}", NodeBar).current = node_bytes.get(node_id, 0)
 
     def _moved(self, node_bytes: NodeBytes) -> int:
-        sources = {s for s, _ in self.plan.pairs}
-        return sum(max(0, self.before.get(n, 0) - node_bytes.get(n, 0)) for n in sources)
+        """What is already where the kernel's pairs put it (the verdict's own measure)."""
+        planned = planned_bytes(self.before, self.plan.pairs)
+        return max(0, planned - misplaced_bytes(self.before, node_bytes, self.plan.pairs))
 
     def _show_stats(self, node_bytes: NodeBytes, elapsed: float, final: bool) -> None:
         self._show_moved(self._moved(node_bytes), elapsed, final)
@@ -202,21 +208,24 @@ class MigrationScreen(NumatuiScreen[None]):
 
     def _show_summary(self, result: MigrationResult) -> None:
         page = self.topology.page_size or 4096
+        # The outcome line is one run of one style, so no renderer can drop its spaces.
         lines: list[str | Text] = [
-            plain((f"Outcome: {result.outcome.value}", "bold"), f" in {result.elapsed_s:.1f} s")
+            plain((f"Outcome: {result.outcome.value} in {result.elapsed_s:.1f} s", "bold"))
         ]
         lines.append(
-            f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})"
+            Text(f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})")
         )
         if result.pages_not_moved is not None:
-            lines.append(f"pages the kernel could not move: {result.pages_not_moved:,}")
-        if result.bytes_left_on_sources:
-            lines.append(f"still on the source nodes: {human_bytes(result.bytes_left_on_sources)}")
+            lines.append(Text(f"pages the kernel could not move: {result.pages_not_moved:,}"))
+        if result.bytes_misplaced:
+            lines.append(
+                Text(f"not where the kernel's pairs put it: {human_bytes(result.bytes_misplaced)}")
+            )
         if result.error is not None:
             name = f"{result.error.errno_name}: " if result.error.errno_name else ""
-            lines.append(f"error: {name}{result.error.message}")
-        lines.extend(f"• {text}" for text in result.explanations)
-        lines.append("press b to go back to the process list")
+            lines.append(Text(f"error: {name}{result.error.message}"))
+        lines.extend(Text(f"• {text}") for text in result.explanations)
+        lines.append(Text("press b to go back to the process list"))
         summary = self.query_one("#summary", Static)
         summary.update(plain_lines(lines))
         failed = result.outcome is MigrationOutcome.FAILED

@@ -447,7 +447,7 @@ class ProcessesScreen(NumatuiScreen[None]):
 
             self.app.push_screen(MigrationScreen(plan, process, state.topology))
 
-        self.app.push_screen(MigrateDialog(process, state.topology), start)
+        self.app.push_screen(MigrateDialog(process, state.topology, state.privileges), start)
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         commands: list[tuple[str, str, Callable[[], object]]] = [

@@ -254,11 +254,14 @@ async def test_migrate_from_detail_opens_the_dialog_for_that_process() -> None:
         assert app.screen_stack[-2] is screen
 
 
-async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs() -> None:
+@pytest.mark.parametrize("as_root", [True, False], ids=["root", "user"])
+async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs(
+    as_root: bool,
+) -> None:
     def topology(tick: int) -> object:
         return make_topology([0, 1, 2, 3], memory_only=[2], offline=[3], tick=tick)
 
-    source = FakeSource(topology_factory=topology)
+    source = FakeSource(topology_factory=topology, privileges_value=ROOT if as_root else USER)
     pid = 100 + 3 * 37  # a misplaced process: home node 1, most memory on another node
     source.processes[pid] = replace(source.processes[pid], mems_allowed=frozenset({0, 1, 3}))
     app = quiet_app(source)
@@ -273,7 +276,12 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs()
             )
             for i in range(targets.option_count)
         }
-        assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
+        if as_root:
+            # CAP_SYS_NICE: the kernel accepts a node outside the cpuset, and so do the
+            # rules, the dialog and the CLI (with the same warning).
+            assert not prompts[2][1] and "outside its cpuset" in prompts[2][0]
+        else:
+            assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
         assert prompts[3][1] and "offline" in prompts[3][0]
         assert not prompts[0][1] and "free" in prompts[0][0]
         sources = dialog.query_one("#sources", SelectionList)

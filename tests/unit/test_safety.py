@@ -201,8 +201,12 @@ class _RecordingSource(LiveSource):
 
     migrations: list[MigrationPlan] = []
 
-    def plan(self, pid: int, from_nodes: Any, to_nodes: Any) -> MigrationPlan:
-        return MigrationPlan(pid, frozenset({0}), frozenset({1}), ((0, 1),), (4096,))
+    def plan(
+        self, pid: int, from_nodes: Any, to_nodes: Any, *, stoppable: bool = False
+    ) -> MigrationPlan:
+        return MigrationPlan(
+            pid, frozenset({0}), frozenset({1}), ((0, 1),), (4096,), stoppable=stoppable
+        )
 
     def migrate(self, plan: MigrationPlan, on_progress: Any = None, cancel: Any = None) -> Any:
         type(self).migrations.append(plan)
