@@ -213,19 +213,20 @@ class MigrationScreen(NumatuiScreen[None]):
             plain((f"Outcome: {result.outcome.value} in {result.elapsed_s:.1f} s", "bold"))
         ]
         lines.append(
-            Text(f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})")
+            f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})"
         )
         if result.pages_not_moved is not None:
-            lines.append(Text(f"pages the kernel could not move: {result.pages_not_moved:,}"))
+            lines.append(f"pages the kernel could not move: {result.pages_not_moved:,}")
         if result.bytes_misplaced:
             lines.append(
-                Text(f"not where the kernel's pairs put it: {human_bytes(result.bytes_misplaced)}")
+                f"not where the kernel's pairs put it: {human_bytes(result.bytes_misplaced)}"
             )
         if result.error is not None:
             name = f"{result.error.errno_name}: " if result.error.errno_name else ""
-            lines.append(Text(f"error: {name}{result.error.message}"))
-        lines.extend(Text(f"• {text}") for text in result.explanations)
-        lines.append(Text("press b to go back to the process list"))
+            # Error text quotes the process's own name: plain_lines escapes every str.
+            lines.append(f"error: {name}{result.error.message}")
+        lines.extend(f"• {text}" for text in result.explanations)
+        lines.append("press b to go back to the process list")
         summary = self.query_one("#summary", Static)
         summary.update(plain_lines(lines))
         failed = result.outcome is MigrationOutcome.FAILED
