@@ -55,7 +55,17 @@ EXPECTED_ONLINE = {"two_nodes": "0-1", "four_nodes": "0-4"}
 HUGEPAGES = {"four_nodes": 20}
 CONSOLE_TAIL_LINES = 80
 # pytest plugins the guest loads (autoload is off there; add one here if a guest test needs it).
-GUEST_PLUGINS: list[str] = []
+GUEST_PLUGINS: list[str] = ["pytest_timeout"]
+# Budgets, from measured TCG runs on a loaded 2-core host (README, Tests), with headroom:
+# the slowest guest test took about 60 s (the app end to end), boot + collection about 40 s.
+# Each guest test fails alone after TEST_TIMEOUT_S (pytest-timeout inside the guest, which
+# dumps every thread's stack); a test marked @pytest.mark.timeout(N) gets N instead.
+TEST_TIMEOUT_S = 240.0
+# Until the guest's first test starts (boot, topology checks, collection under TCG).
+BOOT_BUDGET_S = 300.0
+# Past a test's own limit before the host gives up on the guest (the in-guest timeout
+# could not interrupt it: stuck in C code or the kernel); and after the last test ends.
+GRACE_S = 90.0
 # Exit codes of the guest script's own checks (before pytest runs).
 EXIT_WRONG_TOPOLOGY = 97
 EXIT_HUGEPAGES_NOT_SPREAD = 98
@@ -65,9 +75,16 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def guest_timeout() -> float:
-    """Seconds one topology's boot + test run may take before QEMU is killed."""
-    return float(os.environ.get("NUMATUI_GUEST_TIMEOUT", "420"))
+def test_timeout() -> float:
+    """Seconds one guest test may run before it fails (NUMATUI_TEST_TIMEOUT overrides)."""
+    return float(os.environ.get("NUMATUI_TEST_TIMEOUT", TEST_TIMEOUT_S))
+
+
+def guest_timeout() -> float | None:
+    """An optional hard cap on one guest's boot + run (NUMATUI_GUEST_TIMEOUT); None: no
+    cap beyond the watchdog's (BOOT_BUDGET_S, then each test's limit + GRACE_S)."""
+    value = os.environ.get("NUMATUI_GUEST_TIMEOUT")
+    return float(value) if value else None
 
 
 def _version_key(path: Path) -> list[int | str]:
@@ -285,6 +302,8 @@ class GuestRun:
     running_at_end: str | None = None
     returncode: int | None = None
     timed_out: bool = False
+    kill_reason: str = ""
+    stacks: str = ""  # the guest's stack dump of a test that overran its limit
     boot_seconds: float | None = None  # guest uptime when our script started
     total_seconds: float = 0.0
     pytest_returncode: int | None = None
@@ -298,10 +317,21 @@ class GuestRun:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
         boot = f"boot {self.boot_seconds:.1f} s, " if self.boot_seconds is not None else ""
-        note = " TIMED OUT" if self.timed_out else ""
+        note = f" KILLED: {self.kill_reason}" if self.timed_out else ""
         note += f" SETUP FAILED: {self.setup_error}" if self.setup_error else ""
+        tested = sum(r.seconds for r in self.results.values())
+        slowest = sorted(self.results.items(), key=lambda item: -item[1].seconds)[:3]
+        slow = ", ".join(
+            f"{nodeid.rsplit('::', 1)[-1]} {result.seconds:.0f} s" for nodeid, result in slowest
+        )
+        # Near the limit is worth saying: a slower machine would turn it into a failure.
+        near = [nodeid for nodeid, r in self.results.items() if r.seconds > test_timeout() / 2]
+        warn = (
+            f"; SLOW, over half the {test_timeout():g} s limit: {', '.join(near)}" if near else ""
+        )
         return (
-            f"{self.topology}: {boot}boot+run {self.total_seconds:.1f} s; results: {tally}{note}"
+            f"{self.topology}: {boot}boot+run {self.total_seconds:.1f} s (tests {tested:.0f} s;"
+            f" slowest: {slow or 'none'}{warn}); results: {tally}{note}"
             f" (console: {console_log_path(self.topology)})"
         )
 
@@ -315,6 +345,8 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         "NUMATUI_IN_GUEST": "1",
         "NUMATUI_TOPOLOGY": topology,
         "NUMATUI_GUEST_RESULTS": str(rwdir / "progress.jsonl"),
+        "NUMATUI_TEST_TIMEOUT": f"{test_timeout():g}",
+        "NUMATUI_STACKS_GRACE": f"{GRACE_S / 2:g}",
         "PYTHONDONTWRITEBYTECODE": "1",
         # A killed guest must still leave pytest's progress on the console.
         "PYTHONUNBUFFERED": "1",
@@ -329,6 +361,10 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         *(only or [GUEST_DIR]),
         "-m", topology, f"--junitxml={rwdir / 'junit.xml'}",
         "-o", "junit_logging=all", "-v", "-ra", "--durations=0",
+        # Each test fails alone when it runs too long; SIGALRM (not the thread method, which
+        # ends the whole session) so the tests after it still run. Every other thread's
+        # stack goes to the console, the main thread's is the failure's traceback.
+        f"--timeout={test_timeout():g}", "--timeout-method=signal",
         "--continue-on-collection-errors",
         # pyproject's options for plugins not loaded in the guest (asyncio) are not errors.
         "-W", "ignore::pytest.PytestConfigWarning",
@@ -391,6 +427,66 @@ def console_log_path(topology: str) -> Path:
     return Path(tempfile.gettempdir()) / f"numatui-guest-{topology}-console.log"
 
 
+@dataclass
+class Watchdog:
+    """Decides, from the guest's progress log, when a guest has stopped making progress.
+
+    The guest fails a slow test itself (pytest-timeout); the host kills the guest only when
+    that cannot have worked: no test started within BOOT_BUDGET_S, a test ran GRACE_S past
+    its own limit, or the session did not end GRACE_S after its last test. So a guest that
+    is merely slow keeps running, and a kill names what was running and for how long.
+    """
+
+    began: float
+    hard_cap: float | None = None
+    running: str | None = None
+    running_since: float = 0.0
+    running_limit: float = 0.0
+    last_event: float = 0.0
+    started_any: bool = False
+    seen_lines: int = 0
+
+    def observe(self, path: Path, now: float) -> None:
+        """Take in the progress lines written since the last look (timed on the host)."""
+        if not path.exists():
+            return
+        lines = path.read_text(errors="replace").splitlines()
+        for line in lines[self.seen_lines :]:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # half written: read it again next time
+            self.seen_lines += 1
+            self.last_event = now
+            if record.get("event") == "start":
+                self.started_any = True
+                self.running, self.running_since = record["nodeid"], now
+                self.running_limit = float(record.get("limit") or test_timeout())
+            elif record.get("event") == "finish":
+                self.running = None
+
+    def verdict(self, now: float) -> str | None:
+        """Why the guest must be killed now, or None."""
+        elapsed = now - self.began
+        if self.hard_cap is not None and elapsed > self.hard_cap:
+            return f"NUMATUI_GUEST_TIMEOUT={self.hard_cap:g} s reached"
+        if not self.started_any:
+            if elapsed > BOOT_BUDGET_S:
+                return f"no guest test started within {BOOT_BUDGET_S:g} s of booting"
+            return None
+        if self.running is not None:
+            ran = now - self.running_since
+            if ran > self.running_limit + GRACE_S:
+                return (
+                    f"{self.running} ran {ran:.0f} s, past its {self.running_limit:g} s limit "
+                    f"+ {GRACE_S:g} s: its in-guest timeout could not stop it"
+                )
+            return None
+        if now - self.last_event > GRACE_S:
+            return f"the guest session did not end within {GRACE_S:g} s of its last test"
+        return None
+
+
 def boot_and_run(
     topology: str,
     nodeids: list[str],
@@ -400,34 +496,47 @@ def boot_and_run(
     """Boot the topology's guest once, run its guest tests, and collect every result.
 
     `only`: run just these guest node ids (the host deselected the rest), else all marked.
+    `timeout`: a hard cap on the whole run (default NUMATUI_GUEST_TIMEOUT, else none: the
+    Watchdog decides).
     """
     kernel = find_kernel()
     assert kernel is not None, "call missing_prerequisites() first"
-    timeout = guest_timeout() if timeout is None else timeout
     run = GuestRun(topology)
     # /tmp is a tmpfs overlay in the guest, but --rwdir mounts the host folder over it.
     rwdir = Path(tempfile.mkdtemp(prefix=f"numatui-guest-{topology}-"))
+    progress_log = rwdir / "progress.jsonl"
     try:
         (rwdir / "run.sh").write_text(guest_script(topology, rwdir, only))
         began = time.monotonic()
-        proc = subprocess.Popen(
-            vng_command(topology, kernel, rwdir),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so a timeout can kill QEMU along with vng
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        run.total_seconds = time.monotonic() - began
-        run.returncode = proc.returncode
-        run.console = out.decode(errors="replace")
+        watchdog = Watchdog(began, guest_timeout() if timeout is None else timeout)
+        with tempfile.TemporaryFile() as console:
+            proc = subprocess.Popen(
+                vng_command(topology, kernel, rwdir),
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so a timeout can kill QEMU along with vng
+            )
+            while True:
+                try:
+                    proc.wait(timeout=1.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                watchdog.observe(progress_log, now)
+                reason = watchdog.verdict(now)
+                if reason is not None:
+                    run.timed_out, run.kill_reason = True, reason
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    break
+            run.total_seconds = time.monotonic() - began
+            run.returncode = proc.returncode
+            console.seek(0)
+            run.console = console.read().decode(errors="replace")
         console_log_path(topology).write_text(run.console)
         if (rwdir / "boot_seconds").exists():
             with contextlib.suppress(ValueError):
@@ -437,7 +546,10 @@ def boot_and_run(
         if (rwdir / "pytest_rc").exists():
             with contextlib.suppress(ValueError):
                 run.pytest_returncode = int((rwdir / "pytest_rc").read_text())
-        progress, run.running_at_end = parse_progress(rwdir / "progress.jsonl")
+        stacks = rwdir / "stacks.txt"
+        if stacks.exists() and "Timeout (" in (text := stacks.read_text(errors="replace")):
+            run.stacks = text  # faulthandler's dump: the test overran its limit
+        progress, run.running_at_end = parse_progress(progress_log)
         junit = rwdir / "junit.xml"
         if junit.exists():
             try:
@@ -456,7 +568,7 @@ def why_no_result(run: GuestRun, nodeid: str) -> str:
     if run.setup_error:
         reason = f"the guest's setup failed before pytest ran: {run.setup_error}"
     elif run.timed_out:
-        reason = f"the guest was killed after {run.total_seconds:.0f} s (NUMATUI_GUEST_TIMEOUT)"
+        reason = f"the host killed the guest after {run.total_seconds:.0f} s: {run.kill_reason}"
     elif run.pytest_returncode is None:
         reason = f"the guest stopped before pytest finished (vng exit {run.returncode})"
     else:
@@ -465,8 +577,13 @@ def why_no_result(run: GuestRun, nodeid: str) -> str:
         reason += "; this test was RUNNING when the guest stopped"
     elif run.running_at_end:
         reason += f"; {run.running_at_end} was running when the guest stopped"
+    stacks = (
+        f"--- every thread's stack when {run.running_at_end} overran its limit ---\n{run.stacks}\n"
+        if run.stacks and run.running_at_end == nodeid
+        else ""
+    )
     return (
-        f"no result for {nodeid} from the {run.topology} guest: {reason}\n"
+        f"no result for {nodeid} from the {run.topology} guest: {reason}\n{stacks}"
         f"--- last {CONSOLE_TAIL_LINES} lines of the guest console ---\n{run.console_tail()}"
     )
 
