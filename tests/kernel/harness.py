@@ -101,12 +101,11 @@ def find_kernel() -> Path | None:
 
 
 def vng_executable() -> str | None:
-    """vng on PATH, else next to this interpreter (pip's script dir behind a pyenv shim)."""
-    found = shutil.which("vng")
-    if found:
-        return found
+    """vng next to this interpreter (the .venv scripts/test.sh installs it in), else on PATH."""
     beside = Path(sys.executable).parent / "vng"
-    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("vng")
 
 
 def missing_prerequisites() -> list[str]:
@@ -608,7 +607,8 @@ class GuestSession:
                 message = (
                     "the real-kernel tier cannot boot a guest: "
                     + "; ".join(missing)
-                    + ". Run scripts/provision-vm.sh (as root) to install QEMU, a kernel and vng."
+                    + ". Run `bash scripts/test.sh` as root: scripts/provision-vm.sh installs"
+                    " QEMU and a kernel, and the test extras (virtme-ng) go into the repo's .venv."
                 )
                 if in_ci():
                     pytest.fail(message + " (CI=true: this tier never skips in CI)", pytrace=False)

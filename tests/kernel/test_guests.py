@@ -125,6 +125,7 @@ def _explain(topology: str, nodeid: str, result: GuestResult) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.timeout(0)  # a guest's boot + run is bounded by the harness's Watchdog
 @pytest.mark.parametrize(("topology", "nodeid"), PARAMS)
 def test_guest(topology: str, nodeid: str, guest_session: GuestSession) -> None:
     run = guest_session.run(topology)
