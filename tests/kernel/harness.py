@@ -80,6 +80,16 @@ def test_timeout() -> float:
     return float(os.environ.get("NUMATUI_TEST_TIMEOUT", TEST_TIMEOUT_S))
 
 
+def per_test_timeout_args(seconds: float) -> list[str]:
+    """pytest arguments that fail each test alone after `seconds`.
+
+    SIGALRM, not pytest-timeout's thread method: that one ends the whole session, and the
+    tests after a hung one would have no result. The signal method prints every other
+    thread's stack, and the main thread's is the failure's traceback.
+    """
+    return [f"--timeout={seconds:g}", "--timeout-method=signal"]
+
+
 def guest_timeout() -> float | None:
     """An optional hard cap on one guest's boot + run (NUMATUI_GUEST_TIMEOUT); None: no
     cap beyond the watchdog's (BOOT_BUDGET_S, then each test's limit + GRACE_S)."""
@@ -360,10 +370,7 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         *(only or [GUEST_DIR]),
         "-m", topology, f"--junitxml={rwdir / 'junit.xml'}",
         "-o", "junit_logging=all", "-v", "-ra", "--durations=0",
-        # Each test fails alone when it runs too long; SIGALRM (not the thread method, which
-        # ends the whole session) so the tests after it still run. Every other thread's
-        # stack goes to the console, the main thread's is the failure's traceback.
-        f"--timeout={test_timeout():g}", "--timeout-method=signal",
+        *per_test_timeout_args(test_timeout()),
         "--continue-on-collection-errors",
         # pyproject's options for plugins not loaded in the guest (asyncio) are not errors.
         "-W", "ignore::pytest.PytestConfigWarning",
