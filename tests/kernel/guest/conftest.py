@@ -9,6 +9,7 @@ tests/kernel/test_guests.py. Fixtures: `nodes` (online node ids), `memory_nodes`
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from quiet import SYS_READ, thp_disabled_for_children, wait_until_blocked_in
 
 from numatui.kernel.nodemask import parse_kernel_list
 from numatui.workload import Workload
@@ -161,12 +163,23 @@ WorkloadFactory = Callable[..., Workload]
 @pytest.fixture
 def workload() -> Iterator[WorkloadFactory]:
     """`workload(kind="private", size_mib=64, node=None, cpu=None, file_dir=None, user=None)`
-    starts a numatui.workload child; all are stopped when the test ends."""
+    starts a numatui.workload child; all are stopped when the test ends.
+
+    Every kind but "thp" runs with THP disabled: khugepaged would otherwise collapse the
+    interpreter's own pages into huge pages, on whichever node, at any time, moving and
+    adding pages behind the test's back (seen: 1.2 MiB moved off node 0 while a refused
+    migration "moved nothing"). And each is handed over asleep on its stdin: it replies
+    before it gets there, and faults pages in on the way.
+    """
     started: list[Workload] = []
 
     def start(**kwargs: Any) -> Workload:
-        work = Workload.start(**kwargs)
+        with (
+            contextlib.nullcontext() if kwargs.get("kind") == "thp" else thp_disabled_for_children()
+        ):
+            work = Workload.start(**kwargs)
         started.append(work)
+        wait_until_blocked_in(work.pid, SYS_READ, fd=0)
         return work
 
     yield start

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from quiet import SYS_READ, blocked_in, thp_disabled_for_children, wait_until_blocked_in
+from quiet import blocked_in
 
 from numatui.kernel.procfs import (
     MigrationCounters,
@@ -78,11 +78,8 @@ def test_migratepages_by_another_process_shows_on_the_next_scan(
 ) -> None:
     assert shutil.which("migratepages"), "numactl's migratepages is not installed"
     size = 32 * MIB
-    # Without THP, khugepaged cannot collapse (and so fill in) the workload's pages.
-    with thp_disabled_for_children():
-        work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
-    # It replied before reaching its read of stdin: until it sleeps there it still faults.
-    wait_until_blocked_in(work.pid, SYS_READ, fd=0)
+    # The fixture hands it over asleep on stdin, without THP (no khugepaged collapse).
+    work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
     scanner = ProcessScanner()  # every default: max age 300 s, forced at most every 10 s
     assert scanner.max_age_s >= 300
 
