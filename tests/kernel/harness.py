@@ -59,8 +59,8 @@ GUEST_PLUGINS: list[str] = ["pytest_timeout"]
 # Budgets, from measured TCG runs on this project's 2-core host (README, Tests), with
 # headroom. Each guest test fails alone after TEST_TIMEOUT_S (pytest-timeout inside the
 # guest, which prints every thread's stack); @pytest.mark.timeout(N) gives a test N instead.
-# Most guest tests take 5-40 s, the app end to end about 75 s; on a host overloaded by two
-# other guests (load 10-15) moving 256 MiB into a filling node took over 240 s.
+# Measured on a host overloaded by two other guests (load 8-15): most guest tests 5-40 s,
+# the app end to end 128 s, moving 256 MiB into a filling node 249 s (about 60 s idle).
 TEST_TIMEOUT_S = 600.0
 # Until the guest's first test starts (boot, topology checks, collection under TCG).
 BOOT_BUDGET_S = 300.0
