@@ -54,7 +54,7 @@ def run_as(
     function: Callable[..., dict[str, Any]],
     *,
     as_root_first: Callable[..., dict[str, Any]] | None = None,
-    timeout: float = 120.0,
+    timeout: float = 400.0,  # under the 600 s test limit; imports over 9p under TCG are slow
     **kwargs: Any,
 ) -> dict[str, Any]:
     """`function(**kwargs)` as `uid` in a fresh interpreter; its dict back.
