@@ -473,6 +473,28 @@ def misplaced_bytes(before: NodeBytes, after: NodeBytes, pairs: tuple[tuple[int,
     return sum(max(0, after.get(n, 0) - expected.get(n, 0)) for n in touched)
 
 
+def displaced_by_node(
+    before: NodeBytes, after: NodeBytes, pairs: tuple[tuple[int, int], ...]
+) -> tuple[dict[int, int], dict[int, int]]:
+    """What the counts show besides bytes left behind: (short, grown).
+
+    `short`: on each node the pairs name, how much less it holds than they leave there
+    (pages that were put there and are gone: moved on, or freed). `grown`: on each node
+    no pair names, how much more it holds than before (pages that arrived there: moved
+    there by someone else, or newly allocated). Only positive entries.
+    """
+    expected = expected_after(before, pairs)
+    touched = {node for pair in pairs for node in pair}
+    short = {n: expected.get(n, 0) - after.get(n, 0) for n in sorted(touched)}
+    grown = {
+        n: after.get(n, 0) - before.get(n, 0) for n in sorted((set(after) | set(before)) - touched)
+    }
+    return (
+        {n: b for n, b in short.items() if b > 0},
+        {n: b for n, b in grown.items() if b > 0},
+    )
+
+
 def misplaced_by_node(
     before: NodeBytes, after: NodeBytes, pairs: tuple[tuple[int, int], ...]
 ) -> dict[int, int]:

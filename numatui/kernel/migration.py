@@ -45,6 +45,7 @@ from numatui.model import (
     ProcessMemory,
     ProgressCallback,
     Topology,
+    displaced_by_node,
     frozen_map,
     misplaced_by_node,
     planned_bytes,
@@ -215,6 +216,13 @@ def decide_outcome(
     its order, put the bytes before (`model.expected_after`): a node that is both a
     source and a target (`0-1` → `1-2`) ends holding what another node had. Only
     bytes beyond what the pairs leave on a node count as not moved.
+
+    Bytes can also be missing from where the pairs put them while a node no pair
+    names grew (`model.displaced_by_node`): pages moved again after the migration
+    placed them (by the kernel or the process), or freed there while memory was
+    allocated elsewhere. Counts cannot tell those apart; either way the pairs' end
+    state is not what the process has, so beyond the tolerance that is never "all
+    moved", and it is said as what it is, not as bytes that stayed.
     """
     moving_sources = sorted({source for source, _ in plan.pairs})
     planned = planned_bytes(seen.before, plan.pairs)
@@ -223,6 +231,8 @@ def decide_outcome(
     stayed_on = _nodes(misplaced) if misplaced else _nodes(moving_sources)
     moved = max(0, planned - left)
     tolerance = tolerance_bytes(planned, page_size)
+    short, grown = displaced_by_node(seen.before, seen.after, plan.pairs)
+    elsewhere = min(sum(short.values()), sum(grown.values()))
     error = (
         MigrationError(seen.error.errno_name, seen.error.message)
         if seen.error is not None
@@ -265,7 +275,12 @@ def decide_outcome(
             None,
             (f"the process had no memory on node {_nodes(moving_sources)}",),
         )
-    if left <= tolerance and not seen.pages_not_moved and seen.error is None:
+    if (
+        left <= tolerance
+        and elsewhere <= tolerance
+        and not seen.pages_not_moved
+        and seen.error is None
+    ):
         if left:
             explanations.append(
                 f"{format_bytes(left)} more than planned is on node {stayed_on} after the "
@@ -273,12 +288,34 @@ def decide_outcome(
                 f"pages the process touched while it ran (within the tolerance of "
                 f"{format_bytes(tolerance)})"
             )
+        if sum(grown.values()) > tolerance:
+            explanations.append(
+                f"node {_nodes(grown)}, which no pair names, holds "
+                f"{format_bytes(sum(grown.values()))} more than before: memory the process "
+                "allocated there while it ran, not moved pages"
+            )
+        if sum(short.values()) > tolerance:
+            explanations.append(
+                f"node {_nodes(short)} holds {format_bytes(sum(short.values()))} less than "
+                "the pairs leave there: memory the process freed (or the kernel reclaimed) "
+                "while it ran"
+            )
         return MigrationOutcome.ALL_MOVED, None, tuple(explanations)
 
-    # Some memory stayed: say why, most specific cause first.
-    explanations.append(
-        f"{format_bytes(left)} of {format_bytes(planned)} stayed on node {stayed_on}"
-    )
+    # Some memory is not where the pairs put it: say why, most specific cause first.
+    if left > tolerance or elsewhere <= tolerance:
+        explanations.append(
+            f"{format_bytes(left)} of {format_bytes(planned)} stayed on node {stayed_on}"
+        )
+    if elsewhere > tolerance:
+        explanations.append(
+            f"{format_bytes(elsewhere)} is not on node {_nodes(short)} where the pairs put "
+            f"it, and node {_nodes(grown)}, which no pair names, holds "
+            f"{format_bytes(sum(grown.values()))} more than before: pages moved on after "
+            "the migration placed them (the kernel or the process moved them: THP "
+            "collapse, memory-tier demotion, its own mbind/move_pages), or memory freed "
+            f"on node {_nodes(short)} while memory was allocated on node {_nodes(grown)}"
+        )
     if seen.error is not None:
         explanations.append(
             f"the kernel stopped with {seen.error.errno_name} after moving "

@@ -35,6 +35,7 @@ from numatui.model import (
 )
 
 MIB = 1024 * 1024
+KIB = 1024
 PAGE = 4096
 ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 USER = Privileges(uid=1000, is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
@@ -428,3 +429,53 @@ def test_all_moved_exactly_when_every_byte_is_where_the_pairs_put_it(
         seen = _seen(before, before, pages_not_moved=0)
         outcome, _, notes = decide_outcome(plan, seen, ROOT)
         assert outcome is MigrationOutcome.PARTLY_MOVED, notes
+
+
+# The stoppable guest case `0,1,3,4 → 1,4`: pairs (3,1),(0,1); node 4 is in neither pair.
+PLAN_ONTO_1 = _plan_for_sets({0, 1, 3, 4}, {1, 4})
+BEFORE_ONTO_1 = {0: 2 * MIB, 1: 4 * MIB, 3: 14 * MIB, 4: 4 * MIB}
+
+
+def test_pages_gone_from_a_destination_while_a_node_no_pair_names_grew_is_not_all_moved() -> None:
+    assert PLAN_ONTO_1.pairs == ((3, 1), (0, 1))
+    after = {0: 0, 1: 20 * MIB - 600 * KIB, 3: 0, 4: 4 * MIB + 768 * KIB}
+    outcome, error, notes = decide_outcome(
+        PLAN_ONTO_1, _seen(BEFORE_ONTO_1, after, pages_not_moved=0), ROOT
+    )
+    assert outcome is MigrationOutcome.PARTLY_MOVED and error is None
+    # Nothing stayed on a source: the verdict must not say so.
+    assert not any("stayed" in n for n in notes), notes
+    assert notes[0].startswith("600.0 KiB is not on node 1 where the pairs put it, and node 4")
+    assert "768.0 KiB more than before" in notes[0]
+
+
+def test_memory_new_on_a_node_no_pair_names_is_said_as_new_not_moved() -> None:
+    after = {0: 0, 1: 20 * MIB, 3: 0, 4: 5 * MIB}
+    outcome, _, notes = decide_outcome(
+        PLAN_ONTO_1, _seen(BEFORE_ONTO_1, after, pages_not_moved=0), ROOT
+    )
+    assert outcome is MigrationOutcome.ALL_MOVED
+    assert notes == (
+        "node 4, which no pair names, holds 1.0 MiB more than before: memory the process "
+        "allocated there while it ran, not moved pages",
+    )
+
+
+def test_memory_freed_on_a_destination_is_all_moved_and_said() -> None:
+    after = {0: 0, 1: 19 * MIB, 3: 0, 4: 4 * MIB}
+    outcome, _, notes = decide_outcome(
+        PLAN_ONTO_1, _seen(BEFORE_ONTO_1, after, pages_not_moved=0), ROOT
+    )
+    assert outcome is MigrationOutcome.ALL_MOVED
+    assert notes == (
+        "node 1 holds 1.0 MiB less than the pairs leave there: memory the process freed "
+        "(or the kernel reclaimed) while it ran",
+    )
+
+
+def test_displacement_within_the_tolerance_is_all_moved() -> None:
+    after = {0: 0, 1: 20 * MIB - 8 * PAGE, 3: 0, 4: 4 * MIB + 8 * PAGE}
+    outcome, _, notes = decide_outcome(
+        PLAN_ONTO_1, _seen(BEFORE_ONTO_1, after, pages_not_moved=0), ROOT
+    )
+    assert (outcome, notes) == (MigrationOutcome.ALL_MOVED, ())

@@ -24,9 +24,16 @@ from test_migration_guest import (
     spread_over,
 )
 
+from numatui.kernel.migration import tolerance_bytes
 from numatui.kernel.plan import effective_targets, final_placement, kernel_pairs
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationOutcome, expected_after, misplaced_bytes
+from numatui.model import (
+    MigrationOutcome,
+    displaced_by_node,
+    expected_after,
+    misplaced_bytes,
+    planned_bytes,
+)
 
 pytestmark = [pytest.mark.guest]
 
@@ -97,16 +104,25 @@ def test_the_verdict_says_all_moved_exactly_when_every_page_is_where_the_pairs_p
         wrong = sum(
             1 for b, a in zip(before_pages, after_pages, strict=True) if where.get(b, b) != a
         )
+        # Bytes left on a node the pairs name, and bytes gone from where the pairs put
+        # them while a node no pair names grew: khugepaged may collapse a 2 MiB range of
+        # the interpreter's heap during the move, onto the node most of its pages were on
+        # when it scanned (seen in this guest: +192 pages on node 4, -148 on node 1).
+        tolerance = tolerance_bytes(planned_bytes(result.before, plan.pairs), PAGE)
         off = misplaced_bytes(result.before, kernel, plan.pairs)
-        everything_placed = wrong == 0 and off <= 64 * PAGE
+        short, grown = displaced_by_node(result.before, kernel, plan.pairs)
+        moved_on = min(sum(short.values()), sum(grown.values()))
+        everything_placed = wrong == 0 and off <= tolerance and moved_on <= tolerance
         if not plan.pairs:
             assert result.outcome is MigrationOutcome.NOTHING_TO_MOVE, (case, result)
             assert wrong == 0, case
         elif everything_placed:
             assert result.outcome is MigrationOutcome.ALL_MOVED, (case, result.explanations)
             predicted = expected_after(result.before, plan.pairs)
-            for node in MEMORY:
-                assert abs(result.after.get(node, 0) - predicted.get(node, 0)) <= 64 * PAGE, (
+            for node in {n for pair in plan.pairs for n in pair}:
+                # A node the pairs name holds what they leave there, give or take pages
+                # the process freed or allocated (said in the explanations).
+                assert abs(result.after.get(node, 0) - predicted.get(node, 0)) <= tolerance, (
                     case,
                     node,
                     dict(result.after),
@@ -114,6 +130,10 @@ def test_the_verdict_says_all_moved_exactly_when_every_page_is_where_the_pairs_p
                 )
         else:
             assert result.outcome is MigrationOutcome.PARTLY_MOVED, (case, wrong, off, result)
+            if off <= tolerance and wrong == 0:
+                # Nothing stayed behind: never said as bytes that stayed.
+                assert not any("stayed" in n for n in result.explanations), (case, result)
+                assert any("where the pairs put it" in n for n in result.explanations), case
         checked.append(f"{case}: {result.outcome}")
     assert work.checksum() == work.info["checksum"]
     print("\n".join(checked))
