@@ -8,7 +8,7 @@
 # machine's files and Python, with four NUMA nodes: 0 and 1 with one CPU each, 2 and 3
 # memory-only (how CXL memory appears), 512 MiB each, and 20 x 2 MiB huge pages spread over
 # them. Demo workloads start in the background (python -m numatui.workload):
-#   - 256 MiB private anonymous memory bound to node 0
+#   - 256 MiB private anonymous memory bound to node 0, running on node 1's CPU (misplaced)
 #   - 128 MiB shared anonymous memory bound to node 1
 #   -   8 MiB hugetlb memory bound to node 2
 # then numatui starts in the terminal: pick a workload, migrate it to another node, watch it
@@ -40,7 +40,8 @@ guest_main() {
         # The workload exits when its stdin closes: keep a writer open for the guest's life.
         (sleep infinity | "$py" -S -m numatui.workload "$@" >"$demo/$name.json" 2>"$demo/$name.err") &
     }
-    start_workload private --kind private --size-mib 256 --node 0
+    # Memory on node 0, running on node 1's CPU: misplaced, so `m` proposes moving it home.
+    start_workload private --kind private --size-mib 256 --node 0 --cpu 1
     start_workload shared --kind shared --size-mib 128 --node 1
     start_workload hugetlb --kind hugetlb --size-mib 8 --node 2
     echo "starting demo workloads (filling memory takes a few seconds under emulation)..."
@@ -97,10 +98,15 @@ host_main() {
     fi
     py=$(find_python) || exit 1
     echo "Booting a 4-node guest with $kernel (no KVM: 20-60 s)..."
+    # thread=single: both vCPUs take turns on one host thread. With QEMU's default
+    # multi-threaded TCG the demo froze every time on this 2-core machine: the app's main
+    # thread asleep on a futex nobody would wake while the guest sat idle, and once a soft
+    # lockup. One emulation thread also leaves a host core to everything else.
     exec vng --disable-kvm -r "$kernel" --user root \
         -m 2G -p 2 --numa 512M,cpus=0 --numa 512M,cpus=1 --numa 512M --numa 512M \
         --cwd "$REPO" --shell "$REPO/scripts/try-numa-guest.sh" \
-        --append numatui.try_guest=1 --append "numatui.python=$py"
+        --append numatui.try_guest=1 --append "numatui.python=$py" \
+        --qemu-opts="-accel tcg,thread=single"
 }
 
 if grep -qw numatui.try_guest=1 /proc/cmdline 2>/dev/null; then
