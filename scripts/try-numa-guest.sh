@@ -98,15 +98,10 @@ host_main() {
     fi
     py=$(find_python) || exit 1
     echo "Booting a 4-node guest with $kernel (no KVM: 20-60 s)..."
-    # thread=single: both vCPUs take turns on one host thread. With QEMU's default
-    # multi-threaded TCG the demo froze every time on this 2-core machine: the app's main
-    # thread asleep on a futex nobody would wake while the guest sat idle, and once a soft
-    # lockup. One emulation thread also leaves a host core to everything else.
     exec vng --disable-kvm -r "$kernel" --user root \
         -m 2G -p 2 --numa 512M,cpus=0 --numa 512M,cpus=1 --numa 512M --numa 512M \
         --cwd "$REPO" --shell "$REPO/scripts/try-numa-guest.sh" \
-        --append numatui.try_guest=1 --append "numatui.python=$py" \
-        --qemu-opts="-accel tcg,thread=single"
+        --append numatui.try_guest=1 --append "numatui.python=$py"
 }
 
 if grep -qw numatui.try_guest=1 /proc/cmdline 2>/dev/null; then
