@@ -8,7 +8,7 @@
 # machine's files and Python, with four NUMA nodes: 0 and 1 with one CPU each, 2 and 3
 # memory-only (how CXL memory appears), 512 MiB each, and 20 x 2 MiB huge pages spread over
 # them. Demo workloads start in the background (tests/tooling/workload.py):
-#   - 256 MiB private anonymous memory bound to node 0
+#   - 256 MiB private anonymous memory bound to node 0, running on node 1's CPU (misplaced)
 #   - 128 MiB shared anonymous memory bound to node 1
 #   -   8 MiB hugetlb memory bound to node 2
 # then numatui starts in the terminal: pick a workload, migrate it to another node, watch it
@@ -40,7 +40,8 @@ guest_main() {
         # The workload exits when its stdin closes: keep a writer open for the guest's life.
         (sleep infinity | "$py" -S tests/tooling/workload.py "$@" >"$demo/$name.json" 2>"$demo/$name.err") &
     }
-    start_workload private --kind private --size-mib 256 --node 0
+    # Memory on node 0, running on node 1's CPU: misplaced, so `m` proposes moving it home.
+    start_workload private --kind private --size-mib 256 --node 0 --cpu 1
     start_workload shared --kind shared --size-mib 128 --node 1
     start_workload hugetlb --kind hugetlb --size-mib 8 --node 2
     echo "starting demo workloads (filling memory takes a few seconds under emulation)..."
@@ -63,6 +64,27 @@ EOF
     exec bash --rcfile "$demo/bashrc" -i
 }
 
+# Prints the interpreter that can run numatui (>= 3.11 with Textual, psutil and cffi), as its
+# sys.executable: a venv's own path, never a pyenv shim or the python3 that happens to be
+# first on PATH (after scripts/install.sh or a venv, that one has no Textual). The guest
+# shares this machine's files, so the same path works there.
+find_python() {
+    local candidate entry_point data=${XDG_DATA_HOME:-$HOME/.local/share}
+    entry_point=$(command -v numatui 2>/dev/null) && entry_point=$(sed -n '1s/^#!//p' "$entry_point")
+    for candidate in "${NUMATUI_PYTHON:-}" "$REPO/.venv/bin/python" "$entry_point" \
+        /opt/numatui/bin/python "$data/numatui/bin/python" python3; do
+        [ -n "$candidate" ] || continue
+        if "$candidate" -c 'import sys, textual, psutil, cffi; assert sys.version_info >= (3, 11)' \
+            >/dev/null 2>&1; then
+            "$candidate" -c 'import sys; print(sys.executable)'
+            return
+        fi
+    done
+    echo "No Python here has numatui's dependencies: run scripts/install.sh first" \
+        "(or set NUMATUI_PYTHON=/path/to/python)." >&2
+    return 1
+}
+
 host_main() {
     local kernel py
     kernel=${NUMATUI_KERNEL:-$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1)}
@@ -74,8 +96,7 @@ host_main() {
         echo "try-numa-guest.sh is interactive: run it in a terminal." >&2
         exit 1
     fi
-    # The host's real interpreter (not a pyenv shim): the guest's own python3 lacks our deps.
-    py=$(python3 -c 'import sys; print(sys.executable)')
+    py=$(find_python) || exit 1
     echo "Booting a 4-node guest with $kernel (no KVM: 20-60 s)..."
     exec vng --disable-kvm -r "$kernel" --user root \
         -m 2G -p 2 --numa 512M,cpus=0 --numa 512M,cpus=1 --numa 512M --numa 512M \
