@@ -19,6 +19,7 @@ from numatui.kernel.privileges import read_privileges
 from numatui.kernel.procfs import ProcessScanner, hides_other_users
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
+    AuditStatus,
     MigrationError,
     MigrationPlan,
     MigrationResult,
@@ -151,13 +152,38 @@ class LiveSource:
     ) -> MigrationResult:
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
+        # The attempt is on record before the syscall, or nothing happens (fail closed).
+        log_path = self.audit_path or audit.default_log_path()
+        entry_id = audit.new_id()
+        try:
+            audit.record(audit.attempt_entry(plan, entry_id), log_path)
+        except audit.AuditError as exc:
+            self.audit_warning = f"could not write the audit log: {exc}"
+            refused = MigrationResult.unchanged(
+                plan,
+                MigrationError(
+                    "", f"refused: the attempt could not be recorded in the audit log: {exc}"
+                ),
+            )
+            return dataclasses.replace(refused, audit=AuditStatus(str(log_path), False, str(exc)))
+        result = self._run_audited(plan, on_progress, cancel, log_path, entry_id)
+        status = audit.try_record(audit.entry_for(result, plan.process_name, entry_id), log_path)
+        self.audit_warning = (
+            None if status.written else f"could not write the audit log: {status.reason}"
+        )
+        return dataclasses.replace(result, audit=status)
+
+    def _run_audited(
+        self,
+        plan: MigrationPlan,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        log_path: Path,
+        entry_id: str,
+    ) -> MigrationResult:
         reused = self._reused_pid(plan)
         if reused is not None:
-            result = MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))
-            self.audit_warning = audit.append(
-                audit.entry_for(result, plan.process_name), self.audit_path
-            )
-            return result
+            return MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))
         try:
             result = migration.run_migration(
                 plan,
@@ -171,14 +197,12 @@ class LiveSource:
             crashed = MigrationResult.unchanged(
                 plan, MigrationError("", f"numatui failed during the migration: {exc!r}")
             )
-            self.audit_warning = audit.append(
-                audit.entry_for(crashed, plan.process_name), self.audit_path
+            status = audit.try_record(
+                audit.entry_for(crashed, plan.process_name, entry_id), log_path
             )
+            self.audit_warning = None if status.written else status.reason
             raise
         # Pages moved from outside leave the process's fault counters alone, so the
         # scanner's change signal cannot see it: forget what we knew of this pid.
         self._scanner.invalidate(plan.pid)
-        self.audit_warning = audit.append(
-            audit.entry_for(result, plan.process_name), self.audit_path
-        )
         return result
