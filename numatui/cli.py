@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from numatui import __version__
 from numatui.errors import MigrationRefused, NodeStringError, NumatuiError, ProcessGone
@@ -39,6 +39,9 @@ from numatui.model import (
     Topology,
 )
 from numatui.units import format_bytes, format_rate, format_share
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -271,7 +274,7 @@ def _is_decimal(text: str, max_digits: int) -> bool:
 
 
 def _parse_pid(text: str) -> int:
-    if not _is_decimal(text, max_digits=10):
+    if not _is_decimal(text, max_digits=20):
         raise UsageError(f"PID must be a positive number in ASCII digits, not {text!r}")
     pid = int(text, 10)
     if pid <= 0:
@@ -587,6 +590,11 @@ def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops write errors: `numatui --help > /dev/full` would say nothing, exit 0.
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def build_parser() -> argparse.ArgumentParser:

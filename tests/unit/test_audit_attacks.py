@@ -186,7 +186,6 @@ def test_a_short_write_on_a_full_disk_leaves_no_partial_line(small_tmpfs: Path) 
     log = small_tmpfs / "audit.jsonl"
     assert audit.record(an_entry(), log).written
     # Fill the log's first page but for a few bytes, then the rest of the file system.
-    line_len = len(audit.encode(an_entry()))
     with log.open("ab") as f:
         f.write(b"\n" * (4096 - 40 - log.stat().st_size))
     filler = os.open(small_tmpfs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -197,8 +196,7 @@ def test_a_short_write_on_a_full_disk_leaves_no_partial_line(small_tmpfs: Path) 
     finally:
         os.close(filler)
     before = log.read_bytes()
-    message = refuses(log, "only 40 of", "disk full")
-    assert str(line_len) in message
+    refuses(log, "only 40 of", "disk full")
     assert log.read_bytes() == before  # the cut line was taken back
     # With room again, the next entry is whole and the trail reads back.
     (small_tmpfs / "filler").unlink()
@@ -269,9 +267,7 @@ def test_attempt_is_written_before_the_syscall_and_the_outcome_after(
 
     def kernel(p: MigrationPlan, **kwargs: object) -> MigrationResult:
         seen_at_syscall.append(log.read_text().splitlines())
-        return MigrationResult.unchanged(
-            p, MigrationError("EPERM", "x")
-        )
+        return MigrationResult.unchanged(p, MigrationError("EPERM", "x"))
 
     monkeypatch.setattr(migration, "run_migration", kernel)
     result = LiveSource(audit_path=log).migrate(plan(os.getpid()))
