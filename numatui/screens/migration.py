@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -206,6 +207,13 @@ class MigrationScreen(Screen[None]):
             name = f"{result.error.errno_name}: " if result.error.errno_name else ""
             lines.append(f"error: {name}{result.error.message}")
         lines.extend(f"• {text}" for text in result.explanations)
+        if result.audit is not None:
+            where = escape(result.audit.path)  # a path is text, never markup
+            lines.append(
+                f"audit: recorded in {where}"
+                if result.audit.written
+                else f"[b]audit: NOT recorded[/b] in {where}: {escape(result.audit.reason or '')}"
+            )
         lines.append("press b to go back to the process list")
         summary = self.query_one("#summary", Static)
         summary.update("\n".join(lines))
