@@ -215,7 +215,9 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     if args.pid:
         missing = sorted(set(args.pid) - {p.pid for p in procs})
         for pid in missing:
-            print(f"numatui: process {pid} does not exist (it may have exited)", file=sys.stderr)
+            why = source.describe_pid(pid)
+            if why is not None:  # None: it is there, only left out by --match
+                print(f"numatui: process {pid} {why}", file=sys.stderr)
     procs.sort(key=key)
     if args.limit:
         procs = procs[: args.limit]
@@ -249,9 +251,14 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
             )
         _print_table(rows, out, right=set(range(3, len(rows[0]))))
     if scan.unreadable:
+        remedy = (
+            "even by root (a security module denies it)"
+            if source.privileges().is_root
+            else "by this user; run as root to see all"
+        )
         print(
-            f"numatui: the memory of {scan.unreadable} processes is not readable by this user; "
-            "run as root to see all",
+            f"numatui: the memory of {_plural(scan.unreadable, 'process is', 'processes are')} "
+            f"not readable {remedy}",
             file=sys.stderr,
         )
     if source.privileges().processes_hidden:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, migration
+from numatui.kernel import audit, migration, pidstate
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.procfs import ProcessScanner, hides_other_users
 from numatui.kernel.topology import TopologyReader
@@ -84,8 +84,9 @@ class LiveSource:
         topology = self.topology()
         try:
             process = self._scanner.read_process(pid, topology=topology)
-        except ProcessGone as exc:
-            raise MigrationRefused(str(exc)) from exc
+        except (ProcessGone, PermissionError) as exc:
+            why = self.describe_pid(pid)
+            raise MigrationRefused(f"process {pid} {why}" if why else str(exc)) from exc
         plan = migration.validate(
             pid,
             frozenset(from_nodes),
@@ -98,6 +99,10 @@ class LiveSource:
         plan = dataclasses.replace(plan, process_name=process.name)
         self._remember(plan, process.start_time)
         return plan
+
+    def describe_pid(self, pid: int) -> str | None:
+        """Why `pid` cannot be shown or moved, after "process PID " (None: nothing stops it)."""
+        return pidstate.describe_pid(pid, self.proc_root, self.privileges().processes_hidden)
 
     def _remember(self, plan: MigrationPlan, start_time: float) -> None:
         if len(self._planned) >= 64:  # a dialog re-plans on every change: keep the newest
