@@ -6,9 +6,9 @@ move other users' memory, so the trail must not be a way to write as root
 where another user points (a symlink, a FIFO, a directory they own), and a
 migration that cannot be recorded does not happen (fail closed).
 
-Where: `$NUMATUI_AUDIT_LOG` (or `--audit-log`) if set; as root, root's own
-state directory from the password database (never `$HOME`/`$XDG_STATE_HOME`,
-which `sudo -E` passes from the calling user); otherwise
+Where: `--audit-log` or `$NUMATUI_AUDIT_LOG` if set; as root,
+`/var/log/numatui/audit.jsonl` (never under `$HOME`/`$XDG_STATE_HOME`, which
+`sudo -E` passes from the calling user); otherwise
 `$XDG_STATE_HOME/numatui/audit.jsonl`. Every path is checked the same way.
 """
 
@@ -36,6 +36,9 @@ from numatui.model import AuditStatus, MigrationPlan, MigrationResult
 PATH_ENV = "NUMATUI_AUDIT_LOG"
 """An explicit audit log path (validated like the default one)."""
 
+SYSTEM_LOG_PATH = Path("/var/log/numatui/audit.jsonl")
+"""Root's trail: a system location (directory 0700, file 0600), whatever the environment says."""
+
 MAX_LINE_BYTES = 16 * 1024
 """Longer lines are not entries (an entry is ~400 bytes; the process name is capped)."""
 
@@ -55,7 +58,7 @@ def default_log_path() -> Path:
         return Path(os.path.abspath(explicit))
     if os.geteuid() == 0:
         # sudo -E keeps the caller's HOME and XDG_STATE_HOME: never write there as root.
-        return Path(pwd.getpwuid(0).pw_dir) / ".local" / "state" / "numatui" / "audit.jsonl"
+        return SYSTEM_LOG_PATH
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(os.path.abspath(state)) / "numatui" / "audit.jsonl"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 from pathlib import Path
 
 import pytest
@@ -86,8 +85,7 @@ def test_default_path_follows_xdg_state_home_for_a_user_and_never_for_root(
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert audit.default_log_path() == tmp_path / "numatui" / "audit.jsonl"
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    root_home = Path(pwd.getpwuid(0).pw_dir)
-    assert audit.default_log_path() == root_home / ".local/state/numatui/audit.jsonl"
+    assert audit.default_log_path() == Path("/var/log/numatui/audit.jsonl")
     monkeypatch.setenv(audit.PATH_ENV, str(tmp_path / "chosen.jsonl"))
     assert audit.default_log_path() == tmp_path / "chosen.jsonl"
 
