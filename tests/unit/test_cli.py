@@ -395,3 +395,12 @@ def test_log_refuses_to_follow_a_symlink(
     (tmp_path / "audit.jsonl").symlink_to(secret)
     assert main(["--audit-log", str(tmp_path / "audit.jsonl"), "log"]) == EXIT_FAILED
     assert "symlink" in capsys.readouterr().err
+
+
+def test_log_of_a_fifo_is_refused_without_blocking(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "audit.jsonl"
+    os.mkfifo(fifo)
+    assert main(["--audit-log", str(fifo), "log"]) == EXIT_FAILED
+    assert "not a regular file (a FIFO)" in capsys.readouterr().err
