@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,12 +41,19 @@ def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str,
     from numatui.kernel import migration, syscalls
     from numatui.kernel.live import LiveSource
     from numatui.kernel.nodemask import NodeMask
-    from numatui.kernel.procfs import ProcessScanner
-    from numatui.workload import Workload
+    from numatui.kernel.scanner import ProcessScanner
+    from numatui.kernel.topology import TopologyReader
+    from tests.tooling.workload import Workload
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")
     scanner = ProcessScanner()
+    # What the live source hands its job.
     source = LiveSource(audit_path=Path("/tmp/numatui-bench-audit.jsonl"))
+    handed: dict[str, Any] = {
+        "scanner": scanner,
+        "privileges": source.privileges(),
+        "topology_reader": TopologyReader(),
+    }
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": "/tmp"}
 
     def on_node(pid: int, node: int) -> bool:
@@ -71,16 +79,14 @@ def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str,
             # The plan is made before the user confirms; the clock starts at "go".
             plan = source.plan(pid, {src}, {dst})
             t0 = time.perf_counter()
-            migration.run_migration(plan, on_progress=lambda _s: None, scanner=scanner)
+            migration.run_migration(plan, on_progress=lambda _s: None, **handed)
             return time.perf_counter() - t0
 
         def job_chunked(src: int, dst: int) -> float:
             # What the app runs: stoppable, move_pages a chunk at a time.
-            plan = source.plan(pid, {src}, {dst})
+            plan = source.plan(pid, {src}, {dst}, stoppable=True)
             t0 = time.perf_counter()
-            migration.run_migration(
-                plan, on_progress=lambda _s: None, scanner=scanner, chunked=True
-            )
+            migration.run_migration(plan, on_progress=lambda _s: None, **handed)
             return time.perf_counter() - t0
 
         def bare(src: int, dst: int) -> None:

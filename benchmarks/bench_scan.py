@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workers import idle_processes
 
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 
 

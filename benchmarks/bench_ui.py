@@ -60,14 +60,16 @@ from workers import idle_processes  # noqa: E402
 from numatui.kernel.live import LiveSource  # noqa: E402
 from numatui.kernel.migration import MigrationJob  # noqa: E402
 from numatui.kernel.nodemask import NodeMask  # noqa: E402
-from numatui.kernel.procfs import ProcessScanner  # noqa: E402
+from numatui.kernel.privileges import read_privileges  # noqa: E402
+from numatui.kernel.scanner import ProcessScanner  # noqa: E402
+from numatui.kernel.topology import TopologyReader  # noqa: E402
 from numatui.model import (  # noqa: E402
     MigrationPlan,
     MigrationResult,
     ProcessScan,
 )
 from numatui.source import ProgressCallback  # noqa: E402
-from numatui.workload import Workload  # noqa: E402
+from tests.tooling.workload import Workload  # noqa: E402
 
 MIB = 1024 * 1024
 KEY_P99_TARGET_S = 0.050
@@ -125,7 +127,13 @@ class StressSource(LiveSource):
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> MigrationResult:
-        job = MigrationJob(plan, scanner=ProcessScanner(), migrate=self._copy_like_the_kernel)
+        job = MigrationJob(
+            plan,
+            scanner=ProcessScanner(),
+            privileges=read_privileges(),
+            topology_reader=TopologyReader(),
+            migrate=self._copy_like_the_kernel,
+        )
         return job.run(on_progress, cancel)
 
 

@@ -11,82 +11,30 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Iterable
 
 from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker
 
-from numatui.errors import NumatuiError
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
+from numatui.history import NodeHistory
 from numatui.messages import Refreshed, SourceFailed, TopologyRead
 from numatui.model import ProcessScan, Topology
 from numatui.quiet_gc import QuietCollector
+from numatui.safe_text import visible
+from numatui.screens.base import AppState
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
-from numatui.widgets.history import NodeHistory
-
-T = TypeVar("T")
 
 NARROW_WIDTH = 81
 """Terminals narrower than this get the `narrow` class (fewer columns, shorter labels)."""
-
-
-@dataclass(frozen=True)
-class AppState:
-    """Everything the screens show, from one refresh: replaced whole, never mutated."""
-
-    topology: Topology
-    scan: ProcessScan
-    privileges: Privileges
-    refresh_count: int
-
-
-class WorkAbandoned(Exception):
-    """The worker was cancelled (the app is quitting) while the source still blocked."""
-
-
-def call_abandonable(call: Callable[[], T], poll_s: float = 0.05) -> T:
-    """Run a blocking source call so that quitting never waits for it.
-
-    Textual's thread workers run in a non-daemon executor thread: a call blocked
-    in the kernel would keep the process alive after quit. The call runs in a
-    daemon thread instead, and the worker polls for cancellation while it waits.
-    """
-    worker = get_current_worker()
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:  # handed to the worker thread, re-raised there
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"numatui:{worker.name}", daemon=True).start()
-    while not done.wait(poll_s):
-        if worker.is_cancelled:
-            raise WorkAbandoned
-    if failure:
-        raise failure[0]
-    return outcome[0]
-
-
-def describe_error(exc: BaseException) -> str:
-    """A line a user can read: our own errors already are; others get their type."""
-    if isinstance(exc, NumatuiError):
-        return str(exc)
-    text = str(exc) or "no details"
-    return f"{type(exc).__name__}: {text}"
 
 
 class NumatuiApp(App[None]):
@@ -292,6 +240,21 @@ class NumatuiApp(App[None]):
         if isinstance(screen, ProcessesScreen):
             screen.select_pid(pid)
         self.action_refresh_now()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification is plain text, whoever asks (screens call this too): messages
+        carry process names and paths, which must never be read as markup."""
+        super().notify(
+            visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False
+        )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield SystemCommand(

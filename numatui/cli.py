@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import errno
 import json
 import os
@@ -25,19 +24,23 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from numatui import __version__
 from numatui.errors import MigrationRefused, NodeStringError, NumatuiError, ProcessGone
+from numatui.exporter.options import add_export_arguments
 from numatui.kernel import audit
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
 from numatui.model import (
     AuditStatus,
+    Finding,
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
     NodeBytes,
     ProcessMemory,
+    RuleCode,
     Topology,
 )
+from numatui.safe_text import visible
 from numatui.units import format_bytes, format_rate, format_share
 
 if TYPE_CHECKING:
@@ -99,7 +102,7 @@ def _nodes_json(topo: Topology) -> dict[str, Any]:
 
 def _print_nodes(topo: Topology, out: TextIO) -> None:
     if not topo.numa_available:
-        print(f"NUMA information unavailable: {topo.unavailable_reason}", file=out)
+        print(f"NUMA information unavailable: {visible(topo.unavailable_reason)}", file=out)
     rows = [("node", "cpus", "total", "used", "free", "hugepages", "tier", "")]
     for n in topo.nodes:
         huge = ", ".join(
@@ -143,6 +146,9 @@ def _print_nodes(topo: Topology, out: TextIO) -> None:
 
 
 def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) -> None:
+    """Aligned columns; every cell is shown through `visible` (names are untrusted), so a
+    tab, newline or escape sequence in a name cannot break a column or reach the terminal."""
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
@@ -200,7 +206,13 @@ def _process_json(p: ProcessMemory) -> dict[str, Any]:
     }
 
 
+def _flat_pids(groups: Sequence[Sequence[int]] | None) -> list[int]:
+    """`--pid 1,2 --pid 3 4` arrives as [[1, 2], [3], [4]]: one ordered list, no repeats."""
+    return list(dict.fromkeys(pid for group in groups or () for pid in group))
+
+
 def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    args.pid = _flat_pids(args.pid)
     key = _sort_key(args.sort)
     topo = source.topology()
     scan = source.scan(pids=args.pid or None)
@@ -292,6 +304,15 @@ def _parse_pid(text: str) -> int:
     return pid
 
 
+def _parse_pids(text: str) -> list[int]:
+    """One `--pid` word: a pid, or pids separated by commas (`1,2`)."""
+    # Strict like every number here: " 1" is an error; a trailing comma ("1,") is not.
+    words = [word for word in text.split(",") if word]
+    if not words:
+        raise UsageError(f"PID must be a positive number, not {text!r}")
+    return [_parse_pid(word) for word in words]
+
+
 def _positive_count(text: str) -> int:
     if not _is_decimal(text, max_digits=9) or int(text, 10) <= 0:
         raise UsageError(f"a count must be a positive number in ASCII digits, not {text!r}")
@@ -308,8 +329,13 @@ def _plan_json(plan: MigrationPlan) -> dict[str, Any]:
         "bytes_per_pair": list(plan.bytes_per_pair),
         "bytes_to_move": plan.bytes_to_move,
         "shared_bytes_staying": plan.shared_bytes_staying,
-        "warnings": list(plan.warnings),
+        "warnings": [_finding_json(w) for w in plan.warnings],
+        "stoppable": plan.stoppable,
     }
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {"code": str(finding.code), "message": finding.message}
 
 
 def _result_json(result: MigrationResult) -> dict[str, Any]:
@@ -332,8 +358,10 @@ def _result_json(result: MigrationResult) -> dict[str, Any]:
 
 
 def _refusal_json(
-    pid: int, frm: str, to: str, message: str, errno_name: str | None
+    pid: int, frm: str, to: str, message: str, errno_name: str | None, code: str | None = None
 ) -> dict[str, Any]:
+    """A request numatui refused before any syscall: `code` is the rules' reason, `errno`
+    what the kernel would have answered (so a script sees the same either way)."""
     return {
         "pid": pid,
         "from": frm,
@@ -344,12 +372,12 @@ def _refusal_json(
         "before": {},
         "after": {},
         "elapsed_s": 0.0,
-        "error": {"errno": errno_name, "message": message},
+        "error": {"errno": errno_name, "message": message, "code": code},
     }
 
 
 def _print_plan(plan: MigrationPlan, out: TextIO) -> None:
-    name = f" ({plan.process_name})" if plan.process_name else ""
+    name = f" ({visible(plan.process_name)})" if plan.process_name else ""
     print(
         f"pid {plan.pid}{name}: nodes {format_kernel_list(plan.from_nodes)} -> "
         f"{format_kernel_list(plan.to_nodes)}",
@@ -362,7 +390,7 @@ def _print_plan(plan: MigrationPlan, out: TextIO) -> None:
     if plan.pairs:
         print(f"  total: {format_bytes(plan.bytes_to_move)}", file=out)
     for w in plan.warnings:
-        print(f"  warning: {w}", file=out)
+        print(f"  warning: {visible(w.message)}", file=out)
 
 
 def _print_result(result: MigrationResult, out: TextIO) -> None:
@@ -378,7 +406,7 @@ def _print_result(result: MigrationResult, out: TextIO) -> None:
         print(f"  the kernel could not move {result.pages_not_moved} pages", file=out)
     if result.error is not None:
         tag = f"{result.error.errno_name}: " if result.error.errno_name else ""
-        print(f"  error: {tag}{result.error.message}", file=out)
+        print(f"  error: {tag}{visible(result.error.message)}", file=out)
     nodes = sorted(set(result.before) | set(result.after))
     for n in nodes:
         print(
@@ -387,7 +415,7 @@ def _print_result(result: MigrationResult, out: TextIO) -> None:
             file=out,
         )
     for why in result.explanations:
-        print(f"  why: {why}", file=out)
+        print(f"  why: {visible(why)}", file=out)
 
 
 def _confirm(plan: MigrationPlan, stdin: TextIO, err: TextIO) -> bool:
@@ -487,13 +515,17 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
     except NodeStringError as exc:
         raise UsageError(str(exc)) from None
     try:
-        plan = dataclasses.replace(source.plan(pid, frm, to), stoppable=args.stoppable)
+        plan = source.plan(pid, frm, to, stoppable=args.stoppable)
     except (MigrationRefused, ProcessGone) as exc:
+        if isinstance(exc, MigrationRefused):
+            errno_name, code = exc.errno_name or None, exc.code or None
+        else:
+            errno_name, code = "ESRCH", str(RuleCode.PROCESS_GONE)
         if args.json:
-            refusal = _refusal_json(pid, str(frm), str(to), str(exc), None)
+            refusal = _refusal_json(pid, str(frm), str(to), str(exc), errno_name, code)
             json.dump({**refusal, "audit": _not_attempted(source)}, out, indent=2)
             print(file=out)
-        print(f"numatui: refused: {exc}", file=sys.stderr)
+        print(f"numatui: refused: {visible(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     if args.dry_run:
         if args.json:
@@ -524,16 +556,18 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         progress.done()
     status = result.audit or AuditStatus(str(_audit_path(source)), False, "not recorded")
     if not status.written:
-        print(f"numatui: the audit log was not written: {status.reason}", file=sys.stderr)
+        reason = visible(status.reason or "")
+        print(f"numatui: the audit log was not written: {reason}", file=sys.stderr)
     if args.json:
         json.dump({**_result_json(result), "audit": _audit_json(status)}, out, indent=2)
         print(file=out)
     else:
         _print_result(result, out)
         if status.written:
-            print(f"  audit: recorded in {status.path}", file=out)
+            print(f"  audit: recorded in {visible(status.path)}", file=out)
         else:
-            print(f"  audit: NOT recorded in {status.path}: {status.reason}", file=out)
+            reason = visible(status.reason or "")
+            print(f"  audit: NOT recorded in {visible(status.path)}: {reason}", file=out)
     return {
         MigrationOutcome.ALL_MOVED: EXIT_OK,
         MigrationOutcome.NOTHING_TO_MOVE: EXIT_OK,
@@ -554,11 +588,11 @@ def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     try:
         got = audit.read_tail(path, limit=args.limit)
     except audit.AuditError as exc:
-        print(f"numatui: cannot read the audit log: {exc}", file=sys.stderr)
+        print(f"numatui: cannot read the audit log: {visible(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     if got.skipped:
         print(
-            f"numatui: skipped {_plural(got.skipped, 'line', 'lines')} of {path} "
+            f"numatui: skipped {_plural(got.skipped, 'line', 'lines')} of {visible(str(path))} "
             "that are not valid entries",
             file=sys.stderr,
         )
@@ -573,22 +607,28 @@ def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
         print(file=out)
         return EXIT_OK
     if not entries:
-        print(f"no migrations recorded in {path}", file=out)
+        print(f"no migrations recorded in {visible(str(path))}", file=out)
     for e in entries:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-        outcome = (
+        print(_format_log_entry(e), file=out)
+    return EXIT_OK
+
+
+def _format_log_entry(e: audit.AuditEntry) -> str:
+    """One entry as a line. Everything in it was read back from a file: shown through
+    `visible`, so a process name holding escape sequences cannot reach the terminal."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+    line = (
+        f"{when}  {visible(str(e.user)):<8} pid {e.pid} ({visible(str(e.process))}) "
+        f"{visible(str(e.from_nodes))} -> {visible(str(e.to_nodes))}: "
+        + (
             "attempted, no outcome recorded (numatui stopped during the migration)"
             if e.outcome == audit.ATTEMPTED
-            else f"{e.outcome}, {format_bytes(e.bytes_moved)} moved"
+            else f"{visible(str(e.outcome))}, {format_bytes(e.bytes_moved)} moved"
         )
-        line = (
-            f"{when}  {e.user:<8} pid {e.pid} ({e.process}) {e.from_nodes} -> {e.to_nodes}: "
-            f"{outcome}"
-        )
-        if e.error:
-            line += f" [{e.error}]"
-        print(line, file=out)
-    return EXIT_OK
+    )
+    if e.error:
+        line += f" [{visible(str(e.error))}]"
+    return line
 
 
 # ----------------------------------------------------------------- main
@@ -627,7 +667,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("ps", help="processes with their memory per node")
     ps.add_argument("--json", action="store_true", help="machine-readable output")
-    ps.add_argument("--pid", type=_parse_pid, action="append", metavar="PID", help="only this pid")
+    ps.add_argument(
+        "--pid",
+        nargs="+",
+        action="extend",
+        type=_parse_pids,
+        metavar="PID",
+        help="only these pids: --pid 1 2 3, --pid 1,2, or --pid repeated (like numastat -p)",
+    )
     ps.add_argument("--match", metavar="TEXT", help="only names, users or command lines with TEXT")
     ps.add_argument(
         "--sort", default="numa", metavar="KEY", help="pid, name, user, rss, numa, locality, nodeN"
@@ -657,7 +704,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_count, default=50, metavar="N", help="last N entries (50)"
     )
     log.add_argument("--file", type=Path, default=None, help=argparse.SUPPRESS)
+
+    add_export_arguments(sub.add_parser("export", help="metrics for Prometheus (read-only)"))
     return p
+
+
+def cmd_export(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    from numatui.exporter.serve import run_export  # prometheus_client loads only for export
+
+    return run_export(args, source, out)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
@@ -665,6 +720,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
     "ps": cmd_ps,
     "migrate": cmd_migrate,
     "log": cmd_log,
+    "export": cmd_export,
 }
 
 
@@ -708,10 +764,12 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
         audit_path = None if args.audit_log is None else Path(os.path.abspath(args.audit_log))
-        source = LiveSource(sys_root=args.sys_root, proc_root=args.proc_root, audit_path=audit_path)
-        if args.command is None:
-            return run_tui(source)
-        return COMMANDS[args.command](args, source, sys.stdout)
+        with LiveSource(
+            sys_root=args.sys_root, proc_root=args.proc_root, audit_path=audit_path
+        ) as source:
+            if args.command is None:
+                return run_tui(source)
+            return COMMANDS[args.command](args, source, sys.stdout)
     except UsageError as exc:
         print(f"numatui: {exc}", file=sys.stderr)
         print("usage: see `numatui --help`", file=sys.stderr)

@@ -20,7 +20,16 @@ class ProcessGone(NumatuiError):
 
 
 class MigrationRefused(NumatuiError):
-    """Refused before calling the kernel; nothing was changed."""
+    """Refused before calling the kernel; nothing was changed.
+
+    `code` is the rules' stable name for the reason (`numatui.rules`), `errno_name` the
+    errno the kernel would have answered ("" when the kernel would not have refused).
+    """
+
+    def __init__(self, message: str, *, code: str = "", errno_name: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.errno_name = errno_name
 
 
 class SyscallError(NumatuiError, OSError):

@@ -9,7 +9,7 @@ no face has to know a page size.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -77,13 +77,20 @@ class Node:
 
 @dataclass(frozen=True)
 class VmCounters:
-    """The `/proc/vmstat` counters numatui charts (cumulative)."""
+    """The `/proc/vmstat` counters numatui charts and the scanner watches (cumulative).
+
+    `pgmigrate_counted` is False when vmstat has no pgmigrate_success (no
+    CONFIG_MIGRATION, or no vmstat at all): its 0 then means "not counted",
+    not "nothing moved".
+    """
 
     pgmigrate_success: int = 0
     pgmigrate_fail: int = 0
     numa_hit: int = 0
     numa_miss: int = 0
     numa_pages_migrated: int = 0
+    thp_collapse_alloc: int = 0
+    pgmigrate_counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,10 @@ class Topology:
 
     @property
     def can_migrate(self) -> bool:
-        """Migration needs NUMA and at least two nodes with memory."""
-        return self.numa_available and len(self.with_memory) >= 2
+        """Migration needs NUMA and at least two nodes with memory (`rules.machine_refusal`)."""
+        from numatui.rules import machine_refusal  # the rules build on this module
+
+        return machine_refusal(self) is None
 
 
 # ---------------------------------------------------------------- processes
@@ -252,6 +261,61 @@ class ProcessScan:
     vanished: int = 0  # processes that exited while we read them
 
 
+# ---------------------------------------------------------------- privileges
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """What the running user may do, so faces can explain refusals up front."""
+
+    uid: int
+    is_root: bool
+    cap_sys_nice: bool  # move shared pages, targets outside a process's cpuset
+    cap_sys_ptrace: bool  # read/migrate other users' processes
+    processes_hidden: bool = False
+    """/proc is mounted with hidepid and we may not see past it: others' processes are missing."""
+
+
+# ---------------------------------------------------------------- migration rules
+
+
+class RuleCode(enum.StrEnum):
+    """Stable names of the migration rules' answers (`numatui.rules`), for scripts and tests."""
+
+    NUMA_UNAVAILABLE = "numa_unavailable"
+    SINGLE_MEMORY_NODE = "single_memory_node"
+    PROCESS_GONE = "process_gone"
+    KERNEL_THREAD = "kernel_thread"
+    NO_PAGES = "no_pages"
+    NO_TARGET = "no_target"
+    NODE_MISSING = "node_missing"
+    TARGET_OFFLINE = "target_offline"
+    TARGET_NO_MEMORY = "target_no_memory"
+    TARGET_NO_FREE_MEMORY = "target_no_free_memory"
+    OTHER_USER = "other_user"
+    TARGET_OUTSIDE_CPUSET = "target_outside_cpuset"
+    TARGET_OUTSIDE_NUMATUI_CPUSET = "target_outside_numatui_cpuset"
+    SHARED_PAGES_STAY = "shared_pages_stay"
+    TARGET_TOO_FULL = "target_too_full"
+    HUGETLB_NO_FREE_PAGE = "hugetlb_no_free_page"
+    NUMA_BALANCING = "numa_balancing"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One answer of the migration rules: a refusal or a warning, with a stable code.
+
+    `errno_name` is what the kernel would answer for the same request ("EPERM",
+    "ESRCH", "EINVAL"), or "" when numatui refuses for a reason of its own.
+    `short` is the few words a list of targets shows next to a disabled node.
+    """
+
+    code: RuleCode
+    message: str
+    errno_name: str = ""
+    short: str = ""
+
+
 # ---------------------------------------------------------------- migration
 
 
@@ -270,11 +334,15 @@ class MigrationPlan:
     pairs: tuple[tuple[int, int], ...]
     bytes_per_pair: tuple[int, ...] = ()
     shared_bytes_staying: int = 0  # shared pages that stay without CAP_SYS_NICE
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Finding, ...] = ()
     process_name: str = ""
+    process_start_time: float | None = None
+    """When the planned process started: with `pid`, which process this plan is for
+    (a pid reused by another process must not have its pages moved)."""
     stoppable: bool = False
     """Move with move_pages(2) a chunk at a time, so it can be stopped part way
-    (slower than the one migrate_pages call: 1.3x in benchmarks/bench_migrate.py)."""
+    (slower than the one migrate_pages call: 1.3x in benchmarks/bench_migrate.py).
+    Chosen when planning (`DataSource.plan(..., stoppable=True)`), never edited after."""
 
     @property
     def bytes_to_move(self) -> int:
@@ -350,16 +418,77 @@ class MigrationResult:
 
     @property
     def bytes_moved(self) -> int:
-        """Bytes that left the source nodes (per-node counts, not the return value)."""
-        return sum(
-            max(0, self.before.get(n, 0) - self.after.get(n, 0)) for n in self.plan.from_nodes
-        )
+        """Bytes the plan moves that are where it puts them (per-node counts, not the
+        return value): what was to move, less what is not where the pairs send it."""
+        planned = planned_bytes(self.before, self.plan.pairs)
+        return max(0, planned - misplaced_bytes(self.before, self.after, self.plan.pairs))
 
     @property
-    def bytes_left_on_sources(self) -> int:
-        moving_sources = {s for s, _ in self.plan.pairs}
-        return sum(self.after.get(n, 0) for n in moving_sources)
+    def bytes_misplaced(self) -> int:
+        """Bytes on a node beyond what the kernel's pairs, applied in order, leave there."""
+        return misplaced_bytes(self.before, self.after, self.plan.pairs)
 
     @property
     def throughput_bytes_s(self) -> float:
         return self.bytes_moved / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+ProgressCallback = Callable[[MigrationProgress], None]
+
+
+# ---------------------------------------------------------------- where pages should end
+
+
+def expected_after(before: NodeBytes, pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Per-node bytes after the pairs, applied in the kernel's order, if every page moves.
+
+    A move takes everything then on its source, including what an earlier move put
+    there. Keys: every node in `before` and every node a pair names.
+    """
+    after = dict(before)
+    for source, dest in pairs:
+        moving = after.get(source, 0)
+        after[source] = 0
+        after[dest] = after.get(dest, 0) + moving
+    return after
+
+
+def final_placement(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Where the memory each touched node held before ends up after all moves, in order.
+
+    A move takes everything then on its source, including memory an earlier move put
+    there, so memory can travel more than once. Keys: every node any pair names.
+    """
+    pair_list = list(pairs)
+    location = {node: node for pair in pair_list for node in pair}
+    for source, dest in pair_list:
+        for origin, now_on in location.items():
+            if now_on == source:
+                location[origin] = dest
+    return location
+
+
+def planned_bytes(before: NodeBytes, pairs: tuple[tuple[int, int], ...]) -> int:
+    """Bytes the pairs move off the node they were on (memory that ends where it began,
+    as in a cycle, counts as not moving)."""
+    return sum(
+        before.get(origin, 0) for origin, end in final_placement(pairs).items() if end != origin
+    )
+
+
+def misplaced_bytes(before: NodeBytes, after: NodeBytes, pairs: tuple[tuple[int, int], ...]) -> int:
+    """Bytes that are not where the pairs put them: on each node the pairs name, what it
+    holds beyond what they leave there. Zero for a plan that moved every page."""
+    expected = expected_after(before, pairs)
+    touched = {node for pair in pairs for node in pair}
+    return sum(max(0, after.get(n, 0) - expected.get(n, 0)) for n in touched)
+
+
+def misplaced_by_node(
+    before: NodeBytes, after: NodeBytes, pairs: tuple[tuple[int, int], ...]
+) -> dict[int, int]:
+    """`misplaced_bytes` per node (only nodes holding more than the pairs leave there)."""
+    expected = expected_after(before, pairs)
+    touched = sorted({node for pair in pairs for node in pair})
+    out = {n: after.get(n, 0) - expected.get(n, 0) for n in touched}
+    return {n: extra for n, extra in out.items() if extra > 0}

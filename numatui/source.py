@@ -9,33 +9,20 @@ them from thread workers only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Protocol
 
 from numatui.model import (
     MigrationPlan,
-    MigrationProgress,
     MigrationResult,
     NumaMaps,
+    Privileges,
     ProcessScan,
+    ProgressCallback,
     Topology,
 )
 
-
-@dataclass(frozen=True)
-class Privileges:
-    """What the running user may do, so faces can explain refusals up front."""
-
-    uid: int
-    is_root: bool
-    cap_sys_nice: bool  # move shared pages and other users' processes' pages
-    cap_sys_ptrace: bool  # read/migrate other users' processes
-    processes_hidden: bool = False
-    """/proc is mounted with hidepid and we may not see past it: others' processes are missing."""
-
-
-ProgressCallback = Callable[[MigrationProgress], None]
+__all__ = ["DataSource", "Privileges", "ProgressCallback"]  # the last two live in the model
 
 
 class DataSource(Protocol):
@@ -53,8 +40,19 @@ class DataSource(Protocol):
 
     def privileges(self) -> Privileges: ...
 
-    def plan(self, pid: int, from_nodes: Iterable[int], to_nodes: Iterable[int]) -> MigrationPlan:
-        """Validate and preview; raises `MigrationRefused` with the reason."""
+    def plan(
+        self,
+        pid: int,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        *,
+        stoppable: bool = False,
+    ) -> MigrationPlan:
+        """Validate and preview; raises `MigrationRefused` with the reason (and its code).
+
+        `stoppable`: the plan moves with move_pages a chunk at a time so it can be
+        stopped part way; the mode is chosen here, never edited into a plan after.
+        """
         ...
 
     def migrate(

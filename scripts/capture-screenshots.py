@@ -47,7 +47,7 @@ async def _capture(out: Path) -> None:
     from numatui.screens.migrate_dialog import MigrateDialog
     from numatui.screens.migration import MigrationScreen
     from numatui.screens.processes import ProcessesScreen
-    from numatui.workload import Workload
+    from tests.tooling.workload import Workload
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")
     with (

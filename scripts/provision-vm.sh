@@ -12,6 +12,7 @@ command -v udevadm >/dev/null || need_apt+=(udev)
 command -v depmod >/dev/null || need_apt+=(kmod)
 command -v numastat >/dev/null || need_apt+=(numactl)
 command -v tmux >/dev/null || need_apt+=(tmux)
+command -v promtool >/dev/null || need_apt+=(prometheus)  # the exporter tests: promtool, a real server
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 
 kernel_image() { ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1; }

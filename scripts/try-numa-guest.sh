@@ -7,7 +7,7 @@
 # Boots a QEMU guest (software emulation, no KVM: allow 20-60 s to boot) that shares this
 # machine's files and Python, with four NUMA nodes: 0 and 1 with one CPU each, 2 and 3
 # memory-only (how CXL memory appears), 512 MiB each, and 20 x 2 MiB huge pages spread over
-# them. Demo workloads start in the background (python -m numatui.workload):
+# them. Demo workloads start in the background (tests/tooling/workload.py):
 #   - 256 MiB private anonymous memory bound to node 0
 #   - 128 MiB shared anonymous memory bound to node 1
 #   -   8 MiB hugetlb memory bound to node 2
@@ -38,7 +38,7 @@ guest_main() {
         local name=$1
         shift
         # The workload exits when its stdin closes: keep a writer open for the guest's life.
-        (sleep infinity | "$py" -S -m numatui.workload "$@" >"$demo/$name.json" 2>"$demo/$name.err") &
+        (sleep infinity | "$py" -S tests/tooling/workload.py "$@" >"$demo/$name.json" 2>"$demo/$name.err") &
     }
     start_workload private --kind private --size-mib 256 --node 0
     start_workload shared --kind shared --size-mib 128 --node 1

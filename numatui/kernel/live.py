@@ -12,11 +12,13 @@ import signal
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
 from numatui.kernel import audit, migration, pidstate
+from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner, hides_other_users
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
     AuditStatus,
@@ -24,10 +26,96 @@ from numatui.model import (
     MigrationPlan,
     MigrationResult,
     NumaMaps,
+    Privileges,
     ProcessScan,
+    ProgressCallback,
+    RuleCode,
     Topology,
 )
-from numatui.source import Privileges, ProgressCallback
+
+ProcessIdentity = tuple[int, float]
+"""(pid, start time): one process for good, where a pid alone may be reused."""
+
+
+class PidReuseGuard:
+    """Holds a pidfd for each planned process, so a pid reused between the user's
+    confirmation and the syscall is caught.
+
+    Keyed by (pid, start time), which every plan carries from the process it was
+    made for, so no later choice (stoppable or not) can make a plan miss its guard.
+    At most `limit` pidfds are held (a dialog re-plans on every change, but the same
+    process keeps one entry); `close` releases them all.
+    """
+
+    def __init__(self, scanner: ProcessScanner, limit: int = 64) -> None:
+        self._scanner = scanner
+        self._limit = limit
+        self._pidfds: dict[ProcessIdentity, int | None] = {}
+        self._lock = threading.Lock()  # plans come from worker threads
+
+    @property
+    def held(self) -> int:
+        """How many pidfds are open now."""
+        with self._lock:
+            return sum(1 for fd in self._pidfds.values() if fd is not None)
+
+    def remember(self, pid: int, start_time: float) -> None:
+        key = (pid, start_time)
+        with self._lock:
+            if key in self._pidfds:
+                return
+            while len(self._pidfds) >= self._limit:
+                self._close(next(iter(self._pidfds)))
+            try:
+                pidfd: int | None = os.pidfd_open(pid)
+            except (OSError, AttributeError):
+                pidfd = None  # no pidfds (Linux < 5.3), or gone already: the start time tells
+            self._pidfds[key] = pidfd
+
+    def _close(self, key: ProcessIdentity) -> None:
+        pidfd = self._pidfds.pop(key, None)
+        if pidfd is not None:
+            os.close(pidfd)
+
+    def close(self) -> None:
+        with self._lock:
+            for key in list(self._pidfds):
+                self._close(key)
+
+    def reused(self, plan: MigrationPlan) -> str | None:
+        """Why the process at `plan.pid` is no longer the one planned (None when it is).
+
+        Releases the plan's pidfd: a plan is checked once, right before it runs.
+        """
+        if plan.process_start_time is None:
+            return None  # a plan not made from a scanned process: nothing to compare with
+        key = (plan.pid, plan.process_start_time)
+        with self._lock:
+            pidfd = self._pidfds.pop(key, None)
+        reaped = False
+        if pidfd is not None:
+            # A pidfd names one process for good: while it lives (zombie included), its
+            # pid cannot have been handed to another one.
+            try:
+                signal.pidfd_send_signal(pidfd, 0)
+                return None
+            except ProcessLookupError:
+                reaped = True  # the pid may now be anyone's
+            except OSError:
+                pass  # not allowed to signal it: the start time decides
+            finally:
+                os.close(pidfd)
+        try:
+            now = self._scanner.read_process(plan.pid)
+        except (ProcessGone, PermissionError):
+            return None  # gone: the job reports that itself, and moves nothing
+        if not reaped and abs(now.start_time - key[1]) < 1e-3:
+            return None  # same start tick (10 ms): the same process, as far as can be told
+        return (
+            f"process {plan.pid} ({plan.process_name}) exited after the migration was "
+            f"confirmed, and its pid now belongs to another process ({now.name}): nothing "
+            "was moved"
+        )
 
 
 class LiveSource:
@@ -48,10 +136,24 @@ class LiveSource:
         self._scanner = ProcessScanner(proc_root=proc_root)
         self._privileges = privileges
         self._topology: Topology | None = None
-        # The process each plan was made for (a pidfd where the kernel has them, and its
-        # start time): a pid reused between the user's confirmation and the syscall must
-        # not have its pages moved.
-        self._planned: dict[MigrationPlan, tuple[int | None, float]] = {}
+        # A pid reused between the user's confirmation and the syscall must not have its
+        # pages moved.
+        self.guard = PidReuseGuard(self._scanner)
+
+    def close(self) -> None:
+        """Release every pidfd held for plans not run."""
+        self.guard.close()
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @property
     def is_live(self) -> bool:
@@ -80,13 +182,25 @@ class LiveSource:
             self._privileges = dataclasses.replace(privileges, processes_hidden=hidden)
         return self._privileges
 
-    def plan(self, pid: int, from_nodes: Iterable[int], to_nodes: Iterable[int]) -> MigrationPlan:
+    def plan(
+        self,
+        pid: int,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        *,
+        stoppable: bool = False,
+    ) -> MigrationPlan:
         topology = self.topology()
         try:
             process = self._scanner.read_process(pid, topology=topology)
         except (ProcessGone, PermissionError) as exc:
+            # Truthful words: a zombie "has exited", a pid hidden by hidepid says so.
             why = self.describe_pid(pid)
-            raise MigrationRefused(f"process {pid} {why}" if why else str(exc)) from exc
+            raise MigrationRefused(
+                f"process {pid} {why}" if why else str(exc),
+                code=str(RuleCode.PROCESS_GONE),
+                errno_name="ESRCH",
+            ) from exc
         plan = migration.validate(
             pid,
             frozenset(from_nodes),
@@ -94,60 +208,15 @@ class LiveSource:
             topology,
             process,
             self.privileges(),
+            stoppable=stoppable,
             proc_root=self.proc_root,
         )
-        plan = dataclasses.replace(plan, process_name=process.name)
-        self._remember(plan, process.start_time)
+        self.guard.remember(pid, process.start_time)
         return plan
 
     def describe_pid(self, pid: int) -> str | None:
         """Why `pid` cannot be shown or moved, after "process PID " (None: nothing stops it)."""
         return pidstate.describe_pid(pid, self.proc_root, self.privileges().processes_hidden)
-
-    def _remember(self, plan: MigrationPlan, start_time: float) -> None:
-        if len(self._planned) >= 64:  # a dialog re-plans on every change: keep the newest
-            oldest = next(iter(self._planned))
-            self._forget(oldest)
-        self._forget(plan)
-        try:
-            pidfd: int | None = os.pidfd_open(plan.pid)
-        except (OSError, AttributeError):
-            pidfd = None  # no pidfds (Linux < 5.3): the start time alone tells
-        self._planned[plan] = (pidfd, start_time)
-
-    def _forget(self, plan: MigrationPlan) -> None:
-        pidfd, _ = self._planned.pop(plan, (None, 0.0))
-        if pidfd is not None:
-            os.close(pidfd)
-
-    def _reused_pid(self, plan: MigrationPlan) -> str | None:
-        """Why the process at `plan.pid` is no longer the one planned (None when it is)."""
-        if plan not in self._planned:
-            return None  # a plan made elsewhere: nothing to compare with
-        pidfd, planned_start = self._planned.pop(plan)
-        if pidfd is not None:
-            # A pidfd names one process for good: while it lives (zombie included), its
-            # pid cannot have been handed to another one.
-            try:
-                signal.pidfd_send_signal(pidfd, 0)
-                return None
-            except ProcessLookupError:
-                pass  # reaped: the pid may now be anyone's
-            except OSError:
-                return None  # not allowed to signal it: fall back on nothing, as before
-            finally:
-                os.close(pidfd)
-        try:
-            now = self._scanner.read_process(plan.pid)
-        except (ProcessGone, PermissionError):
-            return None  # gone: the job reports that itself, and moves nothing
-        if pidfd is None and abs(now.start_time - planned_start) < 1e-3:
-            return None  # same start tick (10 ms): the same process, as far as can be told
-        return (
-            f"process {plan.pid} ({plan.process_name}) exited after the migration was "
-            f"confirmed, and its pid now belongs to another process ({now.name}): nothing "
-            "was moved"
-        )
 
     def migrate(
         self,
@@ -186,7 +255,7 @@ class LiveSource:
         log_path: Path,
         entry_id: str,
     ) -> MigrationResult:
-        reused = self._reused_pid(plan)
+        reused = self.guard.reused(plan)
         if reused is not None:
             return MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))
         try:
@@ -194,8 +263,9 @@ class LiveSource:
                 plan,
                 on_progress=on_progress,
                 scanner=self._scanner,
+                privileges=self.privileges(),
+                topology_reader=self._topology_reader,
                 cancel=cancel,
-                chunked=plan.stoppable,
             )
         except Exception as exc:
             # Still an attempt the operator must be able to find afterwards.

@@ -20,28 +20,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from numatui import rules
 from numatui.errors import MigrationRefused, NumatuiError, ProcessGone, SyscallError
 from numatui.kernel import syscalls
+from numatui.kernel.chunked import (
+    MAX_WALK_PAGES,
+    MovePages,
+    move_in_chunks,
+    plan_walk,
+    read_maps,
+)
 from numatui.kernel.nodemask import NodeMask, format_kernel_list, parse_kernel_list
 from numatui.kernel.plan import effective_targets, kernel_pairs
 from numatui.kernel.topology import TopologyReader, parse_meminfo
 from numatui.model import (
-    MemoryKind,
+    Finding,
     MigrationError,
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
     NodeBytes,
+    Privileges,
     ProcessMemory,
+    ProgressCallback,
     Topology,
     frozen_map,
+    misplaced_by_node,
+    planned_bytes,
 )
-from numatui.source import Privileges, ProgressCallback
 from numatui.units import format_bytes
 
 if TYPE_CHECKING:
-    from numatui.kernel.procfs import ProcessScanner
+    from numatui.kernel.scanner import ProcessScanner
 
 # ---------------------------------------------------------------- validation
 
@@ -59,15 +70,20 @@ def read_caller_mems(proc_root: Path = Path("/proc")) -> frozenset[int] | None:
     return None
 
 
-def _process_uid(pid: int, proc_root: Path) -> int:
+def _process_uid(pid: int, proc_root: Path) -> int | None:
     try:
         return (proc_root / str(pid)).stat().st_uid
-    except OSError as exc:
-        raise MigrationRefused(str(ProcessGone(pid))) from exc
+    except OSError:
+        return None  # gone: the rules refuse it as `process_gone` from the scan already
 
 
 def _nodes(nodes: Iterable[int]) -> str:
     return format_kernel_list(frozenset(nodes)) or "none"
+
+
+def refused(finding: Finding) -> MigrationRefused:
+    """The exception a rules refusal becomes, carrying its code and errno."""
+    return MigrationRefused(finding.message, code=str(finding.code), errno_name=finding.errno_name)
 
 
 def validate(
@@ -78,83 +94,55 @@ def validate(
     process: ProcessMemory | None,
     privileges: Privileges,
     *,
+    stoppable: bool = False,
     caller_mems: frozenset[int] | None = None,
     process_uid: int | None = None,
     proc_root: Path = Path("/proc"),
 ) -> MigrationPlan:
-    """Check a request before any syscall and preview it in the kernel's own order.
+    """Check a request before any syscall (`numatui.rules`) and preview it in the kernel's order.
 
-    Raises `MigrationRefused` with one reason a user can act on; nothing is
-    changed then. An empty source set, or identical sets, is not an error:
-    the plan has no pairs ("nothing to move"). `caller_mems` (numatui's
+    Raises `MigrationRefused` with the rules' first refusal (its code and errno);
+    nothing is changed then. An empty source set, or identical sets, is not an
+    error: the plan has no pairs ("nothing to move"). `caller_mems` (numatui's
     cpuset mems) and `process_uid` are read from `proc_root` when not given.
+    `stoppable` chooses the chunked move_pages mode for the plan's whole life.
     """
     sources = frozenset(from_nodes)
     targets = frozenset(to_nodes)
-    if not topology.numa_available:
-        reason = topology.unavailable_reason or "the kernel shows no NUMA nodes"
-        raise MigrationRefused(f"NUMA is not available here ({reason}): there is nothing to move")
-    if not topology.can_migrate:
-        raise MigrationRefused(
-            "this machine has a single NUMA node with memory: there is nowhere to move memory to"
-        )
-    if process is None or process.pid != pid:
-        raise MigrationRefused(str(ProcessGone(pid)))
-    if process.is_kernel_thread:
-        raise MigrationRefused(
-            f"process {pid} ({process.name}) is a kernel thread: it has no user memory to move"
-        )
+    needs_kernel_facts = process is not None and bool(sources) and sources != targets
+    if needs_kernel_facts and process_uid is None:
+        process_uid = _process_uid(pid, proc_root)
+        if process_uid is None:
+            process = None  # exited since the scan
+    allowed_here = caller_mems
+    if needs_kernel_facts and allowed_here is None:
+        allowed_here = read_caller_mems(proc_root)
+    refusal = rules.request_refusal(
+        pid,
+        sources,
+        targets,
+        topology,
+        process,
+        privileges,
+        process_uid=process_uid,
+        caller_mems=allowed_here,
+    )
+    if refusal is not None:
+        raise refused(refusal)
+    assert process is not None  # request_refusal refuses a missing process
     if not sources or sources == targets:
-        return MigrationPlan(pid=pid, from_nodes=sources, to_nodes=targets, pairs=())
-    if not targets:
-        raise MigrationRefused("no target node given: pick at least one node to move memory to")
-
-    for node_id in sorted(targets):
-        node = topology.node(node_id)
-        existing = _nodes(n.id for n in topology.nodes)
-        if node is None:
-            raise MigrationRefused(f"node {node_id} does not exist (this machine has {existing})")
-        if not node.online:
-            raise MigrationRefused(
-                f"node {node_id} is offline: pick one of {_nodes(topology.online)}"
-            )
-        if not node.has_memory:
-            raise MigrationRefused(
-                f"node {node_id} has no memory (CPU-only node): pick one of "
-                f"{_nodes(topology.with_memory)}"
-            )
-    unknown_sources = sorted(n for n in sources if topology.node(n) is None)
-    if unknown_sources:
-        raise MigrationRefused(
-            f"source node {_nodes(unknown_sources)} does not exist "
-            f"(this machine has {_nodes(n.id for n in topology.nodes)})"
+        return MigrationPlan(
+            pid=pid,
+            from_nodes=sources,
+            to_nodes=targets,
+            pairs=(),
+            process_name=process.name,
+            process_start_time=process.start_time,
+            stoppable=stoppable,
         )
-
-    uid = process_uid if process_uid is not None else _process_uid(pid, proc_root)
-    if uid != privileges.uid and not privileges.cap_sys_ptrace:
-        raise MigrationRefused(
-            f"process {pid} belongs to another user ({process.user}): moving its memory needs "
-            "root or CAP_SYS_PTRACE (and CAP_SYS_NICE for its shared pages); run numatui with sudo"
-        )
-    if process.mems_allowed and not targets <= process.mems_allowed:
-        outside = _nodes(targets - process.mems_allowed)
-        if not privileges.cap_sys_nice:
-            raise MigrationRefused(
-                f"node {outside} is outside process {pid}'s cpuset (it may use "
-                f"{_nodes(process.mems_allowed)}): the kernel refuses this (EPERM) without "
-                "CAP_SYS_NICE; pick a node inside the cpuset, or run as root"
-            )
-    allowed_here = caller_mems if caller_mems is not None else read_caller_mems(proc_root)
     kernel_targets = (
         effective_targets(targets, allowed_here) if allowed_here is not None else targets
     )
-    if not kernel_targets:
-        raise MigrationRefused(
-            f"node {_nodes(targets)} is outside numatui's own cpuset (it may use "
-            f"{_nodes(allowed_here or ())}): the kernel would refuse (EINVAL); run numatui "
-            "in a cgroup whose cpuset.mems includes the target"
-        )
-
     pairs = kernel_pairs(sources, kernel_targets)
     bytes_per_pair = tuple(process.node_bytes.get(source, 0) for source, _ in pairs)
     moving_sources = {source for source, _ in pairs}
@@ -163,7 +151,7 @@ def validate(
         if privileges.cap_sys_nice
         else sum(process.shared_bytes.get(n, 0) for n in moving_sources)
     )
-    warnings = _plan_warnings(
+    warnings = rules.plan_warnings(
         process, topology, pairs, bytes_per_pair, targets, kernel_targets, shared_staying
     )
     return MigrationPlan(
@@ -174,59 +162,10 @@ def validate(
         bytes_per_pair=bytes_per_pair,
         shared_bytes_staying=shared_staying,
         warnings=warnings,
+        process_name=process.name,
+        process_start_time=process.start_time,
+        stoppable=stoppable,
     )
-
-
-def _plan_warnings(
-    process: ProcessMemory,
-    topology: Topology,
-    pairs: tuple[tuple[int, int], ...],
-    bytes_per_pair: tuple[int, ...],
-    targets: frozenset[int],
-    kernel_targets: frozenset[int],
-    shared_staying: int,
-) -> tuple[str, ...]:
-    warnings: list[str] = []
-    if kernel_targets != targets:
-        warnings.append(
-            f"node {_nodes(targets - kernel_targets)} is outside numatui's cpuset: "
-            f"the kernel moves memory only to {_nodes(kernel_targets)}"
-        )
-    if process.mems_allowed and not targets <= process.mems_allowed:
-        warnings.append(
-            f"node {_nodes(targets - process.mems_allowed)} is outside the process's cpuset: "
-            "memory it allocates from now on still goes to its own nodes"
-        )
-    if shared_staying:
-        warnings.append(
-            f"{format_bytes(shared_staying)} is shared with other processes and stays "
-            "without CAP_SYS_NICE (run as root to move it)"
-        )
-    incoming: dict[int, int] = {}
-    for (_, dest), size in zip(pairs, bytes_per_pair, strict=True):
-        incoming[dest] = incoming.get(dest, 0) + size
-    for dest, size in sorted(incoming.items()):
-        node = topology.node(dest)
-        if node is not None and node.mem_total and size > node.mem_free:
-            warnings.append(
-                f"node {dest} has {format_bytes(node.mem_free)} free for "
-                f"{format_bytes(size)}: what does not fit stays where it is"
-            )
-    huge = process.kind_bytes.get(MemoryKind.HUGE, {})
-    if any(huge.get(source, 0) for source, _ in pairs):
-        for dest in sorted(incoming):
-            node = topology.node(dest)
-            if node is not None and not any(pool.free for pool in node.hugepages):
-                warnings.append(
-                    f"the process has hugetlb pages but node {dest} has no free huge page: "
-                    "those stay (raise nr_hugepages on that node)"
-                )
-    if topology.numa_balancing:
-        warnings.append(
-            "automatic NUMA balancing is on: the kernel may move pages back toward the "
-            "CPUs that use them (bind the process with numactl --membind to keep them)"
-        )
-    return tuple(warnings)
 
 
 # ---------------------------------------------------------------- the outcome
@@ -270,11 +209,19 @@ def decide_outcome(
     privileges: Privileges,
     page_size: int = 4096,
 ) -> tuple[MigrationOutcome, MigrationError | None, tuple[str, ...]]:
-    """Judge a migration from per-node counts, not from the syscall's return value alone."""
+    """Judge a migration from per-node counts, not from the syscall's return value alone.
+
+    Every node's bytes after are compared with where the kernel's pairs, applied in
+    its order, put the bytes before (`model.expected_after`): a node that is both a
+    source and a target (`0-1` → `1-2`) ends holding what another node had. Only
+    bytes beyond what the pairs leave on a node count as not moved.
+    """
     moving_sources = sorted({source for source, _ in plan.pairs})
-    planned = sum(seen.before.get(n, 0) for n in moving_sources)
-    left = sum(seen.after.get(n, 0) for n in moving_sources)
-    moved = sum(max(0, seen.before.get(n, 0) - seen.after.get(n, 0)) for n in moving_sources)
+    planned = planned_bytes(seen.before, plan.pairs)
+    misplaced = misplaced_by_node(seen.before, seen.after, plan.pairs)
+    left = sum(misplaced.values())
+    stayed_on = _nodes(misplaced) if misplaced else _nodes(moving_sources)
+    moved = max(0, planned - left)
     tolerance = tolerance_bytes(planned, page_size)
     error = (
         MigrationError(seen.error.errno_name, seen.error.message)
@@ -309,7 +256,7 @@ def decide_outcome(
             stopped,
             (
                 f"stopped by the user after {format_bytes(moved)} of {format_bytes(planned)} "
-                f"had moved; {format_bytes(left)} is still on node {_nodes(moving_sources)}",
+                f"had moved; {format_bytes(left)} is still on node {stayed_on}",
             ),
         )
     if planned == 0 and seen.error is None:
@@ -321,7 +268,8 @@ def decide_outcome(
     if left <= tolerance and not seen.pages_not_moved and seen.error is None:
         if left:
             explanations.append(
-                f"{format_bytes(left)} is on node {_nodes(moving_sources)} after the migration: "
+                f"{format_bytes(left)} more than planned is on node {stayed_on} after the "
+                "migration: "
                 f"pages the process touched while it ran (within the tolerance of "
                 f"{format_bytes(tolerance)})"
             )
@@ -329,7 +277,7 @@ def decide_outcome(
 
     # Some memory stayed: say why, most specific cause first.
     explanations.append(
-        f"{format_bytes(left)} of {format_bytes(planned)} stayed on node {_nodes(moving_sources)}"
+        f"{format_bytes(left)} of {format_bytes(planned)} stayed on node {stayed_on}"
     )
     if seen.error is not None:
         explanations.append(
@@ -358,7 +306,7 @@ def decide_outcome(
     if seen.policy_held_on_sources and left > explained:
         explained += seen.policy_held_on_sources
         explanations.append(
-            f"{format_bytes(seen.policy_held_on_sources)} on node {_nodes(moving_sources)} is in "
+            f"{format_bytes(seen.policy_held_on_sources)} on node {stayed_on} is in "
             f"mappings whose memory policy ({', '.join(seen.holding_policies)}) puts pages "
             "there: pages the process allocated or moved itself during the migration (mbind, "
             "set_mempolicy) follow its policy, not the migration; change the policy "
@@ -420,38 +368,41 @@ class MigrationJob:
         self,
         plan: MigrationPlan,
         *,
-        scanner: ProcessScanner | None = None,
-        privileges: Privileges | None = None,
-        proc_root: Path = Path("/proc"),
-        sys_root: Path = Path("/sys"),
+        scanner: ProcessScanner,
+        privileges: Privileges,
+        topology_reader: TopologyReader,
         sample_interval_s: float = 0.25,
         sample_cost_ratio: float = 20.0,
         page_size: int | None = None,
         migrate: Callable[[int, NodeMask, NodeMask], int] = syscalls.migrate_pages,
-        chunked: bool = False,
+        move_pages: MovePages = syscalls.move_pages,
     ) -> None:
+        """Everything the job reads the machine with is handed in (the live source's own
+        scanner, privileges and topology reader), so what the source was told is what
+        the job acts on: `privileges` choose MPOL_MF_MOVE_ALL and explain the verdict."""
         self.plan = plan
-        if scanner is None:
-            from numatui.kernel.procfs import ProcessScanner
-
-            scanner = ProcessScanner(proc_root=proc_root)
         self.scanner = scanner
-        if privileges is None:
-            from numatui.kernel.privileges import read_privileges
-
-            privileges = read_privileges(proc_root)
         self.privileges = privileges
-        self.proc_root = proc_root
-        self.sys_root = sys_root
+        self.topology_reader = topology_reader
+        self.proc_root = scanner.proc_root
+        self.sys_root = topology_reader.sys_root
         self.sample_interval_s = sample_interval_s
         self.sample_cost_ratio = sample_cost_ratio
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self._migrate = migrate
-        # migrate_pages(2) is one kernel call nothing can stop once started; the chunked
-        # mover (move_pages, numatui/kernel/chunked.py) checks `cancel` between chunks.
-        self.cancellable = chunked
+        self._move_pages = move_pages
+        # migrate_pages(2) is one kernel call nothing can stop once started; a stoppable
+        # plan moves with move_pages (numatui/kernel/chunked.py), checking `cancel`
+        # between chunks.
+        self.cancellable = plan.stoppable
         self.unstoppable_because: str | None = None
         """Why a chunked job made the one uninterruptible call after all (see chunked.py)."""
+
+    @property
+    def move_flags(self) -> int:
+        """MPOL_MF_MOVE_ALL (shared pages too) only with CAP_SYS_NICE, as the kernel decides
+        for migrate_pages; move_pages would refuse it (EPERM) without."""
+        return syscalls.MPOL_MF_MOVE_ALL if self.privileges.cap_sys_nice else syscalls.MPOL_MF_MOVE
 
     def _snapshot(self) -> NodeBytes:
         return frozen_map(self.scanner.node_pages(self.plan.pid))
@@ -589,8 +540,9 @@ class MigrationJob:
         cancelled: bool = False,
     ) -> Observation:
         """Gather, only when memory stayed, what the verdict needs to explain why."""
-        moving_sources = {source for source, _ in self.plan.pairs}
-        left = sum(after.get(n, 0) for n in moving_sources)
+        # The nodes holding more than the pairs leave there: where memory stayed.
+        moving_sources = set(misplaced_by_node(before, after, self.plan.pairs))
+        left = bool(moving_sources)
         shared = 0
         held = 0
         policies: set[str] = set()
@@ -626,7 +578,7 @@ class MigrationJob:
             shared_on_sources_after=shared,
             target_free_after=frozen_map(free),
             target_total=frozen_map(total),
-            numa_balancing=TopologyReader(self.sys_root, self.proc_root).numa_balancing(),
+            numa_balancing=self.topology_reader.numa_balancing(),
             policy_held_on_sources=held,
             holding_policies=tuple(sorted(policies)),
             cancelled=cancelled,
@@ -634,7 +586,6 @@ class MigrationJob:
 
     def _move_in_chunks(self, cancel: threading.Event | None) -> bool | None:
         """Whether `cancel` stopped the chunks; None: too sparse to walk, nothing moved."""
-        from numatui.kernel.chunked import MAX_WALK_PAGES, move_in_chunks, plan_walk, read_maps
 
         pid = self.plan.pid
         try:
@@ -654,20 +605,26 @@ class MigrationJob:
                 "too sparse to go through in chunks"
             )
             return None
-        flags = syscalls.MPOL_MF_MOVE_ALL if self.privileges.cap_sys_nice else syscalls.MPOL_MF_MOVE
-        return move_in_chunks(pid, walk, flags=flags, cancel=cancel)
+        return move_in_chunks(
+            pid, walk, flags=self.move_flags, cancel=cancel, move_pages=self._move_pages
+        )
 
 
 def run_migration(
     plan: MigrationPlan,
     on_progress: ProgressCallback | None = None,
     *,
-    scanner: ProcessScanner | None = None,
+    scanner: ProcessScanner,
+    privileges: Privileges,
+    topology_reader: TopologyReader,
     cancel: threading.Event | None = None,
-    chunked: bool = False,
 ) -> MigrationResult:
     """Run a validated plan to completion (blocking); kernel errors come back in the result.
 
-    `chunked`: move with move_pages a chunk at a time, so `cancel` can stop it part way.
+    A `plan.stoppable` plan moves with move_pages a chunk at a time, so `cancel` can
+    stop it part way.
     """
-    return MigrationJob(plan, scanner=scanner, chunked=chunked).run(on_progress, cancel)
+    job = MigrationJob(
+        plan, scanner=scanner, privileges=privileges, topology_reader=topology_reader
+    )
+    return job.run(on_progress, cancel)

@@ -11,7 +11,7 @@ import errno
 import os
 from pathlib import Path
 
-from numatui.kernel.procfs import PF_EXITING, PF_KTHREAD, parse_stat
+from numatui.kernel.pid_files import PF_EXITING, PF_KTHREAD, parse_stat
 
 _GONE = frozenset((errno.ENOENT, errno.ESRCH))
 _DENIED = frozenset((errno.EACCES, errno.EPERM))

@@ -7,7 +7,20 @@ before it. Pure functions: a preview that the guest tests compare with the real 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+
+# Where each node's pages end once the pairs ran in order: pure model functions, used by
+# the preview here, the chunked mover and the verdict alike.
+from numatui.model import expected_after as predict_node_bytes
+from numatui.model import final_placement
+
+__all__ = [
+    "effective_targets",
+    "final_placement",
+    "kernel_pairs",
+    "node_remap",
+    "predict_node_bytes",
+]
 
 
 def _ascending(nodes: Iterable[int]) -> tuple[int, ...]:
@@ -77,33 +90,3 @@ def effective_targets(to_nodes: Iterable[int], caller_allowed: Iterable[int]) ->
     a cpuset's effective mems), and fails with EINVAL when nothing is left.
     """
     return frozenset(to_nodes) & frozenset(caller_allowed)
-
-
-def final_placement(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
-    """Where the memory each touched node held before ends up after all moves, in order.
-
-    A move takes everything then on its source, including memory an earlier move put
-    there, so memory can travel more than once. Keys: every node any pair names.
-    """
-    pair_list = list(pairs)
-    location = {node: node for pair in pair_list for node in pair}
-    for source, dest in pair_list:
-        for origin, now_on in location.items():
-            if now_on == source:
-                location[origin] = dest
-    return location
-
-
-def predict_node_bytes(
-    before: Mapping[int, int], pairs: Iterable[tuple[int, int]]
-) -> dict[int, int]:
-    """Per-node bytes after the moves if every page moves (nothing fails, nothing else changes).
-
-    Keys: every node in `before` plus every node a pair names; emptied nodes show 0.
-    """
-    after = dict(before)
-    for source, dest in pairs:
-        moving = after.get(source, 0)
-        after[source] = 0
-        after[dest] = after.get(dest, 0) + moving
-    return after

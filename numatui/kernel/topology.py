@@ -15,17 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from numatui.kernel.nodemask import parse_kernel_list
+from numatui.kernel.vmstat import MAX_COUNTER_DIGITS, parse_key_values, read_vmstat
 from numatui.model import HugePagePool, Node, NodeCounters, Topology, VmCounters, frozen_map
 
 _MEMINFO_LINE = re.compile(
     r"^(?:Node[ \t]+[0-9]+[ \t]+)?([A-Za-z0-9_()]+):[ \t]*([0-9]+)(?:[ \t]*(kB))?[ \t]*$",
     re.MULTILINE | re.ASCII,
 )
-_KEY_VALUE_LINE = re.compile(r"^([a-z0-9_]+)[ \t]+([0-9]+)[ \t]*$", re.MULTILINE | re.ASCII)
 _NODE_DIR = re.compile(r"node([0-9]+)", re.ASCII)
 _TIER_DIR = re.compile(r"memory_tier([0-9]+)", re.ASCII)
 _HUGEPAGES_DIR = re.compile(r"hugepages-([0-9]+)kB", re.ASCII)
-_MAX_DIGITS = 30  # no counter the kernel prints is longer; int() of huge text is slow
+_MAX_DIGITS = MAX_COUNTER_DIGITS
 
 
 def _int(text: str) -> int | None:
@@ -42,16 +42,6 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-def parse_key_values(text: str) -> dict[str, int]:
-    """`name value` lines: nodeN/numastat and /proc/vmstat."""
-    out: dict[str, int] = {}
-    for key, value in _KEY_VALUE_LINE.findall(text):
-        number = _int(value)
-        if number is not None:
-            out[key] = number
-    return out
-
-
 def parse_numastat(text: str) -> NodeCounters:
     values = parse_key_values(text)
     return NodeCounters(
@@ -61,17 +51,6 @@ def parse_numastat(text: str) -> NodeCounters:
         interleave_hit=values.get("interleave_hit", 0),
         local_node=values.get("local_node", 0),
         other_node=values.get("other_node", 0),
-    )
-
-
-def parse_vmstat(text: str) -> VmCounters:
-    values = parse_key_values(text)
-    return VmCounters(
-        pgmigrate_success=values.get("pgmigrate_success", 0),
-        pgmigrate_fail=values.get("pgmigrate_fail", 0),
-        numa_hit=values.get("numa_hit", 0),
-        numa_miss=values.get("numa_miss", 0),
-        numa_pages_migrated=values.get("numa_pages_migrated", 0),
     )
 
 
@@ -147,8 +126,7 @@ class TopologyReader:
         return None if value is None else value != 0
 
     def vm_counters(self) -> VmCounters:
-        text = self._text(self.proc_root / "vmstat")
-        return parse_vmstat(text) if text is not None else VmCounters()
+        return read_vmstat(self.proc_root) or VmCounters()
 
     def memory_tiers(self) -> dict[int, int]:
         """node id -> tier number (smaller is faster)."""

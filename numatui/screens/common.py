@@ -1,16 +1,18 @@
-"""Decisions the screens share: when migration is possible and why not.
+"""What the screens share: the migration rules' answers as one line of text, and summaries.
 
-Pure functions over the model (no Textual), so the reasons shown on screen are
-unit-tested directly.
+Whether and where a process may be migrated is decided in `numatui.rules`
+(the same rules `validate` refuses with); this module only words them for
+the screens. Pure functions over the model (no Textual), unit-tested directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from numatui import rules
+from numatui.model import Node, Privileges, ProcessMemory, RuleCode, Topology
+from numatui.rules import TargetChoice
+from numatui.units import human_bytes
 
-from numatui.model import Node, ProcessMemory, Topology
-from numatui.source import Privileges
-from numatui.units import human_bytes, node_list
+__all__ = ["TargetChoice", "target_choices"]
 
 MISPLACED_LOCALITY = 0.5
 """Below this share of memory on its CPUs' nodes, a process is marked misplaced."""
@@ -22,12 +24,14 @@ NOT_PRIVILEGED = "other users' processes need root or CAP_SYS_NICE"
 
 def machine_migration_blocker(topology: Topology) -> str | None:
     """Why nothing on this machine can be migrated, or None when something can."""
-    if not topology.numa_available:
+    refusal = rules.machine_refusal(topology)
+    if refusal is None:
+        return None
+    # The rules decide; the screens word it in a line of their own.
+    if refusal.code is RuleCode.NUMA_UNAVAILABLE:
         reason = topology.unavailable_reason or "the kernel exposes no NUMA nodes"
         return f"migration unavailable: {reason}"
-    if len(topology.with_memory) < 2:
-        return "migration unavailable: a single NUMA node with memory, nowhere to move pages to"
-    return None
+    return "migration unavailable: a single NUMA node with memory, nowhere to move pages to"
 
 
 def privilege_note(privileges: Privileges | None) -> str | None:
@@ -44,11 +48,8 @@ def privilege_note(privileges: Privileges | None) -> str | None:
 
 def process_migration_blocker(process: ProcessMemory) -> str | None:
     """Why this one process cannot be migrated, or None."""
-    if process.is_kernel_thread:
-        return "kernel threads have no user memory to migrate"
-    if process.numa_bytes == 0:
-        return "this process has no pages in memory to move"
-    return None
+    blocker = rules.process_blocker(process)
+    return None if blocker is None else blocker.message
 
 
 def is_misplaced(process: ProcessMemory) -> bool:
@@ -65,36 +66,11 @@ def memory_nodes(topology: Topology) -> list[Node]:
     return sorted((n for n in topology.nodes if n.has_memory), key=lambda n: n.id)
 
 
-@dataclass(frozen=True)
-class TargetChoice:
-    """One node offered as a migration target; `reason` is set when it is disabled."""
-
-    node: Node
-    reason: str | None
-
-    @property
-    def enabled(self) -> bool:
-        return self.reason is None
-
-
-def target_choices(topology: Topology, process: ProcessMemory) -> list[TargetChoice]:
-    """Every node, with the reason the kernel would refuse it as a target."""
-    single = not topology.can_migrate
-    out: list[TargetChoice] = []
-    for node in sorted(topology.nodes, key=lambda n: n.id):
-        reason: str | None = None
-        if single:
-            reason = "single node"
-        elif not node.online:
-            reason = "offline"
-        elif not node.has_memory or node.mem_total == 0:
-            reason = "no memory"
-        elif process.mems_allowed and node.id not in process.mems_allowed:
-            reason = f"outside allowed nodes {node_list(process.mems_allowed)}"
-        elif node.mem_free <= 0:
-            reason = "no free memory"
-        out.append(TargetChoice(node, reason))
-    return out
+def target_choices(
+    topology: Topology, process: ProcessMemory, privileges: Privileges
+) -> list[TargetChoice]:
+    """Every node, disabled with the rules' reason where the kernel would refuse it."""
+    return rules.target_choices(topology, process, privileges)
 
 
 def nodes_summary(topology: Topology) -> str:

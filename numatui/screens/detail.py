@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import NumaMapsFetched, SourceFailed
 from numatui.model import MemoryKind, NumaMaps, ProcessMemory
+from numatui.safe_text import plain, plain_lines, shorten, visible
+from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
 from numatui.units import human_bytes, node_list
 
-if TYPE_CHECKING:
-    from numatui.app import AppState, NumatuiApp
-
 MAPPINGS_SHOWN = 200
 """Largest mappings listed; a big process has tens of thousands."""
+COMMAND_SHOWN = 2000
+"""Characters of the command line shown; the rest is counted (one can be megabytes)."""
+UNKNOWN = "?"
+"""A byte count that could not be read: never shown as 0 or `·`."""
 
 
-class ProcessDetailScreen(Screen[None]):
-    """Where one process's memory is, kind by kind and mapping by mapping."""
+class ProcessDetailScreen(NumatuiScreen[bool]):
+    """Where one process's memory is, kind by kind and mapping by mapping.
+
+    Dismissed with True when the user asks to migrate the process.
+    """
 
     BINDINGS = [
         Binding("escape,b", "back", "Back", tooltip="Back to the process list"),
@@ -39,13 +45,6 @@ class ProcessDetailScreen(Screen[None]):
         self.maps: NumaMaps | None = None
         self.gone = False
 
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
-
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail-body"):
@@ -57,12 +56,12 @@ class ProcessDetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.process.name} ({self.process.pid})"
+        self.sub_title = visible(f"{self.process.name} ({self.process.pid})")
         self._show_identity()
         self._show_kinds()
         self.query_one("#mappings", DataTable).loading = True
         self._fetch_maps(self.process.pid)
-        self.watch(self.numatui, "state", self._on_state, init=False)
+        self.watch(self.app, "state", self._on_state, init=False)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
@@ -80,11 +79,12 @@ class ProcessDetailScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="numa_maps")
     def _fetch_maps(self, pid: int) -> None:
-        from numatui.app import WorkAbandoned, call_abandonable, describe_error
-
         try:
             maps = call_abandonable(lambda: self.numatui.source.numa_maps(pid))
         except WorkAbandoned:
+            return
+        except PermissionError:
+            self.post_message(SourceFailed("read the mappings", self._unreadable_reason()))
             return
         except Exception as exc:
             self.post_message(SourceFailed("read the mappings", describe_error(exc)))
@@ -105,29 +105,34 @@ class ProcessDetailScreen(Screen[None]):
         table = self.query_one("#mappings", DataTable)
         table.loading = False
         title = self.query_one("#mappings-title", Static)
-        title.update(f"Mappings: {message.message}")
+        title.update(plain(f"Mappings: {message.message}"))
         title.add_class("-error")
 
     def _show_identity(self) -> None:
         p = self.process
         locality = "unknown" if p.locality is None else f"{p.locality:.0%}"
         mark = "  (misplaced: most memory is away from its CPUs)" if is_misplaced(p) else ""
-        lines = [
-            f"[b]{p.name}[/b]  pid {p.pid}  user {p.user}  threads {p.threads}",
-            f"command   {p.cmdline or '-'}",
-            f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {human_bytes(p.numa_bytes)}"
+        in_maps = human_bytes(p.numa_bytes) if p.memory_readable else UNKNOWN
+        rows: list[str | Text] = [
+            plain((p.name, "bold"), f"  pid {p.pid}  user {p.user}  threads {p.threads}"),
+            plain("command   ", shorten(p.cmdline, COMMAND_SHOWN) or "-"),
+            f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {in_maps}"
             f"   mappings {p.mapping_count}",
             f"locality  {locality}{mark}",
             f"allowed nodes {node_list(p.mems_allowed)}"
             f"   threads run on nodes {node_list(p.cpu_nodes)}",
         ]
+        if not p.memory_readable:
+            why = self._unreadable_reason()
+            rows.append(plain(("memory per node unknown (?)", "bold"), f": {why}"))
         shared = sum(p.shared_bytes.values())
         if shared:
-            lines.append(f"shared with other processes {human_bytes(shared)}")
+            rows.append(f"shared with other processes {human_bytes(shared)}")
         if self.gone:
-            lines.append("[b]this process has exited[/b]: the numbers are its last scan")
+            exited = ("this process has exited", "bold")
+            rows.append(plain(exited, ": the numbers are its last scan"))
         identity = self.query_one("#identity", Static)
-        identity.update("\n".join(lines))
+        identity.update(plain_lines(rows))
         identity.set_class(self.gone, "-gone")
 
     def _node_ids(self) -> list[int]:
@@ -143,15 +148,18 @@ class ProcessDetailScreen(Screen[None]):
         node_ids = self._node_ids()
         table.add_column("KIND", key="kind")
         for node_id in node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+            table.add_column(plain(f"N{node_id}"), key=f"node{node_id}")
         table.add_column("TOTAL", key="total")
         kinds = self.process.kind_bytes
+        readable = self.process.memory_readable
         for kind in MemoryKind:
             per_node = kinds.get(kind, {})
-            table.add_row(kind.value, *_byte_cells(per_node, node_ids), key=kind.value)
+            table.add_row(
+                plain(kind.value), *_byte_cells(per_node, node_ids, readable), key=kind.value
+            )
         table.add_row(
-            Text("all", style="bold"),
-            *_byte_cells(self.process.node_bytes, node_ids),
+            plain(("all", "bold")),
+            *_byte_cells(self.process.node_bytes, node_ids, readable),
             key="all",
         )
 
@@ -164,25 +172,31 @@ class ProcessDetailScreen(Screen[None]):
         table.add_column("KIND", key="kind")
         table.add_column("POLICY", key="policy")
         for node_id in node_ids:
-            table.add_column(f"N{node_id}", key=f"node{node_id}")
+            table.add_column(plain(f"N{node_id}"), key=f"node{node_id}")
         table.add_column("TOTAL", key="total")
         table.add_column("SHARED", key="shared")
         table.add_column("PATH", key="path")
         ordered = sorted(maps.mappings, key=lambda m: (-sum(m.node_bytes.values()), m.start))
         for region in ordered[:MAPPINGS_SHOWN]:
             table.add_row(
-                f"{region.start:x}",
-                region.kind.value,
-                region.policy,
+                plain(f"{region.start:x}"),
+                plain(region.kind.value),
+                plain(region.policy),
                 *_byte_cells(region.node_bytes, node_ids),
-                "yes" if region.shared else "",
-                region.path or "",
+                plain("yes" if region.shared else ""),
+                plain(region.path or ""),  # any user names the files it maps
             )
         hidden = len(ordered) - MAPPINGS_SHOWN
         title = f"Mappings (largest first): {len(ordered)}"
         if hidden > 0:
             title += f", {MAPPINGS_SHOWN} shown"
-        self.query_one("#mappings-title", Static).update(title)
+        self.query_one("#mappings-title", Static).update(plain(title))
+
+    def _unreadable_reason(self) -> str:
+        state = self.numatui.state
+        if state is not None and state.privileges.is_root:
+            return "its numa_maps cannot be read, even as root"
+        return "its numa_maps is not readable by this user (needs root)"
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -200,20 +214,17 @@ class ProcessDetailScreen(Screen[None]):
         return True
 
     def action_migrate(self) -> None:
-        from numatui.screens.processes import ProcessesScreen
-
-        self.app.pop_screen()
-        screen = self.app.screen
-        if isinstance(screen, ProcessesScreen):
-            screen.select_pid(self.process.pid)
-            screen.action_migrate()
+        # The screen underneath opens the dialog: it is handed the request, not reached for.
+        self.dismiss(True)
 
 
-def _byte_cells(per_node: Any, node_ids: list[int]) -> list[Text]:
-    cells = [
-        Text(human_bytes(per_node.get(n, 0)) if per_node.get(n, 0) else "·", justify="right")
-        for n in node_ids
-    ]
-    total = sum(per_node.values())
-    cells.append(Text(human_bytes(total) if total else "·", justify="right"))
+def _byte_cells(per_node: Any, node_ids: list[int], readable: bool = True) -> list[Text]:
+    """Bytes per node then the total; `?` for all when they could not be read."""
+
+    def cell(value: int) -> Text:
+        shown = UNKNOWN if not readable else human_bytes(value) if value else "·"
+        return Text(shown, justify="right")
+
+    cells = [cell(per_node.get(n, 0)) for n in node_ids]
+    cells.append(cell(sum(per_node.values())))
     return cells

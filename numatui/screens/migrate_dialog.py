@@ -7,28 +7,26 @@ preview comes from `source.plan` (in a worker) so refusals are the source's own.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import PlanPreviewed, PlanRefused
-from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.model import MigrationPlan, Privileges, ProcessMemory, Topology
+from numatui.safe_text import plain, plain_lines
+from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
 from numatui.units import human_bytes
 
-if TYPE_CHECKING:
-    from numatui.app import NumatuiApp
+CHOOSE_NODES = "choose at least one source and one target"
 
 
-class MigrateDialog(ModalScreen[MigrationPlan | None]):
+class MigrateDialog(NumatuiModal[MigrationPlan | None]):
     """Pick sources (bytes there) and targets (free memory); Enter confirms."""
 
     BINDINGS = [
@@ -43,26 +41,21 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         ),
     ]
 
-    def __init__(self, process: ProcessMemory, topology: Topology) -> None:
+    def __init__(self, process: ProcessMemory, topology: Topology, privileges: Privileges) -> None:
         super().__init__()
         self.process = process
         self.topology = topology
         self.plan: MigrationPlan | None = None
         self.refusal: str | None = None
-        self.choices = target_choices(topology, process)
-
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
+        # The same rules `source.plan` refuses with: a node enabled here is one it accepts.
+        self.choices = target_choices(topology, process, privileges)
 
     def compose(self) -> ComposeResult:
         p = self.process
         with Vertical(id="dialog"):
             yield Label(
-                f"Migrate {p.name} ({p.pid}): {human_bytes(p.numa_bytes)} in memory", id="title"
+                plain("Migrate ", p.name, f" ({p.pid}): {human_bytes(p.numa_bytes)} in memory"),
+                id="title",
             )
             with Horizontal(id="lists"):
                 with Vertical(classes="column"):
@@ -71,7 +64,7 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 with Vertical(classes="column"):
                     yield Label("To (free memory)", classes="list-title")
                     yield SelectionList[int](*self._target_options(), id="targets")
-            yield Static("choose at least one source and one target", id="preview")
+            yield Static(plain(CHOOSE_NODES), id="preview")
             with Horizontal(id="buttons"):
                 yield Checkbox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
@@ -83,7 +76,7 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         default = self._default_sources()
         return [
             Selection(
-                f"node {n}  {human_bytes(self.process.node_bytes.get(n, 0)):>10}",
+                plain(f"node {n}  {human_bytes(self.process.node_bytes.get(n, 0)):>10}"),
                 n,
                 n in default,
                 id=f"source-{n}",
@@ -97,11 +90,13 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         options: list[Selection[int]] = []
         for choice in self.choices:
             node = choice.node
-            prompt = Text(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
+            prompt = plain(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
             if node.memory_only:
                 prompt.append("  memory-only")
+            if choice.warning is not None:
+                prompt.append(f"  ({choice.warning.short})")
             if choice.reason:
-                prompt = Text(f"node {node.id}  — {choice.reason}")
+                prompt = plain(f"node {node.id}  — {choice.reason}")
             options.append(
                 Selection(
                     prompt,
@@ -130,12 +125,18 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
     def to_nodes(self) -> frozenset[int]:
         return frozenset(self.query_one("#targets", SelectionList).selected)
 
+    @property
+    def stoppable(self) -> bool:
+        return self.query_one("#stoppable", Checkbox).value
+
     def on_mount(self) -> None:
         self.query_one("#sources", SelectionList).focus()
         self._request_preview()
 
     @on(SelectionList.SelectedChanged)
+    @on(Checkbox.Changed, "#stoppable")
     def _selection_changed(self) -> None:
+        # The mode is part of the plan: a new choice is a new plan, never an edited one.
         self._request_preview()
 
     def _request_preview(self) -> None:
@@ -144,18 +145,21 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         self.query_one("#confirm", Button).disabled = True
         from_nodes, to_nodes = self.from_nodes, self.to_nodes
         if not from_nodes or not to_nodes:
-            self._show_preview("choose at least one source and one target", error=False)
+            self._show_preview(plain(CHOOSE_NODES), error=False)
             return
-        self._show_preview("asking the kernel layer for the plan…", error=False)
-        self._preview_worker(from_nodes, to_nodes)
+        self._show_preview(plain("asking the kernel layer for the plan…"), error=False)
+        self._preview_worker(from_nodes, to_nodes, self.stoppable)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
-    def _preview_worker(self, from_nodes: frozenset[int], to_nodes: frozenset[int]) -> None:
-        from numatui.app import WorkAbandoned, call_abandonable, describe_error
-
+    def _preview_worker(
+        self, from_nodes: frozenset[int], to_nodes: frozenset[int], stoppable: bool
+    ) -> None:
         pid = self.process.pid
+        source = self.numatui.source
         try:
-            plan = call_abandonable(lambda: self.numatui.source.plan(pid, from_nodes, to_nodes))
+            plan = call_abandonable(
+                lambda: source.plan(pid, from_nodes, to_nodes, stoppable=stoppable)
+            )
         except WorkAbandoned:
             return
         except Exception as exc:
@@ -166,7 +170,11 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
     @on(PlanPreviewed)
     def _plan_previewed(self, message: PlanPreviewed) -> None:
         plan = message.plan
-        if plan.from_nodes != self.from_nodes or plan.to_nodes != self.to_nodes:
+        if (
+            plan.from_nodes != self.from_nodes
+            or plan.to_nodes != self.to_nodes
+            or plan.stoppable != self.stoppable
+        ):
             return  # an answer to a choice the user has since changed
         self.plan = plan
         self._show_preview(self._describe(plan), error=False)
@@ -177,11 +185,13 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
         if message.from_nodes != self.from_nodes or message.to_nodes != self.to_nodes:
             return
         self.refusal = message.reason
-        self._show_preview(f"refused: {message.reason}", error=True)
+        self._show_preview(plain(f"refused: {message.reason}"), error=True)
 
-    def _describe(self, plan: MigrationPlan) -> str:
+    def _describe(self, plan: MigrationPlan) -> Text:
         if plan.is_noop:
-            return "nothing would move: every chosen source is also a target, or holds nothing"
+            return plain(
+                "nothing would move: every chosen source is also a target, or holds nothing"
+            )
         lines = ["The kernel will move, in this order:"]
         sizes = plan.bytes_per_pair or tuple(0 for _ in plan.pairs)
         for (src, dst), size in zip(plan.pairs, sizes, strict=False):
@@ -192,16 +202,18 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 f"{human_bytes(plan.shared_bytes_staying)} of shared pages will stay: "
                 "numatui lacks CAP_SYS_NICE"
             )
-        lines.extend(f"warning: {w}" for w in plan.warnings)
-        return "\n".join(lines)
+        lines.extend(f"warning: {w.message}" for w in plan.warnings)
+        return plain_lines(lines)
 
-    def _show_preview(self, text: str, error: bool) -> None:
+    def _show_preview(self, text: Text, error: bool) -> None:
         preview = self.query_one("#preview", Static)
         preview.update(text)
         preview.set_class(error, "-error")
 
     def action_confirm(self) -> None:
         plan = self.plan
+        if plan is not None and plan.stoppable != self.stoppable:
+            plan = None  # the plan for the current choice is still on its way
         if plan is None or plan.is_noop:
             self.notify(
                 self.refusal or "choose nodes with something to move first",
@@ -209,8 +221,7 @@ class MigrateDialog(ModalScreen[MigrationPlan | None]):
                 severity="warning",
             )
             return
-        stoppable = self.query_one("#stoppable", Checkbox).value
-        self.dismiss(dataclasses.replace(plan, stoppable=stoppable))
+        self.dismiss(plan)
 
     def action_toggle_stoppable(self) -> None:
         self.query_one("#stoppable", Checkbox).toggle()

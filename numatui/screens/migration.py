@@ -8,17 +8,15 @@ and why, in the source's own words (never a traceback).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import MigrationCrashed, MigrationFinished, MigrationSampled
 from numatui.model import (
     MigrationOutcome,
@@ -28,15 +26,16 @@ from numatui.model import (
     NodeBytes,
     ProcessMemory,
     Topology,
+    misplaced_bytes,
+    planned_bytes,
 )
+from numatui.safe_text import plain, plain_lines, visible
+from numatui.screens.base import NumatuiScreen
 from numatui.units import human_bytes, human_rate
 from numatui.widgets.node_bars import NodeBar
 
-if TYPE_CHECKING:
-    from numatui.app import NumatuiApp
 
-
-class MigrationScreen(Screen[None]):
+class MigrationScreen(NumatuiScreen[None]):
     """One migration from start to summary."""
 
     BINDINGS = [
@@ -74,13 +73,6 @@ class MigrationScreen(Screen[None]):
         }
 
     @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
-
-    @property
     def running(self) -> bool:
         return self.result is None and self.crash is None
 
@@ -89,8 +81,12 @@ class MigrationScreen(Screen[None]):
         with VerticalScroll(id="migration-body"):
             pairs = ", ".join(f"{s}→{d}" for s, d in self.plan.pairs) or "none"
             yield Static(
-                f"Migrating [b]{self.process.name}[/b] ({self.process.pid}): "
-                f"{human_bytes(self.plan.bytes_to_move)} planned, pairs {pairs}",
+                plain(
+                    "Migrating ",
+                    (self.process.name, "bold"),
+                    f" ({self.process.pid}): "
+                    f"{human_bytes(self.plan.bytes_to_move)} planned, pairs {pairs}",
+                ),
                 id="migration-title",
             )
             with Vertical(id="bars"):
@@ -115,7 +111,10 @@ class MigrationScreen(Screen[None]):
         return max(1, total)
 
     def on_mount(self) -> None:
-        self.sub_title = f"migration of pid {self.process.pid}"
+        # One title, not title + sub-title: the header draws those as separate runs
+        # whose joining spaces some SVG renderers drop ("numatui—migration").
+        self.title = visible(f"{self.app.title} · migration of pid {self.process.pid}")
+        self.sub_title = ""
         self.query_one("#before-after").display = False
         self._migrate_worker()
 
@@ -127,8 +126,6 @@ class MigrationScreen(Screen[None]):
         description="migrate pages",
     )
     def _migrate_worker(self) -> None:
-        from numatui.app import WorkAbandoned, call_abandonable, describe_error
-
         def on_progress(progress: MigrationProgress) -> None:
             self.post_message(MigrationSampled(progress))
 
@@ -160,27 +157,36 @@ class MigrationScreen(Screen[None]):
             self.query_one(f"#bar-{node_id}", NodeBar).current = node_bytes.get(node_id, 0)
 
     def _moved(self, node_bytes: NodeBytes) -> int:
-        sources = {s for s, _ in self.plan.pairs}
-        return sum(max(0, self.before.get(n, 0) - node_bytes.get(n, 0)) for n in sources)
+        """What is already where the kernel's pairs put it (the verdict's own measure)."""
+        planned = planned_bytes(self.before, self.plan.pairs)
+        return max(0, planned - misplaced_bytes(self.before, node_bytes, self.plan.pairs))
 
     def _show_stats(self, node_bytes: NodeBytes, elapsed: float, final: bool) -> None:
-        moved = self._moved(node_bytes)
+        self._show_moved(self._moved(node_bytes), elapsed, final)
+
+    def _show_moved(self, moved: int, elapsed: float, final: bool) -> None:
         planned = self.plan.bytes_to_move
         rate = moved / elapsed if elapsed > 0 else 0.0
         share = f" ({moved / planned:.0%})" if planned else ""
         verb = "moved" if final else "moved so far"
         self.query_one("#stats", Static).update(
-            f"{verb} {human_bytes(moved)} of {human_bytes(planned)}{share}"
-            f" · {human_rate(rate)} · {elapsed:.1f} s elapsed"
+            plain(
+                f"{verb} {human_bytes(moved)} of {human_bytes(planned)}{share}"
+                f" · {human_rate(rate)} · {elapsed:.1f} s elapsed"
+            )
         )
 
     @on(MigrationFinished)
     def _finished(self, message: MigrationFinished) -> None:
         result = message.result
         self.result = result
-        self.before = result.before or self.before
-        self._show_bytes(result.after)
-        self._show_stats(result.after, result.elapsed_s, final=True)
+        # A result with no counts (the process exited before anything was read) says
+        # nothing about where the pages are: the bars keep what was last seen, and the
+        # line under them says the result's own figure, never bars drained to zero.
+        if result.before or result.after:
+            self.before = result.before or self.before
+            self._show_bytes(result.after)
+        self._show_moved(result.bytes_moved, result.elapsed_s, final=True)
         self._show_summary(result)
         self.refresh_bindings()
 
@@ -188,35 +194,54 @@ class MigrationScreen(Screen[None]):
     def _crashed(self, message: MigrationCrashed) -> None:
         self.crash = message.message
         summary = self.query_one("#summary", Static)
-        summary.update(f"[b]Migration failed[/b]: {message.message}\nNothing more will be moved.")
+        summary.update(
+            plain_lines(
+                [
+                    plain(("Migration failed", "bold"), ": ", message.message),
+                    "Nothing more will be moved.",
+                ]
+            )
+        )
         summary.set_class(True, "-failed")
-        self.query_one("#stats", Static).update("stopped")
+        self.query_one("#stats", Static).update(plain("stopped"))
         self.refresh_bindings()
 
     def _show_summary(self, result: MigrationResult) -> None:
         page = self.topology.page_size or 4096
-        lines = [f"[b]Outcome: {result.outcome.value}[/b] in {result.elapsed_s:.1f} s"]
+        # The outcome line is one run of one style, so no renderer can drop its spaces.
+        lines: list[str | Text] = [
+            plain((f"Outcome: {result.outcome.value} in {result.elapsed_s:.1f} s", "bold"))
+        ]
         lines.append(
             f"pages moved: {result.bytes_moved // page:,} ({human_bytes(result.bytes_moved)})"
         )
         if result.pages_not_moved is not None:
             lines.append(f"pages the kernel could not move: {result.pages_not_moved:,}")
-        if result.bytes_left_on_sources:
-            lines.append(f"still on the source nodes: {human_bytes(result.bytes_left_on_sources)}")
+        if result.bytes_misplaced:
+            lines.append(
+                f"not where the kernel's pairs put it: {human_bytes(result.bytes_misplaced)}"
+            )
         if result.error is not None:
             name = f"{result.error.errno_name}: " if result.error.errno_name else ""
+            # Error text quotes the process's own name: plain_lines escapes every str.
             lines.append(f"error: {name}{result.error.message}")
         lines.extend(f"• {text}" for text in result.explanations)
-        if result.audit is not None:
-            where = escape(result.audit.path)  # a path is text, never markup
-            lines.append(
-                f"audit: recorded in {where}"
-                if result.audit.written
-                else f"[b]audit: NOT recorded[/b] in {where}: {escape(result.audit.reason or '')}"
-            )
+        if result.audit is not None:  # the path and the reason are text, never markup
+            if result.audit.written:
+                lines.append(plain("audit: recorded in ", result.audit.path))
+            else:
+                lines.append(
+                    plain(
+                        ("audit: NOT recorded", "bold"),
+                        " in ",
+                        result.audit.path,
+                        ": ",
+                        result.audit.reason or "",
+                    )
+                )
         lines.append("press b to go back to the process list")
         summary = self.query_one("#summary", Static)
-        summary.update("\n".join(lines))
+        summary.update(plain_lines(lines))
         failed = result.outcome is MigrationOutcome.FAILED
         partly = result.outcome is MigrationOutcome.PARTLY_MOVED
         summary.set_class(failed, "-failed")
@@ -234,8 +259,8 @@ class MigrationScreen(Screen[None]):
             after = result.after.get(node_id, 0)
             delta = after - before
             table.add_row(
-                str(node_id),
-                self.roles.get(node_id, ""),
+                plain(str(node_id)),
+                plain(self.roles.get(node_id, "")),
                 Text(human_bytes(before), justify="right"),
                 Text(human_bytes(after), justify="right"),
                 Text(
@@ -258,7 +283,7 @@ class MigrationScreen(Screen[None]):
             return
         self.cancel_event.set()
         self.query_one("#stats", Static).update(
-            "stopping after the current chunk… (pages already moved stay moved)"
+            plain("stopping after the current chunk… (pages already moved stay moved)")
         )
         self.refresh_bindings()
 

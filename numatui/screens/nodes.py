@@ -6,21 +6,17 @@ before this screen was first opened.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from numatui.model import Node, Topology
+from numatui.safe_text import plain, plain_lines
+from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, nodes_summary
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
-
-if TYPE_CHECKING:
-    from numatui.app import AppState, NumatuiApp
 
 RATE_CHARTS: tuple[tuple[str, str], ...] = (
     ("numa_hit", "numa hit/s"),
@@ -47,19 +43,12 @@ def node_kind(node: Node) -> str:
     return "CPU+memory"
 
 
-class NodesScreen(Screen[None]):
+class NodesScreen(NumatuiScreen[None]):
     """The machine's nodes and how their use changes."""
 
     def __init__(self) -> None:
         super().__init__()
         self._chart_nodes: list[int] = []
-
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,7 +67,7 @@ class NodesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "nodes"
-        self.watch(self.numatui, "state", self._on_state, init=True)
+        self.watch(self.app, "state", self._on_state, init=True)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
@@ -88,7 +77,7 @@ class NodesScreen(Screen[None]):
         blocker = machine_migration_blocker(topology)
         if blocker:
             lines.append(blocker)
-        self.query_one("#nodes-summary", Static).update("\n".join(lines))
+        self.query_one("#nodes-summary", Static).update(plain_lines(lines))
         self._show_nodes(topology)
         self._show_distances(topology)
         self._show_charts(topology)
@@ -109,17 +98,17 @@ class NodesScreen(Screen[None]):
             hits = history.node_rate_series(node.id, "numa_hit")
             misses = history.node_rate_series(node.id, "numa_miss")
             table.add_row(
-                str(node.id),
-                node_kind(node),
-                node_list(node.cpus),
+                plain(str(node.id)),
+                plain(node_kind(node)),
+                plain(node_list(node.cpus)),
                 Text(human_bytes(node.mem_total), justify="right"),
                 Text(human_bytes(node.mem_used), justify="right"),
                 Text(human_bytes(node.mem_free), justify="right"),
                 Text(used_share, justify="right"),
                 Text(human_count_rate(hits[-1]) if hits else "-", justify="right"),
                 Text(human_count_rate(misses[-1]) if misses else "-", justify="right"),
-                huge_pages(node),
-                "-" if node.tier is None else str(node.tier),
+                plain(huge_pages(node)),
+                plain("-" if node.tier is None else str(node.tier)),
                 key=str(node.id),
             )
         if table.row_count:
@@ -131,12 +120,12 @@ class NodesScreen(Screen[None]):
         ids = sorted(n.id for n in topology.nodes if n.online)
         table.add_column("from\\to", key="from")
         for node_id in ids:
-            table.add_column(str(node_id), key=str(node_id))
+            table.add_column(plain(str(node_id)), key=str(node_id))
         for node_id in ids:
             node = topology.node(node_id)
             distances = node.distances if node is not None else {}
             table.add_row(
-                str(node_id),
+                plain(str(node_id)),
                 *(Text(str(distances.get(other, "-")), justify="right") for other in ids),
             )
 

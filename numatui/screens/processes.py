@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
+from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import (
     is_misplaced,
     machine_migration_blocker,
@@ -31,9 +32,6 @@ from numatui.screens.common import (
 from numatui.source import Privileges
 from numatui.units import human_bytes
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
-
-if TYPE_CHECKING:
-    from numatui.app import AppState, NumatuiApp
 
 # Locality comes before the per-node columns so it stays visible on 80 columns.
 FIXED_COLUMNS: tuple[TableColumn, ...] = (
@@ -62,7 +60,9 @@ def _row_values(process: ProcessMemory, node_ids: list[int]) -> dict[str, Any]:
 def _cells(process: ProcessMemory, node_ids: list[int]) -> tuple[TableCell, ...]:
     misplaced = is_misplaced(process)
     locality = process.locality
-    if locality is None:
+    if not process.memory_readable:
+        locality_cell = TableCell("?", "zero")  # unknown, not zero: the status line says why
+    elif locality is None:
         locality_cell = TableCell("-", "zero")
     elif misplaced:
         locality_cell = TableCell(f"! {locality:.0%}", "misplaced")
@@ -70,14 +70,17 @@ def _cells(process: ProcessMemory, node_ids: list[int]) -> tuple[TableCell, ...]
         locality_cell = TableCell(f"{locality:.0%}", "local")
     cells = [
         TableCell(str(process.pid)),
-        TableCell(process.name, "misplaced" if misplaced else ""),
-        TableCell(process.user),
+        TableCell(visible(process.name), "misplaced" if misplaced else ""),
+        TableCell(visible(process.user)),
         TableCell(human_bytes(process.rss_bytes)),
         locality_cell,
     ]
     for node_id in node_ids:
         value = process.node_bytes.get(node_id, 0)
-        cells.append(TableCell(human_bytes(value)) if value else TableCell("·", "zero"))
+        if not process.memory_readable:
+            cells.append(TableCell("?", "zero"))
+        else:
+            cells.append(TableCell(human_bytes(value)) if value else TableCell("·", "zero"))
     return tuple(cells)
 
 
@@ -89,7 +92,8 @@ class ProcessRow:
     row: TableRow
     values: dict[str, Any]
     search_text: str
-    """Name, user and command line, lower-cased, for the filter."""
+    """Name, user and command line as shown (escaped), lower-cased, for the filter: what
+    is on screen can be typed, e.g. `\\x1b` finds a name holding an escape character."""
 
 
 def process_row(process: ProcessMemory, node_ids: list[int]) -> ProcessRow:
@@ -97,7 +101,7 @@ def process_row(process: ProcessMemory, node_ids: list[int]) -> ProcessRow:
         process,
         TableRow(process.pid, _cells(process, node_ids)),
         _row_values(process, node_ids),
-        "\0".join((process.name, process.user, process.cmdline)).lower(),
+        "\0".join(map(visible, (process.name, process.user, process.cmdline))).lower(),
     )
 
 
@@ -118,7 +122,7 @@ def prepare_rows(
     return rows
 
 
-class ProcessesScreen(Screen[None]):
+class ProcessesScreen(NumatuiScreen[None]):
     """Processes with memory per node; Enter for detail, `m` to migrate."""
 
     BINDINGS = [
@@ -163,13 +167,6 @@ class ProcessesScreen(Screen[None]):
             self.node_ids = node_ids
             self.rows = rows
 
-    @property
-    def numatui(self) -> NumatuiApp:
-        from numatui.app import NumatuiApp
-
-        assert isinstance(self.app, NumatuiApp)
-        return self.app
-
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("reading the machine…", id="summary")
@@ -177,13 +174,14 @@ class ProcessesScreen(Screen[None]):
         yield ProcessTable(id="processes")
         with Horizontal(id="filter-bar"):
             yield Static("filter:", id="filter-label")
-            yield Input(placeholder="name, user or pid", id="filter")
+            # A pasted control character would reach the terminal as typed: refused.
+            yield Input(placeholder="name, user or pid", id="filter", restrict=PRINTABLE)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#filter-bar").display = False
-        self.watch(self.numatui, "first_topology", self._on_first_topology, init=True)
-        self.watch(self.numatui, "state", self._on_state, init=True)
+        self.watch(self.app, "first_topology", self._on_first_topology, init=True)
+        self.watch(self.app, "state", self._on_state, init=True)
 
     # ------------------------------------------------------------ data
 
@@ -233,7 +231,7 @@ class ProcessesScreen(Screen[None]):
         if text != self._summary_text:  # an unchanged Static.update still re-renders
             self._summary_text = text
             summary = self.query_one("#summary", Static)
-            summary.update(text)
+            summary.update(plain_lines(text.split("\n")))  # numatui's own lines, joined above
             summary.set_class(blocker is not None, "-blocked")
 
     def _update_status(self) -> None:
@@ -247,7 +245,10 @@ class ProcessesScreen(Screen[None]):
                 f"{shown} of {total} processes" if shown != total else f"{total} processes"
             )
             if scan.unreadable:
-                parts.append(f"{scan.unreadable} unreadable")
+                # Their memory shows as ?; root can read all but the odd process (the detail
+                # screen says why), so only a user without root is told what would help.
+                why = "" if state.privileges.is_root else " (needs root)"
+                parts.append(f"{scan.unreadable} unreadable{why}")
         direction = "↓" if self.sort_reverse else "↑"
         parts.append(f"sort {self._column_title(self.sort_key)} {direction}")
         if self.node_limit is not None:
@@ -261,10 +262,11 @@ class ProcessesScreen(Screen[None]):
             parts.append(f"filter “{self.filter_text}”")
         if self.numatui.last_error:
             parts.append(f"last refresh failed: {self.numatui.last_error}")
-        text = " · ".join(parts)
-        if text != self._status_text:
-            self._status_text = text
-            self.query_one("#status", Static).update(text)
+        status = " · ".join(parts)
+        if status != self._status_text:
+            self._status_text = status
+            # The filter and the last error are untrusted: shown escaped, never as markup.
+            self.query_one("#status", Static).update(plain(status))
 
     def _column_title(self, key: str) -> str:
         column = self.table.columns.get(key)
@@ -355,7 +357,12 @@ class ProcessesScreen(Screen[None]):
             return
         from numatui.screens.detail import ProcessDetailScreen
 
-        self.app.push_screen(ProcessDetailScreen(process))
+        def migrate_requested(migrate: bool | None) -> None:
+            if migrate:
+                self.select_pid(process.pid)
+                self.action_migrate()
+
+        self.app.push_screen(ProcessDetailScreen(process), migrate_requested)
 
     @on(ProcessTable.RowSelected, "#processes")
     def _row_selected(self, event: ProcessTable.RowSelected) -> None:
@@ -440,7 +447,7 @@ class ProcessesScreen(Screen[None]):
 
             self.app.push_screen(MigrationScreen(plan, process, state.topology))
 
-        self.app.push_screen(MigrateDialog(process, state.topology), start)
+        self.app.push_screen(MigrateDialog(process, state.topology, state.privileges), start)
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         commands: list[tuple[str, str, Callable[[], object]]] = [

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from numatui.errors import MigrationRefused, ProcessGone
+from numatui.errors import ProcessGone
 from numatui.kernel.live import LiveSource
+from numatui.kernel.migration import validate
 from numatui.model import (
     MappedRegion,
     MemoryKind,
@@ -233,14 +234,6 @@ def make_processes(topology: Topology, count: int = 30, seed: int = 7) -> list[P
     return out
 
 
-def kernel_pairs(from_nodes: frozenset[int], to_nodes: frozenset[int]) -> list[tuple[int, int]]:
-    """A simple stand-in for the kernel's pairing (n-th source to n-th target, wrapping)."""
-    sources = sorted(from_nodes)
-    targets = sorted(to_nodes)
-    pairs = [(s, targets[i % len(targets)]) for i, s in enumerate(sources)]
-    return [(s, d) for s, d in pairs if s != d]
-
-
 @dataclass
 class MigrationScript:
     """How the fake migration goes: samples, final outcome, or an exception."""
@@ -331,36 +324,28 @@ class FakeSource:
         self.calls.append("privileges")
         return self.privileges_value
 
-    def plan(self, pid: int, from_nodes: Iterable[int], to_nodes: Iterable[int]) -> MigrationPlan:
+    def plan(
+        self,
+        pid: int,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        *,
+        stoppable: bool = False,
+    ) -> MigrationPlan:
+        """The real rules and preview (`validate`) over the fake machine's snapshots."""
         self.calls.append("plan")
-        sources, targets = frozenset(from_nodes), frozenset(to_nodes)
+        privileges = self.privileges_value
         topology = self._topology(self.tick)
-        process = self.processes.get(pid)
-        if process is None:
-            raise MigrationRefused(f"process {pid} does not exist (it may have exited)")
-        if not topology.can_migrate:
-            raise MigrationRefused("only one node has memory: there is nowhere to move pages")
-        for node_id in targets:
-            if node_id not in topology.with_memory:
-                raise MigrationRefused(f"node {node_id} has no memory to receive pages")
-            if process.mems_allowed and node_id not in process.mems_allowed:
-                raise MigrationRefused(f"node {node_id} is outside the process's allowed nodes")
-        pairs = kernel_pairs(sources, targets)
-        sizes = tuple(process.node_bytes.get(s, 0) for s, _ in pairs)
-        staying = 0
-        warnings: tuple[str, ...] = ()
-        if not self.privileges_value.cap_sys_nice:
-            staying = sum(process.shared_bytes.get(s, 0) for s, _ in pairs)
-            if staying:
-                warnings = ("pages shared with other processes stay without CAP_SYS_NICE",)
-        return MigrationPlan(
-            pid=pid,
-            from_nodes=sources,
-            to_nodes=targets,
-            pairs=tuple(pairs),
-            bytes_per_pair=sizes,
-            shared_bytes_staying=staying,
-            warnings=warnings,
+        return validate(
+            pid,
+            from_nodes,
+            to_nodes,
+            topology,
+            self.processes.get(pid),
+            privileges,
+            stoppable=stoppable,
+            caller_mems=topology.with_memory,
+            process_uid=privileges.uid,
         )
 
     def migrate(

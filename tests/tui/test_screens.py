@@ -6,6 +6,7 @@ import asyncio
 import threading
 from dataclasses import replace
 
+import pytest
 from textual.command import CommandPalette
 from textual.coordinate import Coordinate
 from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
@@ -13,13 +14,16 @@ from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 from numatui.model import MigrationError, frozen_map
 from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
+from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
+from numatui.source import Privileges
 from numatui.units import human_count_rate
 
 from .conftest import open_dialog, quiet_app, settle, wait_until
 from .fakes import (
+    ROOT,
     USER,
     FakeSource,
     MigrationScript,
@@ -210,22 +214,54 @@ async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
         assert isinstance(app.screen, ProcessesScreen)
 
 
-async def test_detail_source_error_is_shown_not_raised() -> None:
-    source = FakeSource(fail_numa_maps="Permission denied: /proc/211/numa_maps")
+@pytest.mark.parametrize(
+    ("privileges", "reason"),
+    [(USER, "not readable by this user (needs root)"), (ROOT, "cannot be read, even as root")],
+)
+async def test_detail_unreadable_mappings_say_why_not_the_raw_error(
+    privileges: Privileges, reason: str
+) -> None:
+    source = FakeSource(
+        fail_numa_maps="Permission denied: /proc/211/numa_maps", privileges_value=privileges
+    )
     app = quiet_app(source)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ProcessDetailScreen)
-        assert "Permission denied" in text_of(app.screen, "#mappings-title")
+        title = text_of(app.screen, "#mappings-title")
+        assert reason in title
+        assert "PermissionError" not in title and "Permission denied" not in title
 
 
-async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs() -> None:
+async def test_migrate_from_detail_opens_the_dialog_for_that_process() -> None:
+    # The detail screen hands the request back through dismiss; the list opens the dialog.
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        pid = screen.selected_pid
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ProcessDetailScreen)
+        await pilot.press("m")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, MigrateDialog)
+        assert dialog.process.pid == pid
+        assert app.screen_stack[-2] is screen
+
+
+@pytest.mark.parametrize("as_root", [True, False], ids=["root", "user"])
+async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs(
+    as_root: bool,
+) -> None:
     def topology(tick: int) -> object:
         return make_topology([0, 1, 2, 3], memory_only=[2], offline=[3], tick=tick)
 
-    source = FakeSource(topology_factory=topology)
+    source = FakeSource(topology_factory=topology, privileges_value=ROOT if as_root else USER)
     pid = 100 + 3 * 37  # a misplaced process: home node 1, most memory on another node
     source.processes[pid] = replace(source.processes[pid], mems_allowed=frozenset({0, 1, 3}))
     app = quiet_app(source)
@@ -240,7 +276,12 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs()
             )
             for i in range(targets.option_count)
         }
-        assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
+        if as_root:
+            # CAP_SYS_NICE: the kernel accepts a node outside the cpuset, and so do the
+            # rules, the dialog and the CLI (with the same warning).
+            assert not prompts[2][1] and "outside its cpuset" in prompts[2][0]
+        else:
+            assert prompts[2][1] and "outside allowed nodes 0-1,3" in prompts[2][0]
         assert prompts[3][1] and "offline" in prompts[3][0]
         assert not prompts[0][1] and "free" in prompts[0][0]
         sources = dialog.query_one("#sources", SelectionList)

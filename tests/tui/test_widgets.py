@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from numatui.history import NodeHistory
 from numatui.model import frozen_map
 from numatui.screens.common import (
     NOT_PRIVILEGED,
@@ -15,7 +16,6 @@ from numatui.screens.common import (
 )
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import BLOCKS, spark
-from numatui.widgets.history import NodeHistory
 from numatui.widgets.node_bars import bar
 
 from .fakes import (
@@ -110,12 +110,15 @@ def test_machine_blockers_say_why() -> None:
 def test_target_choices_disable_with_reason() -> None:
     topology = make_topology([0, 1, 2, 3], memory_only=[2], offline=[3], cpu_only=[1])
     process = replace(make_processes(topology, 1)[0], mems_allowed=frozenset({0, 1, 3}))
-    reasons = {c.node.id: c.reason for c in target_choices(topology, process)}
+    reasons = {c.node.id: c.reason for c in target_choices(topology, process, USER)}
     assert reasons[0] is None
     assert reasons[1] == "no memory"
     assert reasons[2] is not None and "outside allowed nodes" in reasons[2]
     assert reasons[3] == "offline"
-    assert {c.reason for c in target_choices(single_node(), process)} == {"single node"}
+    assert {c.reason for c in target_choices(single_node(), process, USER)} == {"single node"}
+    # With CAP_SYS_NICE the kernel takes a node outside the cpuset: offered, with a note.
+    as_root = {c.node.id: c for c in target_choices(topology, process, ROOT)}
+    assert as_root[2].enabled and as_root[2].warning is not None
 
 
 def test_misplaced_needs_low_locality_and_size() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from numatui.kernel.chunked import CHUNK_PAGES, move_in_chunks, parse_maps_ranges, plan_walk
-from numatui.kernel.procfs import parse_numa_maps
+from numatui.kernel.numa_maps import parse_numa_maps
 from numatui.model import MigrationOutcome, MigrationPlan
 from numatui.source import Privileges
 

@@ -26,7 +26,7 @@ import pytest
 
 from numatui.app import NumatuiApp
 from numatui.kernel.live import LiveSource
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 
 ROOT = Path(__file__).resolve().parents[2]
 

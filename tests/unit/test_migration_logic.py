@@ -18,18 +18,21 @@ import pytest
 from numatui.errors import MigrationRefused
 from numatui.kernel import syscalls
 from numatui.kernel.migration import Observation, decide_outcome, tolerance_bytes, validate
-from numatui.kernel.plan import kernel_pairs
+from numatui.kernel.plan import kernel_pairs, predict_node_bytes
 from numatui.model import (
     HugePagePool,
     MemoryKind,
     MigrationOutcome,
     MigrationPlan,
+    MigrationResult,
     Node,
+    Privileges,
     ProcessMemory,
+    RuleCode,
     Topology,
     frozen_map,
+    planned_bytes,
 )
-from numatui.source import Privileges
 
 MIB = 1024 * 1024
 PAGE = 4096
@@ -171,7 +174,8 @@ def test_target_outside_the_process_cpuset() -> None:
         _plan({0}, {2}, process=inside_0_1, privileges=USER)
     plan = _plan({0}, {2}, process=inside_0_1, privileges=ROOT)  # CAP_SYS_NICE may
     assert plan.pairs == ((0, 2),)
-    assert any("outside the process's cpuset" in w for w in plan.warnings)
+    assert any("outside the process's cpuset" in w.message for w in plan.warnings)
+    assert RuleCode.TARGET_OUTSIDE_CPUSET in {w.code for w in plan.warnings}
 
 
 def test_target_outside_numatuis_own_cpuset() -> None:
@@ -180,7 +184,7 @@ def test_target_outside_numatuis_own_cpuset() -> None:
     # Part of the targets allowed: the kernel pairs with what is left, and so does the preview.
     plan = _plan({0, 1}, {2, 3}, caller_mems=frozenset({0, 1, 2}))
     assert plan.pairs == kernel_pairs({0, 1}, {2})
-    assert any("moves memory only to 2" in w for w in plan.warnings)
+    assert any("moves memory only to 2" in w.message for w in plan.warnings)
 
 
 # ---------------------------------------------------------------- plans
@@ -206,7 +210,8 @@ def test_shared_pages_stay_without_cap_sys_nice() -> None:
     process = _process({0: 64 * MIB, 1: 8 * MIB}, shared={0: 16 * MIB, 1: 8 * MIB})
     as_user = _plan({0}, {1}, process=process, privileges=USER)
     assert as_user.shared_bytes_staying == 16 * MIB
-    assert any("16.0 MiB is shared" in w for w in as_user.warnings)
+    assert any("16.0 MiB is shared" in w.message for w in as_user.warnings)
+    assert [w.code for w in as_user.warnings] == [RuleCode.SHARED_PAGES_STAY]
     assert _plan({0}, {1}, process=process, privileges=ROOT).shared_bytes_staying == 0
 
 
@@ -217,7 +222,12 @@ def test_warnings_for_a_full_target_hugetlb_and_numa_balancing() -> None:
     )
     process = _process({0: 64 * MIB}, huge={0: 4 * MIB})
     plan = _plan({0}, {1}, process=process, topology=topology)
-    text = "\n".join(plan.warnings)
+    text = "\n".join(w.message for w in plan.warnings)
+    assert [w.code for w in plan.warnings] == [
+        RuleCode.TARGET_TOO_FULL,
+        RuleCode.HUGETLB_NO_FREE_PAGE,
+        RuleCode.NUMA_BALANCING,
+    ]
     assert "node 1 has 10.0 MiB free for 64.0 MiB" in text
     assert "no free huge page" in text
     assert "automatic NUMA balancing is on" in text
@@ -363,3 +373,58 @@ def test_a_source_refilled_by_an_earlier_pair_is_judged_on_what_it_held() -> Non
     after = {0: 0, 1: 24 * MIB, 2: 0, 3: 8 * MIB}
     outcome, _, _ = decide_outcome(plan, _seen(before, after, pages_not_moved=0), ROOT)
     assert outcome is MigrationOutcome.ALL_MOVED
+
+
+# ---------------------------------------------------------------- overlapping pairs
+
+
+def _plan_for_sets(from_nodes: set[int], to_nodes: set[int]) -> MigrationPlan:
+    pairs = kernel_pairs(from_nodes, to_nodes)
+    return MigrationPlan(
+        pid=4242, from_nodes=frozenset(from_nodes), to_nodes=frozenset(to_nodes), pairs=pairs
+    )
+
+
+def test_a_node_both_source_and_target_is_judged_by_where_the_pairs_put_its_bytes() -> None:
+    """The reported defect: `0-1 → 1-2`, every page where the kernel's pairs put it."""
+    plan = _plan_for_sets({0, 1}, {1, 2})
+    assert plan.pairs == ((1, 2), (0, 1))
+    before = {0: 8 * MIB, 1: 8 * MIB, 2: 8 * MIB, 3: 8 * MIB}
+    after = {0: 0, 1: 8 * MIB, 2: 16 * MIB, 3: 8 * MIB}
+    outcome, error, notes = decide_outcome(plan, _seen(before, after, pages_not_moved=0), ROOT)
+    assert (outcome, error, notes) == (MigrationOutcome.ALL_MOVED, None, ())
+    result = MigrationResult(plan, outcome, frozen_map(before), frozen_map(after), 0, 1.0)
+    assert result.bytes_moved == 16 * MIB and result.bytes_misplaced == 0
+    # Node 1's own pages did not leave: 8 MiB is not where the plan puts it.
+    stuck = {0: 0, 1: 16 * MIB, 2: 8 * MIB, 3: 8 * MIB}
+    outcome, _, notes = decide_outcome(plan, _seen(before, stuck, pages_not_moved=0), ROOT)
+    assert outcome is MigrationOutcome.PARTLY_MOVED
+    assert notes[0] == "8.0 MiB of 16.0 MiB stayed on node 1"
+
+
+@pytest.mark.parametrize(
+    ("from_nodes", "to_nodes"),
+    [
+        ({0, 1}, {1, 2}),
+        ({0, 1, 2, 3}, {1, 3}),
+        ({0, 2}, {1, 2}),
+        ({0, 1}, {1, 0}),
+        ({1, 2}, {0, 1}),
+        ({0, 1, 2}, {3}),
+        ({3}, {0, 1, 2}),
+    ],
+)
+def test_all_moved_exactly_when_every_byte_is_where_the_pairs_put_it(
+    from_nodes: set[int], to_nodes: set[int]
+) -> None:
+    plan = _plan_for_sets(from_nodes, to_nodes)
+    before = {0: 8 * MIB, 1: 12 * MIB, 2: 16 * MIB, 3: 20 * MIB}
+    exact = predict_node_bytes(before, plan.pairs)
+    expected = MigrationOutcome.ALL_MOVED if plan.pairs else MigrationOutcome.NOTHING_TO_MOVE
+    if plan.pairs:
+        assert decide_outcome(plan, _seen(before, exact, pages_not_moved=0), ROOT)[0] is expected
+    # Nothing moved at all: partial whenever the plan moves anything.
+    if planned_bytes(before, plan.pairs):
+        seen = _seen(before, before, pages_not_moved=0)
+        outcome, _, notes = decide_outcome(plan, seen, ROOT)
+        assert outcome is MigrationOutcome.PARTLY_MOVED, notes

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from numatui.cli import EXIT_FAILED, main
+from numatui.kernel.pid_files import PF_KTHREAD, parse_stat
 from numatui.kernel.pidstate import describe_pid
-from numatui.kernel.procfs import PF_KTHREAD, parse_stat
 
 ROOT = Path(__file__).resolve().parents[2]
 

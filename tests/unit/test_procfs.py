@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import random
@@ -19,19 +20,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numatui.errors import ProcessGone
-from numatui.kernel import procfs
-from numatui.kernel.procfs import (
-    MigrationCounters,
-    ProcessScanner,
+from numatui.kernel import pid_files
+from numatui.kernel import scanner as scanner_module
+from numatui.kernel.nodemask import parse_kernel_list
+from numatui.kernel.numa_maps import (
     classify,
     node_bytes_from_numa_maps,
-    parse_migration_counters,
     parse_numa_maps,
-    parse_stat,
     summarize_numa_maps,
     summary_of,
     unescape_path,
 )
+from numatui.kernel.pid_files import parse_cmdline, parse_stat, parse_status
+from numatui.kernel.scanner import ProcessScanner
+from numatui.kernel.topology import TopologyReader
+from numatui.kernel.vmstat import MigrationCounters, parse_migration_counters
 from numatui.model import MemoryKind, ProcessScan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -179,8 +182,8 @@ def test_parsers_take_any_text(text: str) -> None:
     summarize_numa_maps(data, nodes={0, 1})
     node_bytes_from_numa_maps(data)
     parse_stat(data)
-    procfs.parse_status(data)
-    procfs.parse_cmdline(data)
+    parse_status(data)
+    parse_cmdline(data)
 
 
 @settings(max_examples=300, deadline=None)
@@ -232,7 +235,7 @@ def test_recorded_numa_maps_match_numastat(root: Path) -> None:
 def test_scan_recorded_tree(root: Path) -> None:
     proc = root / "proc"
     scanner = ProcessScanner(proc_root=proc)
-    scan = scanner.scan()
+    scan = scanner.scan(topology=TopologyReader(sys_root=root / "sys", proc_root=proc).read())
     by_pid = {p.pid: p for p in scan.processes}
     assert scan.vanished == 0 and scan.unreadable == 0 and scan.skipped_unchanged == 0
     recorded = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
@@ -261,7 +264,7 @@ def test_scan_recorded_tree(root: Path) -> None:
         assert memory.rss_bytes == int(stat_fields[21]) * 4096
         assert memory.start_time == pytest.approx(btime + int(stat_fields[19]) / 100)
         allowed = re.search(r"Mems_allowed_list:\s+(\S+)", status).group(1)  # type: ignore[union-attr]
-        assert memory.mems_allowed == procfs.parse_kernel_list(allowed)
+        assert memory.mems_allowed == parse_kernel_list(allowed)
         if "--membind=" in policy:
             bound = int(policy.rsplit("=", 1)[1])
             anon = memory.kind_bytes[MemoryKind.ANON]
@@ -349,7 +352,7 @@ def test_process_vanishing_mid_read_is_counted_not_listed(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     victim = next(iter(workload_pids(tree)))
-    real_read = procfs._read
+    real_read = pid_files.read_file
 
     def read(path: str, dir_fd: int | None = None) -> bytes:
         if (
@@ -361,7 +364,7 @@ def test_process_vanishing_mid_read_is_counted_not_listed(
             raise ProcessLookupError(3, "No such process")
         return real_read(path, dir_fd)
 
-    monkeypatch.setattr(procfs, "_read", read)
+    monkeypatch.setattr(pid_files, "read_file", read)
     scan = ProcessScanner(proc_root=tree / "proc").scan()
     assert scan.vanished == 1
     assert victim not in {p.pid for p in scan.processes}
@@ -378,7 +381,7 @@ def test_unreadable_numa_maps_is_listed_and_counted(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     victim = next(iter(workload_pids(tree)))
-    real_read = procfs._read
+    real_read = pid_files.read_file
 
     def read(path: str, dir_fd: int | None = None) -> bytes:
         if (
@@ -389,7 +392,7 @@ def test_unreadable_numa_maps_is_listed_and_counted(
             raise PermissionError(13, "Permission denied")
         return real_read(path, dir_fd)
 
-    monkeypatch.setattr(procfs, "_read", read)
+    monkeypatch.setattr(pid_files, "read_file", read)
     scanner = ProcessScanner(proc_root=tree / "proc")
     scan = scanner.scan()
     assert scan.unreadable == 1 and scanner.last_unreadable == {victim}
@@ -458,7 +461,7 @@ def test_migration_counters_take_any_bytes(data: bytes) -> None:
 
 
 class FakeClock:
-    """Stands in for the `time` module in procfs: monotonic time moves only when told."""
+    """Stands in for the `time` module in the scanner: monotonic time moves only when told."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -473,7 +476,9 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(procfs, "time", SimpleNamespace(monotonic=fake.monotonic, time=fake.time))
+    monkeypatch.setattr(
+        scanner_module, "time", SimpleNamespace(monotonic=fake.monotonic, time=fake.time)
+    )
     return fake
 
 
@@ -623,7 +628,10 @@ def test_safety_max_age_with_counters(tree: Path, clock: FakeClock) -> None:
 
 
 def test_one_memory_node_ignores_the_counters(tree: Path, clock: FakeClock) -> None:
-    scanner = ProcessScanner(proc_root=tree / "proc", memory_nodes={0})
+    scanner = ProcessScanner(proc_root=tree / "proc")
+    topology = TopologyReader(sys_root=tree / "sys", proc_root=tree / "proc").read()
+    scanner.use_topology(dataclasses.replace(topology, nodes=topology.nodes[:1]))
+    assert scanner.memory_nodes == {0}
     first = scanner.scan()
     _bump_vmstat(tree, pgmigrate_success=1000)  # compaction: no page can change node
     clock.now += 2

@@ -56,7 +56,7 @@ EXEC_PREFIXES = ("exec", "spawn", "posix_spawn")
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
 # Modules allowed to start processes at all; each starts only a Python interpreter with
 # an argument list (reviewed). A new entry here needs the same review.
-MAY_SPAWN = {"numatui/workload.py"}
+MAY_SPAWN: set[str] = set()  # the test workload (tests/tooling/workload.py) is not in the package
 
 
 def _python_files() -> list[Path]:
@@ -201,8 +201,12 @@ class _RecordingSource(LiveSource):
 
     migrations: list[MigrationPlan] = []
 
-    def plan(self, pid: int, from_nodes: Any, to_nodes: Any) -> MigrationPlan:
-        return MigrationPlan(pid, frozenset({0}), frozenset({1}), ((0, 1),), (4096,))
+    def plan(
+        self, pid: int, from_nodes: Any, to_nodes: Any, *, stoppable: bool = False
+    ) -> MigrationPlan:
+        return MigrationPlan(
+            pid, frozenset({0}), frozenset({1}), ((0, 1),), (4096,), stoppable=stoppable
+        )
 
     def migrate(self, plan: MigrationPlan, on_progress: Any = None, cancel: Any = None) -> Any:
         type(self).migrations.append(plan)

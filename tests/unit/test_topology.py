@@ -14,12 +14,11 @@ from numatui.kernel.topology import (
     cpu_node_map,
     parse_cpulist,
     parse_distance,
-    parse_key_values,
     parse_meminfo,
     parse_nodelist,
     parse_numastat,
-    parse_vmstat,
 )
+from numatui.kernel.vmstat import parse_key_values, parse_vmstat
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -146,6 +145,7 @@ def test_sparse_nodes_and_possible_offline(tmp_path: Path) -> None:
     assert offline is not None and not offline.online and not offline.has_memory
     assert topology.numa_balancing is True  # mode 2 (memory tiering) is on too
     assert topology.vm.pgmigrate_success == 0  # no /proc/vmstat: defaults
+    assert not topology.vm.pgmigrate_counted  # ... that say nothing was counted
 
 
 def test_missing_and_unreadable_files_degrade(tmp_path: Path) -> None:
@@ -175,6 +175,8 @@ def test_parsers_on_known_text() -> None:
     assert parse_meminfo("Active(anon):   4 kB\n") == {"Active(anon)": 4096}
     assert parse_numastat("numa_hit 5\nother_node 7\n").other_node == 7
     assert parse_vmstat("pgmigrate_success 9\nnuma_pages_migrated 2\n").numa_pages_migrated == 2
+    assert parse_vmstat("pgmigrate_success 0\n").pgmigrate_counted
+    assert not parse_vmstat("numa_hit 3\n").pgmigrate_counted
     assert parse_distance("10 20\n", [0, 3]) == {0: 10, 3: 20}
     assert parse_distance("10 20 30\n", [0, 3]) == {}
     assert parse_cpulist("0-2,8\n") == (0, 1, 2, 8) and parse_cpulist("3-1") == ()

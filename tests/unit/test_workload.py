@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from numatui.workload import PAGE_SIZE, Workload, WorkloadError, fill, free_huge_pages
+from tests.tooling.workload import PAGE_SIZE, Workload, WorkloadError, fill, free_huge_pages
 
 
 def expected_checksum(size: int) -> str:

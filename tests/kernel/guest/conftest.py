@@ -3,7 +3,7 @@
 Mark every test `two_nodes` and/or `four_nodes`. Outside a guest (a single-node machine
 without NUMATUI_IN_GUEST) every test here skips: the host reaches them through
 tests/kernel/test_guests.py. Fixtures: `nodes` (online node ids), `memory_nodes`,
-`cpu_nodes`, `no_numa_balancing` (autouse), `workload` (factory of numatui.workload children),
+`cpu_nodes`, `no_numa_balancing` (autouse), `workload` (factory of tests.tooling.workload children),
 `vma_bytes_per_node` (per-node bytes of one mapping, from /proc/PID/numa_maps).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from numatui.kernel.nodemask import parse_kernel_list
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 NODE_SYSFS = Path("/sys/devices/system/node")
 NUMA_BALANCING = Path("/proc/sys/kernel/numa_balancing")
@@ -132,7 +132,7 @@ WorkloadFactory = Callable[..., Workload]
 @pytest.fixture
 def workload() -> Iterator[WorkloadFactory]:
     """`workload(kind="private", size_mib=64, node=None, cpu=None, file_dir=None, user=None)`
-    starts a numatui.workload child; all are stopped when the test ends."""
+    starts a tests.tooling.workload child; all are stopped when the test ends."""
     started: list[Workload] = []
 
     def start(**kwargs: Any) -> Workload:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest, pytest.mark.two_nodes]
 

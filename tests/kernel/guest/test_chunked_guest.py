@@ -7,7 +7,6 @@ intact and reports exactly what had moved, from the job, the source and the CLI.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 
@@ -17,13 +16,14 @@ from test_migration_guest import (
     PAGE,
     WorkloadFactory,
     assert_counts_agree,
+    job_for,
     kernel_node_bytes,
     page_nodes,
     plan_for,
+    run_migration,
 )
 
 from numatui.kernel.live import LiveSource
-from numatui.kernel.migration import MigrationJob, run_migration
 from numatui.model import MigrationOutcome, MigrationProgress
 
 pytestmark = [pytest.mark.guest]
@@ -36,14 +36,14 @@ def test_stopped_part_way_reports_what_moved_and_keeps_every_byte(
     size = 256 * MIB
     work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
     start = work.info["start"]
-    plan = plan_for(work.pid, {0}, {1})
+    plan = plan_for(work.pid, {0}, {1}, stoppable=True)
     cancel = threading.Event()
 
     def stop_when_some_moved(progress: MigrationProgress) -> None:
         if progress.node_bytes.get(1, 0) >= 16 * MIB:
             cancel.set()
 
-    job = MigrationJob(plan, chunked=True, sample_interval_s=0.02, sample_cost_ratio=1.0)
+    job = job_for(plan, sample_interval_s=0.02, sample_cost_ratio=1.0)
     result = job.run(stop_when_some_moved, cancel)
 
     assert cancel.is_set(), "no sample saw the move start: the workload moved too fast"
@@ -70,7 +70,7 @@ def test_the_source_moves_a_stoppable_plan_in_chunks(
 ) -> None:
     work = workload(kind="private", size_mib=16, node=0, cpu=0)
     source = LiveSource(audit_path=tmp_path / "audit.jsonl")
-    plan = dataclasses.replace(source.plan(work.pid, {0}, {1}), stoppable=True)
+    plan = source.plan(work.pid, {0}, {1}, stoppable=True)
     stopped_before = threading.Event()
     stopped_before.set()
     before, _ = kernel_node_bytes(work.pid)
@@ -110,8 +110,8 @@ def test_a_too_sparse_address_space_is_moved_in_one_call_and_says_so() -> None:
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        plan = plan_for(child.pid, {0}, {1})
-        result = run_migration(plan, chunked=True)
+        plan = plan_for(child.pid, {0}, {1}, stoppable=True)
+        result = run_migration(plan)
         assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
         assert any("cannot be stopped" in e for e in result.explanations), result.explanations
         assert result.after.get(1, 0) >= 8 * MIB and result.after.get(0, 0) <= 64 * PAGE

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from numatui.kernel.procfs import (
-    MigrationCounters,
-    ProcessScanner,
-    parse_migration_counters,
-    parse_stat,
-)
+from numatui.kernel.pid_files import parse_stat
+from numatui.kernel.scanner import ProcessScanner
+from numatui.kernel.vmstat import MigrationCounters, parse_migration_counters
 from numatui.model import ProcessMemory, ProcessScan
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 

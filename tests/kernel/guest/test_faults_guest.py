@@ -22,6 +22,7 @@ from test_migration_guest import (
     MIB,
     as_user,
     huge_pages_on,
+    job_for,
     kernel_node_bytes,
     node_free,
     plan_for,
@@ -29,10 +30,10 @@ from test_migration_guest import (
 
 from numatui import cli
 from numatui.kernel.live import LiveSource
-from numatui.kernel.migration import MigrationJob
-from numatui.kernel.procfs import ProcessScanner, hides_other_users
+from numatui.kernel.pid_files import hides_other_users
+from numatui.kernel.scanner import ProcessScanner
 from numatui.model import MigrationOutcome, MigrationProgress
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 
@@ -78,7 +79,7 @@ def test_target_fills_up_mid_migration(workload: WorkloadFactory) -> None:
                 ).write_text(f"{late}\n")
                 grown.append(late)
 
-        result = MigrationJob(plan, sample_interval_s=0.05).run(on_progress=fill_target)
+        result = job_for(plan, sample_interval_s=0.05).run(on_progress=fill_target)
         assert grown, "the migration ended before its first progress sample"
         assert result.outcome is MigrationOutcome.PARTLY_MOVED, result
         text = " ".join(result.explanations)
@@ -151,7 +152,7 @@ def test_process_changes_its_own_policy_mid_migration(
             signalled.append(progress.elapsed_s)
             os.kill(pid, signal.SIGUSR1)
 
-    result = MigrationJob(plan, sample_interval_s=0.05).run(on_progress=change_policy)
+    result = job_for(plan, sample_interval_s=0.05).run(on_progress=change_policy)
     assert signalled, "the migration ended before the process could change its policy"
     assert child.stdout is not None and child.stdout.readline().strip() == "rebound"
     # The kernel moved what was there; the new pages follow the process's new policy.

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from numatui.kernel import syscalls
-from numatui.kernel.migration import MigrationJob, run_migration, validate
+from numatui.kernel.migration import MigrationJob, validate
 from numatui.kernel.nodemask import NodeMask
 from numatui.kernel.plan import (
     effective_targets,
@@ -32,10 +32,10 @@ from numatui.kernel.plan import (
     predict_node_bytes,
 )
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress, MigrationResult
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 
@@ -93,10 +93,33 @@ def page_nodes(pid: int, start: int, size: int) -> list[int]:
     return syscalls.move_pages(pid, [start + i * PAGE for i in range(size // PAGE)])
 
 
-def plan_for(pid: int, from_nodes: set[int], to_nodes: set[int]) -> MigrationPlan:
+def plan_for(
+    pid: int, from_nodes: set[int], to_nodes: set[int], *, stoppable: bool = False
+) -> MigrationPlan:
     topology = TopologyReader().read()
     process = ProcessScanner().read_process(pid)
-    return validate(pid, from_nodes, to_nodes, topology, process, read_privileges())
+    return validate(
+        pid, from_nodes, to_nodes, topology, process, read_privileges(), stoppable=stoppable
+    )
+
+
+def job_for(plan: MigrationPlan, **options: Any) -> MigrationJob:
+    """The job as the live source builds it: handed a scanner, privileges, topology reader."""
+    return MigrationJob(
+        plan,
+        scanner=ProcessScanner(),
+        privileges=read_privileges(),
+        topology_reader=TopologyReader(),
+        **options,
+    )
+
+
+def run_migration(
+    plan: MigrationPlan,
+    on_progress: Callable[[MigrationProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> MigrationResult:
+    return job_for(plan).run(on_progress, cancel)
 
 
 @contextlib.contextmanager
@@ -141,11 +164,11 @@ def test_each_kind_moves_from_node_0_to_1(
         work = workload(kind=kind, size_mib=size_mib, node=0, cpu=0)
         start = work.info["start"]
         assert vma_bytes_per_node(work.pid, start) == {0: size_mib * MIB}
-        plan = plan_for(work.pid, {0}, {1})
+        plan = plan_for(work.pid, {0}, {1}, stoppable=chunked)
         assert plan.pairs == ((0, 1),)
 
         # Stoppable: move_pages in chunks, which must land where migrate_pages would.
-        result = run_migration(plan, chunked=chunked)
+        result = run_migration(plan)
 
         assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
         # Chunks give no count of pages left (numa_maps says); migrate_pages gives 0.
@@ -197,9 +220,9 @@ def test_many_to_many_does_what_the_preview_said(
     before_pages = page_nodes(work.pid, start, size)
     assert sorted(set(before_pages)) == memory
 
-    plan = plan_for(work.pid, from_nodes, to_nodes)
+    plan = plan_for(work.pid, from_nodes, to_nodes, stoppable=chunked)
     assert plan.pairs == kernel_pairs(from_nodes, effective_targets(to_nodes, set(memory)))
-    result = run_migration(plan, chunked=chunked)
+    result = run_migration(plan)
 
     # Page by page: every page went where the previewed pairs send its node.
     where = final_placement(plan.pairs)
@@ -240,7 +263,7 @@ def test_full_target_is_reported_as_partly_moved(
         free_before = node_free(1)
         assert free_before < size
         plan = plan_for(work.pid, {0}, {1})
-        assert any("node 1 has" in w for w in plan.warnings), plan.warnings
+        assert any("node 1 has" in w for w in (f.message for f in plan.warnings)), plan.warnings
         result = run_migration(plan)
 
         region = vma_bytes_per_node(work.pid, work.info["start"])
@@ -354,7 +377,7 @@ def test_progress_samples_move_toward_the_target_and_end_at_the_result(
     work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
     plan = plan_for(work.pid, {0}, {1})
     samples: list[MigrationProgress] = []
-    job = MigrationJob(plan, sample_interval_s=0.02, sample_cost_ratio=1.0)
+    job = job_for(plan, sample_interval_s=0.02, sample_cost_ratio=1.0)
     result = job.run(on_progress=samples.append)
 
     assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations

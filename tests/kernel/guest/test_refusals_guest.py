@@ -15,18 +15,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_migration_guest import PAGE, as_user, kernel_node_bytes
+from test_migration_guest import PAGE, as_user, job_for, kernel_node_bytes, run_migration
 
 from numatui.errors import MigrationRefused, NodeStringError, SyscallError
 from numatui.kernel import syscalls
-from numatui.kernel.migration import MigrationJob, run_migration, validate
+from numatui.kernel.migration import validate
 from numatui.kernel.nodemask import NodeMask
 from numatui.kernel.privileges import read_privileges
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress
 from numatui.source import Privileges
-from numatui.workload import Workload
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]
 
@@ -78,7 +78,7 @@ def test_process_exiting_mid_migration_reports_only_what_was_seen(
             killed.append(progress)
             os.kill(work.pid, signal.SIGKILL)
 
-    result = MigrationJob(plan, sample_interval_s=0.05).run(on_progress=kill_on_first_sample)
+    result = job_for(plan, sample_interval_s=0.05).run(on_progress=kill_on_first_sample)
 
     assert killed, "the migration ended before the first sample: make the workload bigger"
     assert result.error is not None and result.error.errno_name == "ESRCH"
@@ -208,7 +208,7 @@ def test_target_outside_the_process_cpuset(workload: WorkloadFactory) -> None:
         assert_nothing_moved(work.pid, before)
         # Root (CAP_SYS_NICE) may, and is warned why the process may drift back.
         plan = plan_for(work.pid, {0}, {1})
-        assert any("outside the process's cpuset" in w for w in plan.warnings)
+        assert any("outside the process's cpuset" in w for w in (f.message for f in plan.warnings))
 
 
 @pytest.mark.two_nodes

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from numatui.kernel.procfs import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 
 pytestmark = [pytest.mark.guest, pytest.mark.two_nodes, pytest.mark.four_nodes]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from numatui.workload import Workload, fill
+from tests.tooling.workload import Workload, fill
 
 SIZE_MIB = 16  # small: Python under TCG fills and hashes at tens of MiB/s
 

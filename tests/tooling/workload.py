@@ -10,11 +10,11 @@ lands in the wrong place after a migration changes the checksum), prints ONE JSO
 and then answers each stdin line "checksum" with {"checksum": ...} re-hashed from memory.
 It exits on EOF or SIGTERM.
 
-    python -m numatui.workload --kind private --size-mib 64 --node 0
+    python tests/tooling/workload.py --kind private --size-mib 64 --node 0
 
-This module uses the standard library only and never imports the rest of numatui, so it
-can run as a plain script under any Python 3.11 (the non-root path of `Workload.start`
-runs it with the system interpreter because a pyenv under /root is not readable by others).
+This module uses the standard library only and never imports numatui, so it runs as a
+plain script under any Python 3.11 (the non-root path of `Workload.start` runs a copy with
+the system interpreter because a pyenv under /root is not readable by others).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ PROT_READ = 0x1
 PROT_WRITE = 0x2
 MADV_HUGEPAGE = 14
 
-# set_mempolicy(2) syscall numbers; see /work/shared/kernel-facts.md.
+# set_mempolicy(2) syscall numbers, per architecture (the kernel's syscall tables).
 SET_MEMPOLICY_NR = {
     "x86_64": 238,
     "aarch64": 237,
@@ -229,7 +229,7 @@ def anon_huge_bytes(start: int) -> int:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m numatui.workload", description=__doc__)
+    parser = argparse.ArgumentParser(prog="workload.py", description=__doc__)
     parser.add_argument("--kind", choices=KINDS, default="private")
     parser.add_argument("--size-mib", type=int, default=64)
     parser.add_argument("--node", type=int, help="bind the allocation to this node (MPOL_BIND)")
@@ -357,13 +357,9 @@ class Workload:
         script = ""
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         if user is None:
-            repo = str(Path(__file__).resolve().parents[1])
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (repo, os.environ.get("PYTHONPATH", "")) if p
-            )
             # -S: no site-packages needed (stdlib only), and startup is seconds shorter in a
             # TCG guest reading the interpreter's files over 9p.
-            command = [sys.executable, "-S", "-m", "numatui.workload", *opts]
+            command = [sys.executable, "-S", str(Path(__file__).resolve()), *opts]
         else:
             # The other user may not read the repo or a pyenv under /root: give it a copy.
             fd, script = tempfile.mkstemp(prefix="numatui-workload-", suffix=".py")

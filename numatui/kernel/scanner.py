@@ -1,0 +1,502 @@
+"""The process scan: every process's identity and memory per node, skipping unchanged ones.
+
+Files are read through `pid_files` (which says what a failed read means) and
+numa_maps is summed by `numa_maps`; this module decides what to re-read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pwd
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from numatui.errors import ProcessGone
+from numatui.kernel.nodemask import parse_kernel_list
+from numatui.kernel.numa_maps import (
+    MemorySummary,
+    node_bytes_from_numa_maps,
+    parse_numa_maps,
+    summarize_numa_maps,
+)
+from numatui.kernel.pid_files import (
+    PF_KTHREAD,
+    PidDir,
+    PidStat,
+    ProcessUnreadable,
+    exited,
+    parse_cmdline,
+    parse_stat,
+    parse_status,
+    read_boot_time,
+    read_numa_maps,
+    read_pid_file,
+)
+from numatui.kernel.topology import cpu_node_map
+from numatui.kernel.vmstat import MigrationCounters, migration_counters, read_vmstat
+from numatui.model import NodeBytes, NumaMaps, ProcessMemory, ProcessScan, Topology, frozen_map
+
+# Reading every thread's stat for a process with thousands of threads would
+# dominate the scan; the nodes its threads run on are known well enough from
+# the first threads listed.
+MAX_THREADS_SAMPLED = 64
+
+
+class _Vanished:
+    """Read outcome: the process exited while we read it (or was a zombie)."""
+
+
+class _StatUnreadable:
+    """Read outcome: not even /proc/PID/stat is readable (hidepid=1 or a stricter LSM)."""
+
+
+@dataclass(slots=True)
+class _Known:
+    """What the scanner remembers of a process it read fully."""
+
+    signature: tuple[int, ...]
+    memory: ProcessMemory
+    read_at: float
+    unreadable: bool
+
+
+class _Forced:
+    """A remembered entry re-read because the migration counters changed."""
+
+
+_FORCED = _Forced()
+
+_ReadOutcome = tuple[PidStat, ProcessMemory, bool] | type[_Vanished] | type[_StatUnreadable]
+_PARALLEL_MIN_PIDS = 48  # below this, starting threads costs more than it saves
+
+
+def _default_read_threads() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+class ProcessScanner:
+    """Reads processes' identity and memory per node from a /proc tree.
+
+    It learns the machine (which node each CPU is on, which nodes have
+    memory) one way: `use_topology` (also called by `scan` and
+    `read_process` when given a topology).
+
+    A scan given the previous one re-reads numa_maps only for processes whose
+    stat `change_signature` changed, plus every process when /proc/vmstat
+    shows pages moved in a way no signature sees (`MigrationCounters`), at
+    most once per `min_forced_interval_s` (a pending one is kept until then),
+    plus each process after `max_age_s` (staggered 1-2x per pid) for what no
+    counter sees (KSM merging, sharing changes). Without /proc/vmstat that
+    age is `max_age_without_counters_s`. With one memory node no move can
+    change a per-node sum, so the counters are not read.
+    """
+
+    def __init__(
+        self,
+        proc_root: Path = Path("/proc"),
+        *,
+        max_age_s: float = 300.0,
+        page_size: int | None = None,
+        read_threads: int | None = None,
+        max_age_without_counters_s: float = 30.0,
+        min_forced_interval_s: float = 10.0,
+    ) -> None:
+        self.proc_root = proc_root
+        self.read_threads = read_threads if read_threads is not None else _default_read_threads()
+        self._proc = str(proc_root)
+        self._cpu_to_node: Mapping[int, int] = {}
+        self._memory_nodes: frozenset[int] | None = None
+        self.max_age_s = max_age_s
+        self.max_age_without_counters_s = max_age_without_counters_s
+        self.min_forced_interval_s = min_forced_interval_s
+        # The counters as last read (kept when a read fails, so a move made
+        # meanwhile still shows as a change once they can be read again).
+        self._counters: MigrationCounters | None = None
+        # Entries read before this monotonic time may miss a move the
+        # counters showed; -inf: none. The last re-read they forced.
+        self._stale_before = -math.inf
+        self._forced_at = -math.inf
+        self.last_forced_by_counters = 0
+        """How many processes the last scan re-read because the counters changed.
+
+        Decided before their stat is read: some may have changed by themselves too.
+        """
+        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self._clock_ticks = os.sysconf("SC_CLK_TCK")
+        self._boot_time: float | None = None
+        self._users: dict[int, str] = {}
+        self._known: dict[int, _Known] = {}
+        self.last_unreadable: frozenset[int] = frozenset()
+        """Pids whose numa_maps the last scan could not read (listed with no memory)."""
+
+    # ------------------------------------------------------------ helpers
+
+    def use_topology(self, topology: Topology) -> None:
+        """Map CPUs and memory nodes with this topology from now on.
+
+        The one way the scanner learns the machine (`scan` and `read_process`
+        given a `topology` call it). Until it is called, the nodes threads run
+        on are unknown (`cpu_nodes` empty) and each numa_maps is searched for
+        the nodes it names.
+        """
+        self._cpu_to_node = cpu_node_map(topology)
+        # numa_maps prints only N_MEMORY nodes; a node hot-added later shows
+        # once the next topology read is handed in.
+        self._memory_nodes = topology.with_memory if topology.numa_available else None
+
+    @property
+    def cpu_to_node(self) -> Mapping[int, int]:
+        """CPU id -> node id of the last topology given ({} before one)."""
+        return self._cpu_to_node
+
+    @property
+    def memory_nodes(self) -> frozenset[int] | None:
+        """The node ids the numa_maps sums look for (None: found in each file)."""
+        return self._memory_nodes
+
+    def boot_time(self) -> float:
+        if self._boot_time is None:
+            self._boot_time = read_boot_time(self._proc)
+        return self._boot_time
+
+    def _user(self, uid: int) -> str:
+        name = self._users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except (KeyError, OverflowError):
+                name = str(uid)
+            self._users[uid] = name
+        return name
+
+    def pids(self) -> list[int]:
+        try:
+            names = os.listdir(self._proc)
+        except OSError:
+            return []
+        return [int(name) for name in names if name.isdigit()]
+
+    def invalidate(self, pid: int | None = None) -> None:
+        """Forget what is known of `pid` (all pids when None): the next scan re-reads it.
+
+        Call it after migrating a process: the change signature cannot see
+        pages moved by another process.
+        """
+        if pid is None:
+            self._known.clear()
+        else:
+            self._known.pop(pid, None)
+
+    # ------------------------------------------------------------ one process
+
+    def _cpu_nodes(
+        self, pid_dir: PidDir, stat: PidStat, cpu_map: Mapping[int, int]
+    ) -> frozenset[int]:
+        nodes: set[int] = set()
+        main = cpu_map.get(stat.processor)
+        if main is not None:
+            nodes.add(main)
+        if stat.num_threads <= 1 or not cpu_map:
+            return frozenset(nodes)
+        for cpu in pid_dir.thread_processors(MAX_THREADS_SAMPLED):
+            node = cpu_map.get(cpu)
+            if node is not None:
+                nodes.add(node)
+        return frozenset(nodes)
+
+    def _read_full(
+        self, pid: int, cpu_map: Mapping[int, int], want_memory: bool = True
+    ) -> tuple[PidStat, ProcessMemory, bool]:
+        """Read one process through a held directory fd; (stat, memory, numa_maps unreadable).
+
+        Raises ProcessUnreadable when its stat may not be read, ProcessGone
+        (or another OSError) when it exited meanwhile or is a zombie.
+        """
+        with PidDir(self._proc, pid) as pid_dir:
+            stat = parse_stat(pid_dir.read("stat"))
+            if stat is None or exited(stat):
+                # Zombies and exiting processes have no memory left to show.
+                raise ProcessGone(pid)
+            is_kthread = bool(stat.flags & PF_KTHREAD)
+            summary: MemorySummary | None = None
+            unreadable = False
+            if want_memory and not is_kthread:
+                try:
+                    summary = summarize_numa_maps(
+                        pid_dir.read("numa_maps"), self.page_size, self.memory_nodes
+                    )
+                except ProcessUnreadable:
+                    unreadable = True
+            try:
+                status = parse_status(pid_dir.read("status"))
+                cmdline = "" if is_kthread else parse_cmdline(pid_dir.read("cmdline"))
+            except ProcessUnreadable as e:  # stat was readable: a dying process's files
+                raise ProcessGone(pid) from e
+            # Read after numa_maps: a live user process still has its mm
+            # (VmRSS); without one, numa_maps may have been cut short by exit.
+            if not status or (not is_kthread and "VmRSS" not in status):
+                raise ProcessGone(pid)
+            if status.get("State", "")[:1] in ("Z", "X"):
+                raise ProcessGone(pid)
+            cpu_nodes = self._cpu_nodes(pid_dir, stat, cpu_map)
+        memory = self._build(pid, stat, status, cmdline, summary, cpu_nodes, is_kthread)
+        if unreadable:
+            memory = dataclasses.replace(memory, memory_readable=False)
+        return stat, memory, unreadable
+
+    def _build(
+        self,
+        pid: int,
+        stat: PidStat,
+        status: Mapping[str, str],
+        cmdline: str,
+        summary: MemorySummary | None,
+        cpu_nodes: frozenset[int],
+        is_kthread: bool,
+    ) -> ProcessMemory:
+        try:
+            uid = int(status.get("Uid", "").split()[0])
+            user = self._user(uid)
+        except (ValueError, IndexError):
+            user = "?"
+        try:
+            mems_allowed = parse_kernel_list(status.get("Mems_allowed_list", ""))
+        except ValueError:
+            mems_allowed = frozenset()
+        empty: NodeBytes = frozen_map()
+        return ProcessMemory(
+            pid=pid,
+            name=status.get("Name") or stat.comm,
+            user=user,
+            cmdline=cmdline,
+            rss_bytes=stat.rss_pages * self.page_size,
+            threads=stat.num_threads,
+            node_bytes=frozen_map(summary.node_bytes) if summary else empty,
+            kind_bytes=MappingProxyType(
+                {k: frozen_map(v) for k, v in summary.kind_bytes.items()} if summary else {}
+            ),
+            shared_bytes=frozen_map(summary.shared_bytes) if summary else empty,
+            mems_allowed=mems_allowed,
+            cpu_nodes=cpu_nodes,
+            mapping_count=summary.mapping_count if summary else 0,
+            start_time=self.boot_time() + stat.start_ticks / self._clock_ticks,
+            is_kernel_thread=is_kthread,
+        )
+
+    def _poll_counters(self, now: float) -> tuple[float, float]:
+        """Read /proc/vmstat once for this scan: (re-read entries read before this, max age)."""
+        nodes = self.memory_nodes
+        if nodes is not None and len(nodes) <= 1:
+            return -math.inf, self.max_age_s  # moves cannot change a sum over one node
+        vm = read_vmstat(self.proc_root)
+        counters = migration_counters(vm) if vm is not None else None
+        if counters is None:
+            return -math.inf, min(self.max_age_s, self.max_age_without_counters_s)
+        # Any change, not only a rise: the two counters behind `not_by_balancing`
+        # are bumped one after the other, so a read between them can overshoot
+        # and the next one fall back; "changed" still catches a move made then.
+        if self._counters is not None and counters != self._counters:
+            self._stale_before = now
+        self._counters = counters
+        if now - self._forced_at < self.min_forced_interval_s:
+            return -math.inf, self.max_age_s  # rate limit: kept pending in _stale_before
+        return self._stale_before, self.max_age_s
+
+    def _reusable(
+        self,
+        pid: int,
+        previous: ProcessMemory | None,
+        now: float,
+        max_age_s: float,
+        stale_before: float,
+    ) -> _Known | _Forced | None:
+        """The remembered entry if `previous` is what we read last and nothing changed.
+
+        `_FORCED` when it was, but before the counters showed an unseen move
+        (decided before its stat is read: it is re-read either way).
+        """
+        known = self._known.get(pid)
+        if known is None or previous is None or known.memory is not previous:
+            return None
+        if known.read_at < stale_before:
+            return _FORCED
+        # Stagger forced re-reads over pids so they do not all land on one refresh.
+        if now - known.read_at > max_age_s * (1.0 + (pid % 16) / 16.0):
+            return None
+        try:
+            stat = parse_stat(read_pid_file(self._proc, pid, "stat"))
+        except (ProcessGone, OSError):
+            return None  # the full read decides: vanished or unreadable
+        if stat is None or stat.change_signature != known.signature:
+            return None
+        return known
+
+    # ------------------------------------------------------------ public
+
+    def scan(
+        self,
+        previous: ProcessScan | None = None,
+        pids: Iterable[int] | None = None,
+        topology: Topology | None = None,
+    ) -> ProcessScan:
+        """Every process (or `pids`), reusing `previous` for processes that did not change.
+
+        A process that exits while being read is counted in `vanished` and
+        left out (zombies too). A process whose numa_maps may not be read
+        (another user's, without CAP_SYS_PTRACE) is listed with its identity
+        and no memory, and counted in `unreadable` (`last_unreadable` has
+        the pids); one whose stat may not be read either (hidepid=1) is only
+        counted. With hidepid=2 other users' processes are invisible and not
+        counted at all.
+
+        `topology`, when given, is the machine the scanner maps CPUs and
+        memory nodes with from now on (`use_topology`).
+        When /proc/vmstat shows pages moved that no process's stat shows,
+        every process is re-read (see the class docstring for the limits).
+        """
+        if topology is not None:
+            self.use_topology(topology)
+        started = time.monotonic()
+        taken_at = time.time()
+        cpu_map = self.cpu_to_node
+        # Before any process is read: a move made during this scan shows next time.
+        stale_before, max_age_s = self._poll_counters(started)
+        previous_by_pid = {p.pid: p for p in previous.processes} if previous else {}
+        pid_list = list(pids) if pids is not None else self.pids()
+        processes: list[ProcessMemory] = []
+        unreadable_pids: list[int] = []
+        skipped = vanished = stat_unreadable = forced = 0
+        known_now: dict[int, _Known] = {}
+        reused: dict[int, _Known] = {}
+        to_read: list[int] = []
+        for pid in pid_list:
+            prior = previous_by_pid.get(pid)
+            known = self._reusable(pid, prior, started, max_age_s, stale_before)
+            if known is _FORCED:
+                forced += 1
+            elif isinstance(known, _Known):
+                reused[pid] = known
+                continue
+            to_read.append(pid)
+        if forced:
+            self._forced_at = started
+        self.last_forced_by_counters = forced
+        fresh = self._read_many(to_read, cpu_map)
+        for pid in pid_list:
+            known = reused.get(pid)
+            if known is not None:
+                processes.append(known.memory)
+                known_now[pid] = known
+                skipped += 1
+                if known.unreadable:
+                    unreadable_pids.append(pid)
+                continue
+            outcome = fresh[pid]
+            if outcome is _Vanished:
+                vanished += 1
+                continue
+            if outcome is _StatUnreadable:
+                stat_unreadable += 1
+                continue
+            assert isinstance(outcome, tuple)
+            stat, memory, unreadable = outcome
+            processes.append(memory)
+            known_now[pid] = _Known(stat.change_signature, memory, started, unreadable)
+            if unreadable:
+                unreadable_pids.append(pid)
+        if pids is None:
+            self._known = known_now  # forget processes that are gone
+        else:
+            self._known.update(known_now)
+        self.last_unreadable = frozenset(unreadable_pids)
+        return ProcessScan(
+            processes=tuple(processes),
+            taken_at=taken_at,
+            duration_s=time.monotonic() - started,
+            skipped_unchanged=skipped,
+            unreadable=len(unreadable_pids) + stat_unreadable,
+            vanished=vanished,
+        )
+
+    def _read_one(self, pid: int, cpu_map: Mapping[int, int]) -> _ReadOutcome:
+        try:
+            return self._read_full(pid, cpu_map)
+        except ProcessUnreadable:
+            return _StatUnreadable
+        except (ProcessGone, OSError):
+            return _Vanished
+
+    def _read_many(self, pids: list[int], cpu_map: Mapping[int, int]) -> dict[int, _ReadOutcome]:
+        """Full reads, overlapped on several threads when there are many.
+
+        Most of a full scan is the kernel walking address spaces inside
+        read(2) of numa_maps, which runs without the GIL: a few threads let
+        one process's walk overlap another's parse, on every core. They are
+        daemon threads pulling from one queue (not a ThreadPoolExecutor,
+        whose workers the interpreter joins at exit): quitting the app in
+        the middle of a scan on a big machine must not wait for the scan.
+        """
+        if self.read_threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
+            return {pid: self._read_one(pid, cpu_map) for pid in pids}
+        pending = iter(pids)
+        take = threading.Lock()
+        results: dict[int, _ReadOutcome] = {}
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                while not failures:
+                    with take:
+                        pid = next(pending, None)
+                    if pid is None:
+                        return
+                    results[pid] = self._read_one(pid, cpu_map)
+            except BaseException as exc:  # handed to the caller, as the serial path would
+                failures.append(exc)
+
+        workers = [
+            threading.Thread(target=work, name="numatui-scan", daemon=True)
+            for _ in range(self.read_threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if failures:
+            raise failures[0]
+        return results
+
+    def read_process(self, pid: int, topology: Topology | None = None) -> ProcessMemory:
+        """One process, read now; unreadable memory shows as none.
+
+        Raises ProcessGone, or ProcessUnreadable (a PermissionError) when not
+        even its stat may be read.
+        """
+        if topology is not None:
+            self.use_topology(topology)
+        try:
+            _, memory, _ = self._read_full(pid, self.cpu_to_node)
+        except ProcessUnreadable:
+            raise
+        except OSError as e:
+            raise ProcessGone(pid) from e
+        return memory
+
+    def numa_maps(self, pid: int) -> NumaMaps:
+        """All mappings of `pid`. Raises ProcessGone, or PermissionError if not ours to read."""
+        data = read_numa_maps(self._proc, pid)
+        return parse_numa_maps(data.decode("utf-8", "replace"), self.page_size)
+
+    def node_pages(self, pid: int) -> dict[int, int]:
+        """Bytes per node of `pid` (present pages times page size), read as cheaply as possible.
+
+        Raises ProcessGone, or PermissionError.
+        """
+        data = read_numa_maps(self._proc, pid)
+        return node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes)
