@@ -2,10 +2,10 @@
 # Installs what the real-kernel tier needs on a bare Debian machine, idempotently:
 # QEMU, udev/kmod (the guest loses stdout without udevd), a Debian kernel image
 # with CONFIG_NUMA + 9p/virtio modules, numactl (the peer we cross-check) and
-# virtme-ng (boots that kernel over the host's root filesystem).
+# python3-venv (scripts/test.sh installs virtme-ng, which boots that kernel over the
+# host's root filesystem, and the test extras into the repo's .venv).
 set -euo pipefail
 
-VNG_VERSION="${VNG_VERSION:-1.42}"
 need_apt=()
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v udevadm >/dev/null || need_apt+=(udev)
@@ -14,6 +14,7 @@ command -v numastat >/dev/null || need_apt+=(numactl)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v promtool >/dev/null || need_apt+=(prometheus)  # the exporter tests: promtool, a real server
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 
 kernel_image() { ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1; }
 
@@ -41,9 +42,4 @@ if [ -z "$(kernel_image)" ]; then
     rm -rf "$tmp"
 fi
 
-if ! command -v vng >/dev/null || ! vng --version 2>/dev/null | grep -q "$VNG_VERSION"; then
-    python3 -m pip install -q "virtme-ng==$VNG_VERSION"
-    # A pyenv python only exposes new console scripts (vng) after a rehash.
-    if command -v pyenv >/dev/null; then pyenv rehash; fi
-fi
-echo "kernel: $(kernel_image)"
+echo "kernel: $(kernel_image) (vng: scripts/test.sh installs virtme-ng into .venv)"

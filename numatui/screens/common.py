@@ -8,7 +8,7 @@ the screens. Pure functions over the model (no Textual), unit-tested directly.
 from __future__ import annotations
 
 from numatui import rules
-from numatui.model import Node, Privileges, ProcessMemory, RuleCode, Topology
+from numatui.model import Node, Privileges, ProcessMemory, Topology
 from numatui.rules import TargetChoice
 from numatui.units import human_bytes
 
@@ -27,11 +27,7 @@ def machine_migration_blocker(topology: Topology) -> str | None:
     refusal = rules.machine_refusal(topology)
     if refusal is None:
         return None
-    # The rules decide; the screens word it in a line of their own.
-    if refusal.code is RuleCode.NUMA_UNAVAILABLE:
-        reason = topology.unavailable_reason or "the kernel exposes no NUMA nodes"
-        return f"migration unavailable: {reason}"
-    return "migration unavailable: a single NUMA node with memory, nowhere to move pages to"
+    return f"migration unavailable: {refusal.message}"
 
 
 def privilege_note(privileges: Privileges | None) -> str | None:

@@ -55,7 +55,18 @@ EXPECTED_ONLINE = {"two_nodes": "0-1", "four_nodes": "0-4"}
 HUGEPAGES = {"four_nodes": 20}
 CONSOLE_TAIL_LINES = 80
 # pytest plugins the guest loads (autoload is off there; add one here if a guest test needs it).
-GUEST_PLUGINS: list[str] = []
+GUEST_PLUGINS: list[str] = ["pytest_timeout"]
+# Budgets, from measured TCG runs on this project's 2-core host (README, Tests), with
+# headroom. Each guest test fails alone after TEST_TIMEOUT_S (pytest-timeout inside the
+# guest, which prints every thread's stack); @pytest.mark.timeout(N) gives a test N instead.
+# Measured on a host overloaded by two other guests (load 8-15): most guest tests 5-40 s,
+# the app end to end 128 s, moving 256 MiB into a filling node 249 s (about 60 s idle).
+TEST_TIMEOUT_S = 600.0
+# Until the guest's first test starts (boot, topology checks, collection under TCG).
+BOOT_BUDGET_S = 300.0
+# Past a test's own limit before the host gives up on the guest (the in-guest timeout
+# could not interrupt it: stuck in C code or the kernel); and after the last test ends.
+GRACE_S = 90.0
 # Exit codes of the guest script's own checks (before pytest runs).
 EXIT_WRONG_TOPOLOGY = 97
 EXIT_HUGEPAGES_NOT_SPREAD = 98
@@ -65,9 +76,26 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def guest_timeout() -> float:
-    """Seconds one topology's boot + test run may take before QEMU is killed."""
-    return float(os.environ.get("NUMATUI_GUEST_TIMEOUT", "420"))
+def test_timeout() -> float:
+    """Seconds one guest test may run before it fails (NUMATUI_TEST_TIMEOUT overrides)."""
+    return float(os.environ.get("NUMATUI_TEST_TIMEOUT", TEST_TIMEOUT_S))
+
+
+def per_test_timeout_args(seconds: float) -> list[str]:
+    """pytest arguments that fail each test alone after `seconds`.
+
+    SIGALRM, not pytest-timeout's thread method: that one ends the whole session, and the
+    tests after a hung one would have no result. The signal method prints every other
+    thread's stack, and the main thread's is the failure's traceback.
+    """
+    return [f"--timeout={seconds:g}", "--timeout-method=signal"]
+
+
+def guest_timeout() -> float | None:
+    """An optional hard cap on one guest's boot + run (NUMATUI_GUEST_TIMEOUT); None: no
+    cap beyond the watchdog's (BOOT_BUDGET_S, then each test's limit + GRACE_S)."""
+    value = os.environ.get("NUMATUI_GUEST_TIMEOUT")
+    return float(value) if value else None
 
 
 def _version_key(path: Path) -> list[int | str]:
@@ -84,12 +112,11 @@ def find_kernel() -> Path | None:
 
 
 def vng_executable() -> str | None:
-    """vng on PATH, else next to this interpreter (pip's script dir behind a pyenv shim)."""
-    found = shutil.which("vng")
-    if found:
-        return found
+    """vng next to this interpreter (the .venv scripts/test.sh installs it in), else on PATH."""
     beside = Path(sys.executable).parent / "vng"
-    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("vng")
 
 
 def missing_prerequisites() -> list[str]:
@@ -285,6 +312,8 @@ class GuestRun:
     running_at_end: str | None = None
     returncode: int | None = None
     timed_out: bool = False
+    kill_reason: str = ""
+    stacks: str = ""  # the guest's stack dump of a test that overran its limit
     boot_seconds: float | None = None  # guest uptime when our script started
     total_seconds: float = 0.0
     pytest_returncode: int | None = None
@@ -298,10 +327,21 @@ class GuestRun:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
         boot = f"boot {self.boot_seconds:.1f} s, " if self.boot_seconds is not None else ""
-        note = " TIMED OUT" if self.timed_out else ""
+        note = f" KILLED: {self.kill_reason}" if self.timed_out else ""
         note += f" SETUP FAILED: {self.setup_error}" if self.setup_error else ""
+        tested = sum(r.seconds for r in self.results.values())
+        slowest = sorted(self.results.items(), key=lambda item: -item[1].seconds)[:3]
+        slow = ", ".join(
+            f"{nodeid.rsplit('::', 1)[-1]} {result.seconds:.0f} s" for nodeid, result in slowest
+        )
+        # Near the limit is worth saying: a slower machine would turn it into a failure.
+        near = [nodeid for nodeid, r in self.results.items() if r.seconds > test_timeout() / 2]
+        warn = (
+            f"; SLOW, over half the {test_timeout():g} s limit: {', '.join(near)}" if near else ""
+        )
         return (
-            f"{self.topology}: {boot}boot+run {self.total_seconds:.1f} s; results: {tally}{note}"
+            f"{self.topology}: {boot}boot+run {self.total_seconds:.1f} s (tests {tested:.0f} s;"
+            f" slowest: {slow or 'none'}{warn}); results: {tally}{note}"
             f" (console: {console_log_path(self.topology)})"
         )
 
@@ -315,6 +355,8 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         "NUMATUI_IN_GUEST": "1",
         "NUMATUI_TOPOLOGY": topology,
         "NUMATUI_GUEST_RESULTS": str(rwdir / "progress.jsonl"),
+        "NUMATUI_TEST_TIMEOUT": f"{test_timeout():g}",
+        "NUMATUI_STACKS_GRACE": f"{GRACE_S / 2:g}",
         "PYTHONDONTWRITEBYTECODE": "1",
         # A killed guest must still leave pytest's progress on the console.
         "PYTHONUNBUFFERED": "1",
@@ -329,6 +371,7 @@ def guest_script(topology: str, rwdir: Path, only: list[str] | None = None) -> s
         *(only or [GUEST_DIR]),
         "-m", topology, f"--junitxml={rwdir / 'junit.xml'}",
         "-o", "junit_logging=all", "-v", "-ra", "--durations=0",
+        *per_test_timeout_args(test_timeout()),
         "--continue-on-collection-errors",
         # pyproject's options for plugins not loaded in the guest (asyncio) are not errors.
         "-W", "ignore::pytest.PytestConfigWarning",
@@ -391,6 +434,66 @@ def console_log_path(topology: str) -> Path:
     return Path(tempfile.gettempdir()) / f"numatui-guest-{topology}-console.log"
 
 
+@dataclass
+class Watchdog:
+    """Decides, from the guest's progress log, when a guest has stopped making progress.
+
+    The guest fails a slow test itself (pytest-timeout); the host kills the guest only when
+    that cannot have worked: no test started within BOOT_BUDGET_S, a test ran GRACE_S past
+    its own limit, or the session did not end GRACE_S after its last test. So a guest that
+    is merely slow keeps running, and a kill names what was running and for how long.
+    """
+
+    began: float
+    hard_cap: float | None = None
+    running: str | None = None
+    running_since: float = 0.0
+    running_limit: float = 0.0
+    last_event: float = 0.0
+    started_any: bool = False
+    seen_lines: int = 0
+
+    def observe(self, path: Path, now: float) -> None:
+        """Take in the progress lines written since the last look (timed on the host)."""
+        if not path.exists():
+            return
+        lines = path.read_text(errors="replace").splitlines()
+        for line in lines[self.seen_lines :]:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # half written: read it again next time
+            self.seen_lines += 1
+            self.last_event = now
+            if record.get("event") == "start":
+                self.started_any = True
+                self.running, self.running_since = record["nodeid"], now
+                self.running_limit = float(record.get("limit") or test_timeout())
+            elif record.get("event") == "finish":
+                self.running = None
+
+    def verdict(self, now: float) -> str | None:
+        """Why the guest must be killed now, or None."""
+        elapsed = now - self.began
+        if self.hard_cap is not None and elapsed > self.hard_cap:
+            return f"NUMATUI_GUEST_TIMEOUT={self.hard_cap:g} s reached"
+        if not self.started_any:
+            if elapsed > BOOT_BUDGET_S:
+                return f"no guest test started within {BOOT_BUDGET_S:g} s of booting"
+            return None
+        if self.running is not None:
+            ran = now - self.running_since
+            if ran > self.running_limit + GRACE_S:
+                return (
+                    f"{self.running} ran {ran:.0f} s, past its {self.running_limit:g} s limit "
+                    f"+ {GRACE_S:g} s: its in-guest timeout could not stop it"
+                )
+            return None
+        if now - self.last_event > GRACE_S:
+            return f"the guest session did not end within {GRACE_S:g} s of its last test"
+        return None
+
+
 def boot_and_run(
     topology: str,
     nodeids: list[str],
@@ -400,34 +503,47 @@ def boot_and_run(
     """Boot the topology's guest once, run its guest tests, and collect every result.
 
     `only`: run just these guest node ids (the host deselected the rest), else all marked.
+    `timeout`: a hard cap on the whole run (default NUMATUI_GUEST_TIMEOUT, else none: the
+    Watchdog decides).
     """
     kernel = find_kernel()
     assert kernel is not None, "call missing_prerequisites() first"
-    timeout = guest_timeout() if timeout is None else timeout
     run = GuestRun(topology)
     # /tmp is a tmpfs overlay in the guest, but --rwdir mounts the host folder over it.
     rwdir = Path(tempfile.mkdtemp(prefix=f"numatui-guest-{topology}-"))
+    progress_log = rwdir / "progress.jsonl"
     try:
         (rwdir / "run.sh").write_text(guest_script(topology, rwdir, only))
         began = time.monotonic()
-        proc = subprocess.Popen(
-            vng_command(topology, kernel, rwdir),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so a timeout can kill QEMU along with vng
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            run.timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        run.total_seconds = time.monotonic() - began
-        run.returncode = proc.returncode
-        run.console = out.decode(errors="replace")
+        watchdog = Watchdog(began, guest_timeout() if timeout is None else timeout)
+        with tempfile.TemporaryFile() as console:
+            proc = subprocess.Popen(
+                vng_command(topology, kernel, rwdir),
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so a timeout can kill QEMU along with vng
+            )
+            while True:
+                try:
+                    proc.wait(timeout=1.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                watchdog.observe(progress_log, now)
+                reason = watchdog.verdict(now)
+                if reason is not None:
+                    run.timed_out, run.kill_reason = True, reason
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    break
+            run.total_seconds = time.monotonic() - began
+            run.returncode = proc.returncode
+            console.seek(0)
+            run.console = console.read().decode(errors="replace")
         console_log_path(topology).write_text(run.console)
         if (rwdir / "boot_seconds").exists():
             with contextlib.suppress(ValueError):
@@ -437,7 +553,10 @@ def boot_and_run(
         if (rwdir / "pytest_rc").exists():
             with contextlib.suppress(ValueError):
                 run.pytest_returncode = int((rwdir / "pytest_rc").read_text())
-        progress, run.running_at_end = parse_progress(rwdir / "progress.jsonl")
+        stacks = rwdir / "stacks.txt"
+        if stacks.exists() and "Timeout (" in (text := stacks.read_text(errors="replace")):
+            run.stacks = text  # faulthandler's dump: the test overran its limit
+        progress, run.running_at_end = parse_progress(progress_log)
         junit = rwdir / "junit.xml"
         if junit.exists():
             try:
@@ -456,7 +575,7 @@ def why_no_result(run: GuestRun, nodeid: str) -> str:
     if run.setup_error:
         reason = f"the guest's setup failed before pytest ran: {run.setup_error}"
     elif run.timed_out:
-        reason = f"the guest was killed after {run.total_seconds:.0f} s (NUMATUI_GUEST_TIMEOUT)"
+        reason = f"the host killed the guest after {run.total_seconds:.0f} s: {run.kill_reason}"
     elif run.pytest_returncode is None:
         reason = f"the guest stopped before pytest finished (vng exit {run.returncode})"
     else:
@@ -465,8 +584,13 @@ def why_no_result(run: GuestRun, nodeid: str) -> str:
         reason += "; this test was RUNNING when the guest stopped"
     elif run.running_at_end:
         reason += f"; {run.running_at_end} was running when the guest stopped"
+    stacks = (
+        f"--- every thread's stack when {run.running_at_end} overran its limit ---\n{run.stacks}\n"
+        if run.stacks and run.running_at_end == nodeid
+        else ""
+    )
     return (
-        f"no result for {nodeid} from the {run.topology} guest: {reason}\n"
+        f"no result for {nodeid} from the {run.topology} guest: {reason}\n{stacks}"
         f"--- last {CONSOLE_TAIL_LINES} lines of the guest console ---\n{run.console_tail()}"
     )
 
@@ -491,7 +615,8 @@ class GuestSession:
                 message = (
                     "the real-kernel tier cannot boot a guest: "
                     + "; ".join(missing)
-                    + ". Run scripts/provision-vm.sh (as root) to install QEMU, a kernel and vng."
+                    + ". Run `bash scripts/test.sh` as root: scripts/provision-vm.sh installs"
+                    " QEMU and a kernel, and the test extras (virtme-ng) go into the repo's .venv."
                 )
                 if in_ci():
                     pytest.fail(message + " (CI=true: this tier never skips in CI)", pytrace=False)

@@ -6,6 +6,7 @@ test with no result (the guest crashed or timed out) fails with the guest consol
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import pytest
 from harness import (
+    GRACE_S,
+    GUEST_PLUGINS,
     TOPOLOGIES,
     GuestResult,
     GuestSession,
+    Watchdog,
     collect_guest_tests,
     collect_tests,
     parse_junit,
+    per_test_timeout_args,
     why_no_result,
 )
 
@@ -114,6 +119,53 @@ def test_junit_results_map_back_to_node_ids(tmp_path: Path) -> None:
     assert "setup broke" in by_name["test_setup_error"].details
 
 
+HANGING_TESTS = """
+    import os, threading
+
+    def test_hangs():
+        read_end, _ = os.pipe()
+        threading.Thread(target=threading.Event().wait, name="helper", daemon=True).start()
+        os.read(read_end, 1)  # nothing ever comes
+
+    def test_after_the_hung_one():
+        pass
+"""
+
+
+def test_a_hung_guest_test_fails_alone_with_every_stack(tmp_path: Path) -> None:
+    """The guest's per-test timeout, as the guest runs pytest (plugin autoload off, only
+    GUEST_PLUGINS): the hung test fails, its threads' stacks are printed, the next test runs."""
+    (tmp_path / "test_sample.py").write_text(textwrap.dedent(HANGING_TESTS))
+    plugins = [arg for name in GUEST_PLUGINS for arg in ("-p", name)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugins,
+         *per_test_timeout_args(3), "-rA", "test_sample.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )  # fmt: skip
+    out = done.stdout
+    assert "FAILED test_sample.py::test_hangs - Failed: Timeout (>3.0s)" in out, out
+    assert "PASSED test_sample.py::test_after_the_hung_one" in out, out
+    assert "Stack of helper" in out and "os.read(read_end, 1)" in out, out
+
+
+def test_the_watchdog_kills_only_a_guest_that_stopped_progressing(tmp_path: Path) -> None:
+    log = tmp_path / "progress.jsonl"
+    dog = Watchdog(began=0.0)
+    assert dog.verdict(100.0) is None  # booting
+    assert "no guest test started" in str(dog.verdict(10_000.0))
+    log.write_text('{"event": "start", "nodeid": "t::slow", "limit": 500}\n')
+    dog.observe(log, 200.0)
+    assert dog.verdict(200.0 + 500 + GRACE_S - 1) is None  # slow, within its own limit
+    assert "t::slow ran" in str(dog.verdict(200.0 + 500 + GRACE_S + 1))
+    with log.open("a") as out:
+        out.write('{"event": "finish", "nodeid": "t::slow"}\n{"event": "sta')
+    dog.observe(log, 800.0)  # the half-written line is read again next time
+    assert dog.running is None and dog.verdict(800.0 + GRACE_S - 1) is None
+    assert "did not end" in str(dog.verdict(800.0 + GRACE_S + 1))
+    assert Watchdog(began=0.0, hard_cap=50.0).verdict(51.0) == "NUMATUI_GUEST_TIMEOUT=50 s reached"
+
+
 def _explain(topology: str, nodeid: str, result: GuestResult) -> str:
     parts = [f"{nodeid} {result.outcome.upper()} in the {topology} guest: {result.message}"]
     if result.details:
@@ -125,6 +177,7 @@ def _explain(topology: str, nodeid: str, result: GuestResult) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.timeout(0)  # a guest's boot + run is bounded by the harness's Watchdog
 @pytest.mark.parametrize(("topology", "nodeid"), PARAMS)
 def test_guest(topology: str, nodeid: str, guest_session: GuestSession) -> None:
     run = guest_session.run(topology)

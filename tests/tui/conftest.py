@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from textual.pilot import Pilot
@@ -78,9 +79,13 @@ async def open_dialog(pilot: Pilot[None], pid: int) -> MigrateDialog:
     return dialog
 
 
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-    """Poll `condition` while workers run (settle would wait for them to end)."""
-    for _ in range(round(timeout_s / 0.02)):
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll `condition` while workers run (settle would wait for them to end).
+
+    The deadline is wall time, generous for a loaded machine; tests hold their fake work
+    open (MigrationScript.hold_after_first) so that what they wait for cannot pass by."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         if condition():
             return True
         await asyncio.sleep(0.02)

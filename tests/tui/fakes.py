@@ -245,6 +245,8 @@ class MigrationScript:
     error: MigrationError | None = None
     raise_message: str | None = None
     block: threading.Event | None = None  # migrate waits on it (ignoring cancel)
+    # After its first sample, migrate waits on it: a test sees progress without racing the end.
+    hold_after_first: threading.Event | None = None
     sleep_s: float = 0.0  # real time between samples, so tests can watch it move
     stoppable: bool = True  # what the samples say (False: one uninterruptible kernel call)
 
@@ -412,6 +414,8 @@ def scripted_migration(
         after = current
         if on_progress is not None:
             on_progress(sample)
+        if step == 1 and script.hold_after_first is not None:
+            script.hold_after_first.wait()
         if script.sleep_s:
             threading.Event().wait(script.sleep_s)
     left = sum(after.get(s, 0) for s, _ in plan.pairs)

@@ -336,12 +336,13 @@ async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
 
 
 async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> None:
+    release = threading.Event()
     script = MigrationScript(
         steps=4,
         step_s=0.25,
-        sleep_s=0.15,
         fraction_moved=0.75,
         explanations=("12 pages are pinned by the driver",),
+        hold_after_first=release,
     )
     source = FakeSource(script=script)
     app = quiet_app(source)
@@ -359,6 +360,7 @@ async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> 
         # Not asked to be stoppable: one migrate_pages call, so no Stop key either.
         assert not source.migrations[0].stoppable
         assert view.check_action("stop", ()) is False
+        release.set()
         await settle(pilot)
         summary = text_of(view, "#summary")
         assert "Outcome: partly moved" in summary

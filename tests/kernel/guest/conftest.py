@@ -9,6 +9,8 @@ tests/kernel/test_guests.py. Fixtures: `nodes` (online node ids), `memory_nodes`
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from quiet import SYS_READ, thp_disabled_for_children, wait_until_blocked_in
 
 from numatui.kernel.nodemask import parse_kernel_list
 from tests.tooling.workload import Workload
@@ -58,6 +61,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # Line-per-event progress for the host: survives a guest crash that loses junit.xml.
 _PROGRESS = os.environ.get("NUMATUI_GUEST_RESULTS")
+# Every test's limit (the harness passes it to pytest-timeout too) and how long after it the
+# stack of every thread is written to stacks.txt beside the progress log: the host shows it
+# if the test could not be stopped (pytest-timeout's SIGALRM only reaches Python code).
+_TEST_TIMEOUT = float(os.environ.get("NUMATUI_TEST_TIMEOUT", "0") or 0)
+_STACKS_GRACE = float(os.environ.get("NUMATUI_STACKS_GRACE", "30"))
+
+
+def _limit(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return _TEST_TIMEOUT
 
 
 def _record(payload: dict[str, Any]) -> None:
@@ -69,8 +84,24 @@ def _record(payload: dict[str, Any]) -> None:
         os.fsync(out.fileno())
 
 
-def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    _record({"event": "start", "nodeid": nodeid})
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Start record (with the test's limit) and, past that limit, every thread's stack."""
+    limit = _limit(item)
+    _record({"event": "start", "nodeid": item.nodeid, "limit": limit})
+    stacks = None
+    if _PROGRESS and limit > 0:
+        # Emptied per test: it only ever holds the dump of the test that overran.
+        stacks = open(Path(_PROGRESS).with_name("stacks.txt"), "w")  # noqa: SIM115
+        stacks.write(f"--- {item.nodeid} (limit {limit:g} s), if it ran past it:\n")
+        stacks.flush()
+        faulthandler.dump_traceback_later(limit + _STACKS_GRACE, file=stacks)
+    try:
+        return (yield)
+    finally:
+        if stacks is not None:
+            faulthandler.cancel_dump_traceback_later()
+            stacks.close()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -132,12 +163,23 @@ WorkloadFactory = Callable[..., Workload]
 @pytest.fixture
 def workload() -> Iterator[WorkloadFactory]:
     """`workload(kind="private", size_mib=64, node=None, cpu=None, file_dir=None, user=None)`
-    starts a tests.tooling.workload child; all are stopped when the test ends."""
+    starts a tests.tooling.workload child; all are stopped when the test ends.
+
+    Every kind but "thp" runs with THP disabled: khugepaged would otherwise collapse the
+    interpreter's own pages into huge pages, on whichever node, at any time, moving and
+    adding pages behind the test's back (seen: 1.2 MiB moved off node 0 while a refused
+    migration "moved nothing"). And each is handed over asleep on its stdin: it replies
+    before it gets there, and faults pages in on the way.
+    """
     started: list[Workload] = []
 
     def start(**kwargs: Any) -> Workload:
-        work = Workload.start(**kwargs)
+        with (
+            contextlib.nullcontext() if kwargs.get("kind") == "thp" else thp_disabled_for_children()
+        ):
+            work = Workload.start(**kwargs)
         started.append(work)
+        wait_until_blocked_in(work.pid, SYS_READ, fd=0)
         return work
 
     yield start

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from quiet import blocked_in
 
 from numatui.kernel.pid_files import parse_stat
 from numatui.kernel.scanner import ProcessScanner
@@ -74,6 +75,7 @@ def test_migratepages_by_another_process_shows_on_the_next_scan(
 ) -> None:
     assert shutil.which("migratepages"), "numactl's migratepages is not installed"
     size = 32 * MIB
+    # The fixture hands it over asleep on stdin, without THP (no khugepaged collapse).
     work = workload(kind="private", size_mib=size // MIB, node=0, cpu=0)
     scanner = ProcessScanner()  # every default: max age 300 s, forced at most every 10 s
     assert scanner.max_age_s >= 300
@@ -86,7 +88,8 @@ def test_migratepages_by_another_process_shows_on_the_next_scan(
     subprocess.run(["migratepages", str(work.pid), "0", "1"], check=True, timeout=120)
 
     # The workload sleeps on stdin: it took no fault, its stat cannot tell the scanner.
-    assert signature(work.pid) == signature_before
+    # (start_ticks, minflt, majflt, vsize, rss_pages, num_threads)
+    assert signature(work.pid) == signature_before, blocked_in(work.pid)
     assert counters().not_by_balancing >= counters_before.not_by_balancing + size // 4096
     second = scanner.scan(first)  # at once: no waiting for a max age
     after = by_pid(second)[work.pid]

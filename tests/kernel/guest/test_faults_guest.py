@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from other_user import NOBODY, run_as
 from test_migration_guest import (
     HUGE_2M,
     MIB,
-    as_user,
     huge_pages_on,
     job_for,
     kernel_node_bytes,
@@ -38,7 +38,6 @@ from tests.tooling.workload import Workload
 pytestmark = [pytest.mark.guest]
 
 WorkloadFactory = Callable[..., Workload]
-NOBODY = 65534
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -180,34 +179,42 @@ def hidepid_proc() -> Iterator[Path]:
         where.rmdir()
 
 
+def scan_as_nobody(hidden: str, roots: int, mine: int) -> dict[str, object]:
+    """What a user without privileges sees of /proc and of a hidepid=2 mount (run_as)."""
+    plain = ProcessScanner().scan()
+    by_pid = {p.pid: p for p in plain.processes}
+    strict = ProcessScanner(proc_root=Path(hidden)).scan()
+    return {
+        "me": os.getpid(),
+        "plain_unreadable": plain.unreadable,
+        "roots_listed": roots in by_pid,
+        "roots_bytes": by_pid[roots].numa_bytes if roots in by_pid else -1,
+        "roots_readable": by_pid[roots].memory_readable if roots in by_pid else 1,
+        "mine_bytes": by_pid[mine].numa_bytes if mine in by_pid else -1,
+        "strict_pids": sorted(p.pid for p in strict.processes),
+        "strict_unreadable": strict.unreadable,
+        "hides": hides_other_users(Path(hidden)),
+        "plain_hides": hides_other_users(Path("/proc")),
+        # What the app's summary line is told (common.privilege_note says it).
+        "source_hidden": LiveSource(proc_root=Path(hidden)).privileges().processes_hidden,
+        "plain_source_hidden": LiveSource().privileges().processes_hidden,
+    }
+
+
+def cli_ps_as_nobody(hidden: str) -> dict[str, object]:
+    """`numatui --proc-root HIDDEN ps` as a user without privileges (run_as)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(["--proc-root", hidden, "ps"])
+    return {"rc": rc, "out": out.getvalue(), "err": err.getvalue()}
+
+
 @pytest.mark.two_nodes
 def test_partly_readable_proc_as_non_root(workload: WorkloadFactory) -> None:
     mine = workload(kind="private", size_mib=8, node=0, cpu=0, user=NOBODY)
     roots = workload(kind="private", size_mib=8, node=1, cpu=1)
     with hidepid_proc() as hidden:
-
-        def as_nobody() -> dict[str, object]:
-            plain = ProcessScanner().scan()
-            by_pid = {p.pid: p for p in plain.processes}
-            strict = ProcessScanner(proc_root=hidden).scan()
-            return {
-                "me": os.getpid(),
-                "plain_unreadable": plain.unreadable,
-                "roots_listed": roots.pid in by_pid,
-                "roots_bytes": by_pid[roots.pid].numa_bytes if roots.pid in by_pid else -1,
-                "roots_readable": by_pid[roots.pid].memory_readable if roots.pid in by_pid else 1,
-                "mine_bytes": by_pid[mine.pid].numa_bytes if mine.pid in by_pid else -1,
-                "strict_pids": sorted(p.pid for p in strict.processes),
-                "strict_unreadable": strict.unreadable,
-                "hides": hides_other_users(hidden),
-                "plain_hides": hides_other_users(Path("/proc")),
-                # What the app's summary line is told (common.privilege_note says it).
-                "source_hidden": LiveSource(proc_root=hidden).privileges().processes_hidden,
-                "plain_source_hidden": LiveSource().privileges().processes_hidden,
-            }
-
-        seen = as_user(NOBODY, as_nobody)
-        assert "exception" not in seen, seen
+        seen = run_as(NOBODY, scan_as_nobody, hidden=str(hidden), roots=roots.pid, mine=mine.pid)
         # Plain /proc: root's process is listed, its memory unknown and counted as such.
         assert seen["roots_listed"] and seen["roots_bytes"] == 0 and not seen["roots_readable"]
         assert isinstance(seen["plain_unreadable"], int) and seen["plain_unreadable"] > 0
@@ -227,13 +234,7 @@ def test_partly_readable_proc_as_non_root(workload: WorkloadFactory) -> None:
         assert LiveSource(proc_root=hidden).privileges().processes_hidden is False
 
         # The CLI says the list is partial, and why, as that user.
-        def cli_as_nobody() -> dict[str, object]:
-            out, err = io.StringIO(), io.StringIO()
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                rc = cli.main(["--proc-root", str(hidden), "ps"])
-            return {"rc": rc, "out": out.getvalue(), "err": err.getvalue()}
-
-        ran = as_user(NOBODY, cli_as_nobody)
+        ran = run_as(NOBODY, cli_ps_as_nobody, hidden=str(hidden))
         assert ran.get("rc") == 0, ran
         err, out = str(ran["err"]), str(ran["out"])
         assert "hidepid" in err and "Traceback" not in err, err

@@ -11,7 +11,6 @@ import contextlib
 import errno
 import itertools
 import mmap
-import os
 import re
 import subprocess
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from other_user import NOBODY, run_as
 
 from numatui.kernel import syscalls
 from numatui.kernel.migration import MigrationJob, validate
@@ -279,35 +279,6 @@ def test_full_target_is_reported_as_partly_moved(
         assert work.checksum() == work.info["checksum"]
 
 
-def as_user(uid: int, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run `action` in a forked child that dropped to `uid` (no capabilities); its dict back.
-
-    The child already has numatui imported (the interpreter under /root is not readable
-    by that user), and sends its answer through a pipe as repr of plain values.
-    """
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        os.close(read_end)
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            answer: dict[str, Any] = action()
-        except BaseException as exc:
-            answer = {"exception": f"{type(exc).__name__}: {exc}"}
-        with os.fdopen(write_end, "w") as out:
-            out.write(repr(answer))
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as got:
-        text = got.read()
-    os.waitpid(child, 0)
-    answer = eval(text, {"__builtins__": {}})  # repr of plain dicts, ints and strings
-    assert isinstance(answer, dict)
-    return answer
-
-
 def result_summary(result: MigrationResult) -> dict[str, Any]:
     return {
         "outcome": result.outcome.value,
@@ -321,13 +292,18 @@ def result_summary(result: MigrationResult) -> dict[str, Any]:
     }
 
 
+def migrate_as_nobody(pid: int) -> dict[str, Any]:
+    """numatui's move of `pid` from node 0 to 1 by a user without CAP_SYS_NICE (run_as)."""
+    return result_summary(run_migration(plan_for(pid, {0}, {1})))
+
+
 @pytest.mark.two_nodes
 def test_shared_pages_stay_for_a_non_root_user_and_that_is_reported(
     workload: WorkloadFactory,
     vma_bytes_per_node: Callable[[int, int], dict[int, int]],
 ) -> None:
     size = 16 * MIB
-    work = workload(kind="file", size_mib=size // MIB, node=0, cpu=0, user=65534)
+    work = workload(kind="file", size_mib=size // MIB, node=0, cpu=0, user=NOBODY)
     start = work.info["start"]
     # A second process (this one) maps the same file pages: now each is mapped twice.
     with (
@@ -337,15 +313,7 @@ def test_shared_pages_stay_for_a_non_root_user_and_that_is_reported(
         touched = sum(second[i] for i in range(0, size, PAGE))
         assert touched >= 0
         assert vma_bytes_per_node(work.pid, start) == {0: size}
-        _ = MigrationJob  # imported lazily parts must be loaded before the fork
-        ProcessScanner().read_process(work.pid)
-
-        def migrate_as_nobody() -> dict[str, Any]:
-            plan = plan_for(work.pid, {0}, {1})
-            return result_summary(run_migration(plan))
-
-        seen = as_user(65534, migrate_as_nobody)
-        assert "exception" not in seen, seen
+        seen = run_as(NOBODY, migrate_as_nobody, pid=work.pid)
         region = vma_bytes_per_node(work.pid, start)
         assert region == {0: size}, "shared pages moved without CAP_SYS_NICE"
         assert seen["outcome"] == MigrationOutcome.PARTLY_MOVED.value, seen

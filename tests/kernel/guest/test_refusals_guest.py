@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_migration_guest import PAGE, as_user, job_for, kernel_node_bytes, run_migration
+from other_user import NOBODY, run_as
+from test_migration_guest import PAGE, job_for, kernel_node_bytes, run_migration
 
 from numatui.errors import MigrationRefused, NodeStringError, SyscallError
 from numatui.kernel import syscalls
@@ -24,7 +25,13 @@ from numatui.kernel.nodemask import NodeMask
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress
+from numatui.model import (
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationProgress,
+    ProcessMemory,
+    Topology,
+)
 from numatui.source import Privileges
 from tests.tooling.workload import Workload
 
@@ -32,7 +39,6 @@ pytestmark = [pytest.mark.guest]
 
 MIB = 1024 * 1024
 WorkloadFactory = Callable[..., Workload]
-NOBODY = 65534
 
 
 def plan_for(
@@ -181,6 +187,20 @@ def cpuset_with_mems(mems: str) -> Iterator[Path]:
         group.rmdir()
 
 
+def move_outside_cpuset_as_nobody(pid: int) -> dict[str, object]:
+    """numatui's and the kernel's answers to a move outside `pid`'s cpuset, as its owner."""
+    answer: dict[str, object] = {}
+    try:
+        plan_for(pid, {0}, {1})
+    except MigrationRefused as exc:
+        answer["refused"] = str(exc)
+    try:
+        syscalls.migrate_pages(pid, NodeMask([0]), NodeMask([1]))
+    except SyscallError as exc:
+        answer["errno"] = exc.errno_name
+    return answer
+
+
 @pytest.mark.two_nodes
 def test_target_outside_the_process_cpuset(workload: WorkloadFactory) -> None:
     work = workload(kind="private", size_mib=8, node=0, cpu=0, user=NOBODY)
@@ -188,20 +208,7 @@ def test_target_outside_the_process_cpuset(workload: WorkloadFactory) -> None:
         (group / "cgroup.procs").write_text(f"{work.pid}\n")
         assert ProcessScanner().read_process(work.pid).mems_allowed == frozenset({0})
         before, _ = kernel_node_bytes(work.pid)
-
-        def as_nobody() -> dict[str, object]:
-            answer: dict[str, object] = {}
-            try:
-                plan_for(work.pid, {0}, {1})
-            except MigrationRefused as exc:
-                answer["refused"] = str(exc)
-            try:
-                syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([1]))
-            except SyscallError as exc:
-                answer["errno"] = exc.errno_name
-            return answer
-
-        seen = as_user(NOBODY, as_nobody)
+        seen = run_as(NOBODY, move_outside_cpuset_as_nobody, pid=work.pid)
         assert "outside process" in str(seen.get("refused")), seen
         assert "EPERM" in str(seen.get("refused")), seen
         assert seen.get("errno") == "EPERM", seen  # the kernel agrees
@@ -222,27 +229,35 @@ def test_kernel_thread() -> None:
     assert info.value.errno_name == "EINVAL"  # no mm: the kernel refuses too
 
 
+def read_as_root(pid: int) -> dict[str, object]:
+    """The topology and the process as root reads them (run_as's as_root_first)."""
+    topology = TopologyReader().read()
+    return {"pid": pid, "topology": topology, "process": ProcessScanner().read_process(pid)}
+
+
+def move_another_users_as_nobody(
+    pid: int, topology: Topology, process: ProcessMemory
+) -> dict[str, object]:
+    """numatui's and the kernel's answers to nobody moving root's process `pid`."""
+    privileges = read_privileges()
+    answer: dict[str, object] = {}
+    try:
+        validate(pid, {0}, {1}, topology, process, privileges)
+    except MigrationRefused as exc:
+        answer["refused"] = str(exc)
+    try:
+        syscalls.migrate_pages(pid, NodeMask([0]), NodeMask([1]))
+    except SyscallError as exc:
+        answer["errno"] = exc.errno_name
+        answer["message"] = exc.message
+    return answer
+
+
 @pytest.mark.two_nodes
 def test_another_users_process_as_non_root(workload: WorkloadFactory) -> None:
     work = workload(kind="private", size_mib=8, node=0, cpu=0)  # owned by root
     before, _ = kernel_node_bytes(work.pid)
-    topology = TopologyReader().read()
-    process = ProcessScanner().read_process(work.pid)
-
-    def as_nobody() -> dict[str, object]:
-        answer: dict[str, object] = {}
-        try:
-            validate(work.pid, {0}, {1}, topology, process, read_privileges())
-        except MigrationRefused as exc:
-            answer["refused"] = str(exc)
-        try:
-            syscalls.migrate_pages(work.pid, NodeMask([0]), NodeMask([1]))
-        except SyscallError as exc:
-            answer["errno"] = exc.errno_name
-            answer["message"] = exc.message
-        return answer
-
-    seen = as_user(NOBODY, as_nobody)
+    seen = run_as(NOBODY, move_another_users_as_nobody, as_root_first=read_as_root, pid=work.pid)
     assert "another user" in str(seen.get("refused")), seen
     assert seen.get("errno") == "EPERM", seen
     assert "CAP_SYS_PTRACE" in str(seen.get("message"))

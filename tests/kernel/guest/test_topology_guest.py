@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from quiet import SYS_CLOCK_NANOSLEEP, thp_disabled_for_children, wait_until_blocked_in
 
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
@@ -73,14 +74,17 @@ def test_memory_tiers_match_sysfs() -> None:
 
 @pytest.fixture
 def interleaved_child() -> Iterator[int]:
-    child = subprocess.Popen(
-        ["numactl", "--interleave=all", sys.executable, "-c", CHILD],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    """A child with 12 MiB interleaved over every memory node, asleep (and so still)."""
+    with thp_disabled_for_children():  # no khugepaged collapse moving its pages meanwhile
+        child = subprocess.Popen(
+            ["numactl", "--interleave=all", sys.executable, "-c", CHILD],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
+        wait_until_blocked_in(child.pid, SYS_CLOCK_NANOSLEEP)
         yield child.pid
     finally:
         child.kill()
@@ -104,12 +108,14 @@ def test_process_node_bytes_match_numastat(interleaved_child: int) -> None:
     reference = numastat_bytes(interleaved_child)
     fast = scanner.node_pages(interleaved_child)
     maps = scanner.numa_maps(interleaved_child)
-    # numastat prints MB with two decimals; the process may touch a page or
-    # so per mapping between the two reads.
-    slack = 0.01 * 2**20 / 2 + memory.mapping_count * 4096
+    # The child sleeps and khugepaged leaves it alone: nothing moved between the reads.
+    assert dict(scanner.read_process(interleaved_child).node_bytes) == dict(memory.node_bytes)
+    # numastat prints MB with two decimals: half of 0.01 MB either way, nothing more.
+    slack = 0.01 * 2**20 / 2
     memory_nodes = scanner.memory_nodes or frozenset(reference)
     for node in memory_nodes:
-        assert abs(memory.node_bytes.get(node, 0) - reference.get(node, 0.0)) <= slack, node
+        got = memory.node_bytes.get(node, 0)
+        assert abs(got - reference.get(node, 0.0)) <= slack, (node, got, reference, maps)
     assert fast == dict(maps.node_bytes)
     # Interleaved over every memory node: each holds part of the 8 MiB.
     for node in memory_nodes:
