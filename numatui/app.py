@@ -8,6 +8,9 @@ previous one finished, so refreshes never overlap; results arrive as messages
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 from collections.abc import Iterable
 
 from textual import events, on, work
@@ -62,6 +65,8 @@ class NumatuiApp(App[None]):
         Binding(
             "colon", "command_palette", "Commands", key_display=":", tooltip="Search every action"
         ),
+        # Ctrl-C leaves at once, with the status a shell expects of an interrupted command.
+        Binding("ctrl+c", "interrupt", show=False, priority=True),
     ]
 
     state: reactive[AppState | None] = reactive(None, always_update=True)
@@ -85,9 +90,38 @@ class NumatuiApp(App[None]):
         self._timer: Timer | None = None
         self._privileges: Privileges | None = None
         self.collector = QuietCollector()
+        self._is_ready = False
+        self._exit_signal: int | None = None
 
     GC_CHECK_S = 10.0
     """How often the quiet full garbage collection is considered (numatui/quiet_gc.py)."""
+
+    # ------------------------------------------------------------ leaving
+
+    EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+    def on_load(self) -> None:
+        # Through the event loop, so the exit takes Textual's normal way out, which gives
+        # the terminal back (alternate screen left, mouse tracking off, cursor shown).
+        if threading.current_thread() is threading.main_thread() and not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for signum in self.EXIT_SIGNALS:
+                loop.add_signal_handler(signum, self._exit_on_signal, signum)
+
+    def _exit_on_signal(self, signum: int) -> None:
+        # Exiting while the first screen is still being composed fails inside Textual:
+        # a signal that early waits for the app to be ready (on_ready), then exits.
+        self._exit_signal = signum
+        if self._is_ready:
+            self.exit(return_code=128 + signum)
+
+    def on_ready(self) -> None:
+        self._is_ready = True
+        if self._exit_signal is not None:
+            self.exit(return_code=128 + self._exit_signal)
+
+    def action_interrupt(self) -> None:
+        self.exit(return_code=130)
 
     # ------------------------------------------------------------ refresh cycle
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from numatui import __version__
 from numatui.errors import MigrationRefused, NodeStringError, NumatuiError, ProcessGone
@@ -28,6 +29,7 @@ from numatui.kernel import audit
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
 from numatui.model import (
+    AuditStatus,
     Finding,
     MigrationOutcome,
     MigrationPlan,
@@ -40,6 +42,9 @@ from numatui.model import (
 )
 from numatui.safe_text import visible
 from numatui.units import format_bytes, format_rate, format_share
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -175,7 +180,7 @@ SORT_KEYS: dict[str, Callable[[ProcessMemory], Any]] = {
 def _sort_key(key: str) -> Callable[[ProcessMemory], Any]:
     if key in SORT_KEYS:
         return SORT_KEYS[key]
-    if key.startswith("node") and key[4:].isdigit():
+    if key.startswith("node") and _is_decimal(key[4:], max_digits=4):
         node = int(key[4:])
         return lambda p: -p.node_bytes.get(node, 0)
     raise UsageError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)} or nodeN")
@@ -222,7 +227,9 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     if args.pid:
         missing = sorted(set(args.pid) - {p.pid for p in procs})
         for pid in missing:
-            print(f"numatui: process {pid} does not exist (it may have exited)", file=sys.stderr)
+            why = source.describe_pid(pid)
+            if why is not None:  # None: it is there, only left out by --match
+                print(f"numatui: process {pid} {why}", file=sys.stderr)
     procs.sort(key=key)
     if args.limit:
         procs = procs[: args.limit]
@@ -256,9 +263,14 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
             )
         _print_table(rows, out, right=set(range(3, len(rows[0]))))
     if scan.unreadable:
+        remedy = (
+            "even by root (a security module denies it)"
+            if source.privileges().is_root
+            else "by this user; run as root to see all"
+        )
         print(
-            f"numatui: the memory of {scan.unreadable} processes is not readable by this user; "
-            "run as root to see all",
+            f"numatui: the memory of {_plural(scan.unreadable, 'process is', 'processes are')} "
+            f"not readable {remedy}",
             file=sys.stderr,
         )
     if source.privileges().processes_hidden:
@@ -275,11 +287,15 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
 # ----------------------------------------------------------------- migrate
 
 
+def _is_decimal(text: str, max_digits: int) -> bool:
+    """ASCII digits only: int() also takes Arabic-Indic or full-width digits, "+1", "1_0"."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def _parse_pid(text: str) -> int:
-    try:
-        pid = int(text, 10)
-    except ValueError:
-        raise UsageError(f"PID must be a positive number, not {text!r}") from None
+    if not _is_decimal(text, max_digits=20):
+        raise UsageError(f"PID must be a positive number in ASCII digits, not {text!r}")
+    pid = int(text, 10)
     if pid <= 0:
         # 0 would mean "numatui itself" to the kernel; negative ids are process groups elsewhere.
         raise UsageError(f"PID must be a positive number, not {text!r}")
@@ -290,20 +306,17 @@ def _parse_pid(text: str) -> int:
 
 def _parse_pids(text: str) -> list[int]:
     """One `--pid` word: a pid, or pids separated by commas (`1,2`)."""
-    words = [word for word in text.split(",") if word.strip()]
+    # Strict like every number here: " 1" is an error; a trailing comma ("1,") is not.
+    words = [word for word in text.split(",") if word]
     if not words:
         raise UsageError(f"PID must be a positive number, not {text!r}")
-    return [_parse_pid(word.strip()) for word in words]
+    return [_parse_pid(word) for word in words]
 
 
 def _positive_count(text: str) -> int:
-    try:
-        count = int(text, 10)
-    except ValueError:
-        raise UsageError(f"a count must be a positive number, not {text!r}") from None
-    if count <= 0:
-        raise UsageError(f"a count must be a positive number, not {text!r}")
-    return count
+    if not _is_decimal(text, max_digits=9) or int(text, 10) <= 0:
+        raise UsageError(f"a count must be a positive number in ASCII digits, not {text!r}")
+    return int(text, 10)
 
 
 def _plan_json(plan: MigrationPlan) -> dict[str, Any]:
@@ -476,6 +489,20 @@ def _ctrl_c_stops(stop: threading.Event, stoppable: bool) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _audit_path(source: LiveSource) -> Path:
+    return source.audit_path or audit.default_log_path()
+
+
+def _audit_json(status: AuditStatus) -> dict[str, Any]:
+    return {"path": status.path, "written": status.written, "reason": status.reason}
+
+
+def _not_attempted(source: LiveSource) -> dict[str, Any]:
+    return _audit_json(
+        AuditStatus(str(_audit_path(source)), False, "nothing was attempted: nothing to record")
+    )
+
+
 def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     pid = _parse_pid(args.pid)
     topo = source.topology()
@@ -496,7 +523,7 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
             errno_name, code = "ESRCH", str(RuleCode.PROCESS_GONE)
         if args.json:
             refusal = _refusal_json(pid, str(frm), str(to), str(exc), errno_name, code)
-            json.dump(refusal, out, indent=2)
+            json.dump({**refusal, "audit": _not_attempted(source)}, out, indent=2)
             print(file=out)
         print(f"numatui: refused: {visible(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
@@ -517,7 +544,8 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
     if not args.yes and not _confirm(plan, sys.stdin, sys.stderr):
         if args.json:
             msg = "not confirmed: nothing was done"
-            json.dump(_refusal_json(pid, str(frm), str(to), msg, None), out, indent=2)
+            refusal = _refusal_json(pid, str(frm), str(to), msg, None)
+            json.dump({**refusal, "audit": _not_attempted(source)}, out, indent=2)
             print(file=out)
         return EXIT_FAILED
     progress = _ProgressLine(plan, sys.stderr) if sys.stderr.isatty() and not args.json else None
@@ -526,13 +554,20 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         result = source.migrate(plan, on_progress=progress, cancel=stop)
     if progress is not None:
         progress.done()
-    if source.audit_warning:
-        print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
+    status = result.audit or AuditStatus(str(_audit_path(source)), False, "not recorded")
+    if not status.written:
+        reason = visible(status.reason or "")
+        print(f"numatui: the audit log was not written: {reason}", file=sys.stderr)
     if args.json:
-        json.dump(_result_json(result), out, indent=2)
+        json.dump({**_result_json(result), "audit": _audit_json(status)}, out, indent=2)
         print(file=out)
     else:
         _print_result(result, out)
+        if status.written:
+            print(f"  audit: recorded in {visible(status.path)}", file=out)
+        else:
+            reason = visible(status.reason or "")
+            print(f"  audit: NOT recorded in {visible(status.path)}: {reason}", file=out)
     return {
         MigrationOutcome.ALL_MOVED: EXIT_OK,
         MigrationOutcome.NOTHING_TO_MOVE: EXIT_OK,
@@ -544,15 +579,35 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
 # ----------------------------------------------------------------- log
 
 
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
 def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
-    entries = audit.read(args.file, limit=args.limit)
+    path = args.file or source.audit_path or audit.default_log_path()
+    try:
+        got = audit.read_tail(path, limit=args.limit)
+    except audit.AuditError as exc:
+        print(f"numatui: cannot read the audit log: {visible(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    if got.skipped:
+        print(
+            f"numatui: skipped {_plural(got.skipped, 'line', 'lines')} of {visible(str(path))} "
+            "that are not valid entries",
+            file=sys.stderr,
+        )
+    entries = got.entries
     if args.json:
-        json.dump({"entries": [e.as_json() for e in entries]}, out, indent=2)
+        data = {
+            "path": str(path),
+            "entries": [e.as_json() for e in entries],
+            "skipped_lines": got.skipped,
+        }
+        json.dump(data, out, indent=2, allow_nan=False)
         print(file=out)
         return EXIT_OK
     if not entries:
-        where = visible(str(args.file or audit.default_log_path()))
-        print(f"no migrations recorded in {where}", file=out)
+        print(f"no migrations recorded in {visible(str(path))}", file=out)
     for e in entries:
         print(_format_log_entry(e), file=out)
     return EXIT_OK
@@ -565,7 +620,11 @@ def _format_log_entry(e: audit.AuditEntry) -> str:
     line = (
         f"{when}  {visible(str(e.user)):<8} pid {e.pid} ({visible(str(e.process))}) "
         f"{visible(str(e.from_nodes))} -> {visible(str(e.to_nodes))}: "
-        f"{visible(str(e.outcome))}, {format_bytes(e.bytes_moved)} moved"
+        + (
+            "attempted, no outcome recorded (numatui stopped during the migration)"
+            if e.outcome == audit.ATTEMPTED
+            else f"{visible(str(e.outcome))}, {format_bytes(e.bytes_moved)} moved"
+        )
     )
     if e.error:
         line += f" [{visible(str(e.error))}]"
@@ -579,6 +638,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops write errors: `numatui --help > /dev/full` would say nothing, exit 0.
+        if message:
+            (file or sys.stderr).write(message)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
@@ -589,6 +653,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"numatui {__version__}")
     p.add_argument("--sys-root", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
     p.add_argument("--proc-root", type=Path, default=Path("/proc"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--audit-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"the audit trail (default: ${audit.PATH_ENV}, else the state directory; see README)",
+    )
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     nodes = sub.add_parser("nodes", help="NUMA nodes: cpus, memory, huge pages, distances, tiers")
@@ -653,18 +724,49 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP before the app could handle it itself: leave like Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def run_tui(source: LiveSource) -> int:
-    from numatui.app import NumatuiApp  # Textual loads only for the UI
+    """The app's exit status: 0, 130 for Ctrl-C, 128+N for signal N, 1 after a crash.
 
-    NumatuiApp(source).run()
-    return EXIT_OK
+    Until the app installs its own handlers (numatui/app.py, on load) SIGTERM and
+    SIGHUP unwind like Ctrl-C, so Textual's clean-up gives the terminal back.
+    """
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        from numatui.app import NumatuiApp  # Textual loads only for the UI
+
+        app = NumatuiApp(source)
+        app.run()
+        # Textual prints a crash's traceback itself, after the terminal is restored.
+        return app.return_code or EXIT_OK
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+EXIT_INTERRUPTED = 130
+_OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        with LiveSource(sys_root=args.sys_root, proc_root=args.proc_root) as source:
+        audit_path = None if args.audit_log is None else Path(os.path.abspath(args.audit_log))
+        with LiveSource(
+            sys_root=args.sys_root, proc_root=args.proc_root, audit_path=audit_path
+        ) as source:
             if args.command is None:
                 return run_tui(source)
             return COMMANDS[args.command](args, source, sys.stdout)
@@ -675,9 +777,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NumatuiError as exc:
         print(f"numatui: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Every way out is an exit status and at most one line: never a traceback for
+    Ctrl-C, a signal, or an output that is closed (`| head`) or full (`> /dev/full`)."""
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit as exc:  # --help and --version
+            code = exc.code if isinstance(exc.code, int) else EXIT_OK
+        sys.stdout.flush()  # here, not at interpreter exit, so a full disk is reported
+        return code
     except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # `numatui ps | head`: the reader left; nothing to report.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return EXIT_INTERRUPTED
+    except Terminated as exc:
+        return 128 + exc.signum
+    except OSError as exc:
+        if not isinstance(exc, BrokenPipeError) and exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        # Whatever is still buffered goes nowhere: the interpreter's own flush must not fail.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        reason = "the reader went away" if isinstance(exc, BrokenPipeError) else exc.strerror
+        with contextlib.suppress(OSError):
+            print(f"numatui: cannot write the output: {reason}", file=sys.stderr)
+        return EXIT_FAILED

@@ -371,6 +371,15 @@ class MigrationOutcome(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class AuditStatus:
+    """Whether a migration's audit entry was written, where, and if not, why."""
+
+    path: str
+    written: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class MigrationError:
     """A refusal or failure, in words a user can act on."""
 
@@ -389,6 +398,8 @@ class MigrationResult:
     error: MigrationError | None = None
     explanations: tuple[str, ...] = ()
     samples: tuple[MigrationProgress, ...] = ()
+    audit: AuditStatus | None = None
+    """The audit trail's answer for this migration (None: not recorded by this source)."""
 
     @classmethod
     def unchanged(

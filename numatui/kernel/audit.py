@@ -1,27 +1,66 @@
-"""The audit log: one JSON line per migration attempted, in the user's state directory.
+"""The audit trail: two JSON lines per migration (the attempt, then its outcome), and syslog.
 
 Operators need to answer "who moved what, when, and did it work" after the
-fact; the app and `numatui log` read the same file. Appends are single
-`write` calls of one line, so concurrent numatui instances do not interleave.
+fact; the app and `numatui log` read the same file. numatui runs as root to
+move other users' memory, so the trail must not be a way to write as root
+where another user points (a symlink, a FIFO, a directory they own), and a
+migration that cannot be recorded does not happen (fail closed).
+
+Where: `--audit-log` or `$NUMATUI_AUDIT_LOG` if set; as root,
+`/var/log/numatui/audit.jsonl` (never under `$HOME`/`$XDG_STATE_HOME`, which
+`sudo -E` passes from the calling user); otherwise
+`$XDG_STATE_HOME/numatui/audit.jsonl`. Every path is checked the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import math
 import os
 import pwd
+import secrets
+import stat
+import syslog
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from numatui.kernel.nodemask import format_kernel_list
-from numatui.model import MigrationResult
+from numatui.model import AuditStatus, MigrationPlan, MigrationResult
+
+PATH_ENV = "NUMATUI_AUDIT_LOG"
+"""An explicit audit log path (validated like the default one)."""
+
+SYSTEM_LOG_PATH = Path("/var/log/numatui/audit.jsonl")
+"""Root's trail: a system location (directory 0700, file 0600), whatever the environment says."""
+
+MAX_LINE_BYTES = 16 * 1024
+"""Longer lines are not entries (an entry is ~400 bytes; the process name is capped)."""
+
+MAX_NAME_CHARS = 1024
+BLOCK_BYTES = 64 * 1024
+LOCK_WAIT_S = 2.0
+ATTEMPTED = "attempted"
+
+
+class AuditError(Exception):
+    """The trail could not be written; the message says where and why."""
 
 
 def default_log_path() -> Path:
+    explicit = os.environ.get(PATH_ENV)
+    if explicit:
+        return Path(os.path.abspath(explicit))
+    if os.geteuid() == 0:
+        # sudo -E keeps the caller's HOME and XDG_STATE_HOME: never write there as root.
+        return SYSTEM_LOG_PATH
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "numatui" / "audit.jsonl"
+    return Path(os.path.abspath(state)) / "numatui" / "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -37,9 +76,13 @@ class AuditEntry:
     bytes_moved: int
     pages_not_moved: int | None
     error: str | None
+    id: str = ""
+    phase: str = "outcome"  # "attempt" (before the syscall) or "outcome" (after)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "id": self.id,
+            "phase": self.phase,
             "time": self.time,
             "user": self.user,
             "uid": self.uid,
@@ -61,67 +104,385 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def entry_for(result: MigrationResult, process_name: str) -> AuditEntry:
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def attempt_entry(plan: MigrationPlan, entry_id: str) -> AuditEntry:
+    uid = os.geteuid()
+    return AuditEntry(
+        time=time.time(),
+        user=_user_name(uid),
+        uid=uid,
+        pid=plan.pid,
+        process=plan.process_name[:MAX_NAME_CHARS],
+        from_nodes=format_kernel_list(plan.from_nodes),
+        to_nodes=format_kernel_list(plan.to_nodes),
+        outcome=ATTEMPTED,
+        bytes_moved=0,
+        pages_not_moved=None,
+        error=None,
+        id=entry_id,
+        phase="attempt",
+    )
+
+
+def entry_for(result: MigrationResult, process_name: str, entry_id: str = "") -> AuditEntry:
     uid = os.geteuid()
     return AuditEntry(
         time=time.time(),
         user=_user_name(uid),
         uid=uid,
         pid=result.plan.pid,
-        process=process_name,
+        process=process_name[:MAX_NAME_CHARS],
         from_nodes=format_kernel_list(result.plan.from_nodes),
         to_nodes=format_kernel_list(result.plan.to_nodes),
         outcome=str(result.outcome),
         bytes_moved=result.bytes_moved,
         pages_not_moved=result.pages_not_moved,
         error=f"{result.error.errno_name}: {result.error.message}" if result.error else None,
+        id=entry_id or new_id(),
+        phase="outcome",
     )
 
 
-def append(entry: AuditEntry, path: Path | None = None) -> str | None:
-    """Append one line; returns a warning instead of raising (the migration already happened)."""
-    path = path or default_log_path()
-    line = json.dumps(entry.as_json(), sort_keys=True) + "\n"
+# ----------------------------------------------------------------- writing
+
+
+def _check_dir(fd: int, where: str, final: bool) -> None:
+    """A directory on the way to the log: only root or this user may change what is in it."""
+    st = os.fstat(fd)
+    euid = os.geteuid()
+    if st.st_uid not in (0, euid):
+        raise AuditError(f"{where} belongs to another user (uid {st.st_uid})")
+    others_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    # A sticky directory (/tmp) on the way is fine: others cannot rename what is ours
+    # in it. The log's own directory must be writable by no one else at all.
+    if others_write and (final or not st.st_mode & stat.S_ISVTX):
+        raise AuditError(
+            f"{where} can be written by other users (mode {stat.S_IMODE(st.st_mode):04o})"
+        )
+
+
+def _open_dir(directory: Path) -> int:
+    """Walk from / to `directory` without following a symlink, creating what is missing (0700)."""
+    if not directory.is_absolute() or ".." in directory.parts:
+        raise AuditError(f"{directory} is not an absolute path without '..'")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open("/", flags)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
+        _check_dir(fd, "/", final=directory == Path("/"))
+        where = Path("/")
+        for name in directory.parts[1:]:
+            where = where / name
+            try:
+                child = os.open(name, flags, dir_fd=fd)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o700, dir_fd=fd)
+                child = os.open(name, flags, dir_fd=fd)
             os.close(fd)
+            fd = child
+            _check_dir(fd, str(where), final=where == directory)
+        return fd
     except OSError as exc:
-        return f"could not write the audit log {path}: {exc.strerror}"
-    return None
+        os.close(fd)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise AuditError(
+                f"{directory}: a part of the path is a symlink or not a directory"
+            ) from None
+        raise AuditError(f"{directory}: {exc.strerror}") from None
+    except AuditError:
+        os.close(fd)
+        raise
+
+
+def _open_log(path: Path) -> int:
+    dir_fd = _open_dir(path.parent)
+    try:
+        try:
+            st = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                raise AuditError(f"{path} is not a regular file ({_kind(st.st_mode)})")
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(path.name, flags, 0o600, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise AuditError(f"{path} is a symlink") from None
+            raise AuditError(f"{path}: {exc.strerror}") from None
+    finally:
+        os.close(dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped in between the two looks
+            raise AuditError(f"{path} is not a regular file ({_kind(st.st_mode)})")
+        if st.st_uid != os.geteuid():
+            raise AuditError(f"{path} belongs to another user (uid {st.st_uid})")
+        if st.st_nlink != 1:
+            raise AuditError(f"{path} has {st.st_nlink} hard links: it may be another file")
+        if not st.st_mode & stat.S_IWUSR:
+            raise AuditError(f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o})")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise AuditError(
+                f"{path} can be written by other users (mode {stat.S_IMODE(st.st_mode):04o})"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _lock(fd: int, path: Path) -> None:
+    """flock without ever blocking for long: another numatui holds it only for one write."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise AuditError(f"{path} stayed locked by another process") from None
+            time.sleep(0.01)
+
+
+def _append_line(fd: int, path: Path, line: bytes) -> None:
+    _lock(fd, path)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # a line cut by someone else: ours starts on its own line
+        try:
+            written = os.write(fd, line)
+        except OSError as exc:
+            os.ftruncate(fd, size)
+            raise AuditError(f"{path}: {exc.strerror}") from None
+        if written != len(line):
+            # A short write (full disk): take the cut line back, never leave half a line.
+            os.ftruncate(fd, size)
+            raise AuditError(
+                f"{path}: only {written} of {len(line)} bytes could be written (disk full?)"
+            )
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def encode(entry: AuditEntry) -> bytes:
+    return (json.dumps(entry.as_json(), sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def _to_syslog(entry: AuditEntry) -> None:
+    # journald keeps this even if the file is deleted; JSON already escapes control codes.
+    syslog.openlog("numatui", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
+    syslog.syslog(syslog.LOG_NOTICE, json.dumps(entry.as_json(), sort_keys=True))
+
+
+def record(entry: AuditEntry, path: Path | None = None) -> AuditStatus:
+    """Append one entry to the file and the system log; raises AuditError (nothing written)."""
+    path = path or default_log_path()
+    fd = _open_log(path)
+    try:
+        _append_line(fd, path, encode(entry))
+    except OSError as exc:
+        raise AuditError(f"{path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    _to_syslog(entry)
+    return AuditStatus(str(path), True)
+
+
+def try_record(entry: AuditEntry, path: Path | None = None) -> AuditStatus:
+    """`record`, with the failure as a status (after the syscall nothing can be undone).
+
+    The system log gets the entry even when the file cannot.
+    """
+    path = path or default_log_path()
+    try:
+        return record(entry, path)
+    except AuditError as exc:
+        _to_syslog(entry)
+        return AuditStatus(str(path), False, str(exc))
+
+
+def append(entry: AuditEntry, path: Path | None = None) -> str | None:
+    """Append one line; returns a warning instead of raising."""
+    status = try_record(entry, path)
+    return None if status.written else f"could not write the audit log: {status.reason}"
+
+
+# ----------------------------------------------------------------- reading
+
+
+class _NotAnEntry(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotAnEntry(name)  # NaN, Infinity
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotAnEntry(text)  # 1e400
+    return value
+
+
+def _int(d: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = d[key]
+    if type(value) is not int or not low <= value <= high:
+        raise _NotAnEntry(key)
+    return value
+
+
+def _str(d: dict[str, Any], key: str, limit: int = MAX_NAME_CHARS) -> str:
+    value = d[key]
+    if type(value) is not str or len(value) > limit:
+        raise _NotAnEntry(key)
+    return value
+
+
+def parse_line(raw: bytes) -> AuditEntry:
+    """One line as an entry, or _NotAnEntry/ValueError: only what numatui itself writes."""
+    if len(raw) > MAX_LINE_BYTES:
+        raise _NotAnEntry("too long")
+    d = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+    if type(d) is not dict:
+        raise _NotAnEntry("not an object")
+    moment = d["time"]
+    if type(moment) not in (int, float) or not 0 <= moment < 2**40:
+        raise _NotAnEntry("time")
+    pages = d["pages_not_moved"]
+    error = d["error"]
+    phase = d.get("phase", "outcome")
+    if phase not in ("attempt", "outcome"):
+        raise _NotAnEntry("phase")
+    return AuditEntry(
+        time=float(moment),
+        user=_str(d, "user"),
+        uid=_int(d, "uid", 0, 2**32 - 1),
+        pid=_int(d, "pid", 1, 2**22),
+        process=_str(d, "process"),
+        from_nodes=_str(d, "from"),
+        to_nodes=_str(d, "to"),
+        outcome=_str(d, "outcome"),
+        bytes_moved=_int(d, "bytes_moved", 0, 2**63),
+        pages_not_moved=None if pages is None else _int(d, "pages_not_moved", 0, 2**63),
+        error=None if error is None else _str(d, "error", MAX_LINE_BYTES),
+        id=_str(d, "id", 64) if "id" in d else "",
+        phase=phase,
+    )
+
+
+def _lines_backwards(fd: int, size: int) -> Iterator[bytes | None]:
+    """The file's lines, last first, reading blocks from the end; None for an overlong line."""
+    pos = size
+    tail = b""  # the end of a line whose start is in a block not read yet
+    overlong = False
+    first = True
+    while pos > 0:
+        n = min(BLOCK_BYTES, pos)
+        pos -= n
+        parts = (os.pread(fd, n, pos) + tail).split(b"\n")
+        if first:
+            first = False
+            if parts[-1] == b"":
+                parts.pop()  # the file's final newline
+                if not parts:
+                    parts = [b""]
+        if len(parts) == 1:
+            tail = parts[0]
+            if overlong or len(tail) > MAX_LINE_BYTES:
+                tail, overlong = b"", True
+            continue
+        later = parts[1:]
+        if overlong:
+            later[-1] = b"x" * (MAX_LINE_BYTES + 1)  # stands for the dropped line
+            overlong = False
+        for line in reversed(later):
+            yield None if len(line) > MAX_LINE_BYTES else line
+        tail = parts[0]
+        if len(tail) > MAX_LINE_BYTES:
+            tail, overlong = b"", True
+    if overlong:
+        yield None
+    elif size:
+        yield tail
+
+
+@dataclass(frozen=True)
+class LogRead:
+    entries: list[AuditEntry]
+    """Newest last: one per migration (its outcome; the attempt if no outcome was written)."""
+    skipped: int
+    """Lines read that are not valid entries."""
+    path: Path
+    missing: bool = False
+
+
+def read_tail(path: Path | None = None, limit: int | None = None) -> LogRead:
+    """The last `limit` migrations, reading from the end of the file (never all of a big one)."""
+    path = path or default_log_path()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return LogRead([], 0, path, missing=True)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AuditError(f"{path} is a symlink: not read") from None
+        raise AuditError(f"{path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AuditError(f"{path} is not a regular file ({_kind(st.st_mode)})")
+        entries: list[AuditEntry] = []
+        finished: set[str] = set()
+        skipped = 0
+        for raw in _lines_backwards(fd, st.st_size):
+            if limit is not None and len(entries) >= limit:
+                break
+            if raw is None or not raw.strip():
+                skipped += raw is None or bool(raw)
+                continue
+            try:
+                entry = parse_line(raw)
+            except (ValueError, KeyError, RecursionError):
+                skipped += 1
+                continue
+            if entry.phase == "attempt":
+                if entry.id in finished:
+                    continue  # its outcome is already listed
+                entries.append(entry)
+            else:
+                if entry.id:
+                    finished.add(entry.id)
+                entries.append(entry)
+    finally:
+        os.close(fd)
+    entries.reverse()
+    return LogRead(entries, skipped, path)
 
 
 def read(path: Path | None = None, limit: int | None = None) -> list[AuditEntry]:
-    """Newest last; lines that do not parse (a torn write, a hand edit) are skipped."""
-    path = path or default_log_path()
+    """Newest last; lines that are not entries (a torn write, a hand edit) are skipped."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
+        return read_tail(path, limit).entries
+    except AuditError:
         return []
-    entries: list[AuditEntry] = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-            entries.append(
-                AuditEntry(
-                    time=float(d["time"]),
-                    user=str(d["user"]),
-                    uid=int(d["uid"]),
-                    pid=int(d["pid"]),
-                    process=str(d["process"]),
-                    from_nodes=str(d["from"]),
-                    to_nodes=str(d["to"]),
-                    outcome=str(d["outcome"]),
-                    bytes_moved=int(d["bytes_moved"]),
-                    pages_not_moved=None
-                    if d["pages_not_moved"] is None
-                    else int(d["pages_not_moved"]),
-                    error=None if d["error"] is None else str(d["error"]),
-                )
-            )
-        except (ValueError, KeyError, TypeError):
-            continue
-    return entries[-limit:] if limit else entries

@@ -15,12 +15,13 @@ from pathlib import Path
 from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, migration
+from numatui.kernel import audit, migration, pidstate
 from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
+    AuditStatus,
     MigrationError,
     MigrationPlan,
     MigrationResult,
@@ -192,9 +193,13 @@ class LiveSource:
         topology = self.topology()
         try:
             process = self._scanner.read_process(pid, topology=topology)
-        except ProcessGone as exc:
+        except (ProcessGone, PermissionError) as exc:
+            # Truthful words: a zombie "has exited", a pid hidden by hidepid says so.
+            why = self.describe_pid(pid)
             raise MigrationRefused(
-                str(exc), code=str(RuleCode.PROCESS_GONE), errno_name="ESRCH"
+                f"process {pid} {why}" if why else str(exc),
+                code=str(RuleCode.PROCESS_GONE),
+                errno_name="ESRCH",
             ) from exc
         plan = migration.validate(
             pid,
@@ -209,6 +214,10 @@ class LiveSource:
         self.guard.remember(pid, process.start_time)
         return plan
 
+    def describe_pid(self, pid: int) -> str | None:
+        """Why `pid` cannot be shown or moved, after "process PID " (None: nothing stops it)."""
+        return pidstate.describe_pid(pid, self.proc_root, self.privileges().processes_hidden)
+
     def migrate(
         self,
         plan: MigrationPlan,
@@ -217,13 +226,38 @@ class LiveSource:
     ) -> MigrationResult:
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
+        # The attempt is on record before the syscall, or nothing happens (fail closed).
+        log_path = self.audit_path or audit.default_log_path()
+        entry_id = audit.new_id()
+        try:
+            audit.record(audit.attempt_entry(plan, entry_id), log_path)
+        except audit.AuditError as exc:
+            self.audit_warning = f"could not write the audit log: {exc}"
+            refused = MigrationResult.unchanged(
+                plan,
+                MigrationError(
+                    "", f"refused: the attempt could not be recorded in the audit log: {exc}"
+                ),
+            )
+            return dataclasses.replace(refused, audit=AuditStatus(str(log_path), False, str(exc)))
+        result = self._run_audited(plan, on_progress, cancel, log_path, entry_id)
+        status = audit.try_record(audit.entry_for(result, plan.process_name, entry_id), log_path)
+        self.audit_warning = (
+            None if status.written else f"could not write the audit log: {status.reason}"
+        )
+        return dataclasses.replace(result, audit=status)
+
+    def _run_audited(
+        self,
+        plan: MigrationPlan,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+        log_path: Path,
+        entry_id: str,
+    ) -> MigrationResult:
         reused = self.guard.reused(plan)
         if reused is not None:
-            result = MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))
-            self.audit_warning = audit.append(
-                audit.entry_for(result, plan.process_name), self.audit_path
-            )
-            return result
+            return MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))
         try:
             result = migration.run_migration(
                 plan,
@@ -238,14 +272,12 @@ class LiveSource:
             crashed = MigrationResult.unchanged(
                 plan, MigrationError("", f"numatui failed during the migration: {exc!r}")
             )
-            self.audit_warning = audit.append(
-                audit.entry_for(crashed, plan.process_name), self.audit_path
+            status = audit.try_record(
+                audit.entry_for(crashed, plan.process_name, entry_id), log_path
             )
+            self.audit_warning = None if status.written else status.reason
             raise
         # Pages moved from outside leave the process's fault counters alone, so the
         # scanner's change signal cannot see it: forget what we knew of this pid.
         self._scanner.invalidate(plan.pid)
-        self.audit_warning = audit.append(
-            audit.entry_for(result, plan.process_name), self.audit_path
-        )
         return result

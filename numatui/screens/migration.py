@@ -226,6 +226,19 @@ class MigrationScreen(NumatuiScreen[None]):
             # Error text quotes the process's own name: plain_lines escapes every str.
             lines.append(f"error: {name}{result.error.message}")
         lines.extend(f"• {text}" for text in result.explanations)
+        if result.audit is not None:  # the path and the reason are text, never markup
+            if result.audit.written:
+                lines.append(plain("audit: recorded in ", result.audit.path))
+            else:
+                lines.append(
+                    plain(
+                        ("audit: NOT recorded", "bold"),
+                        " in ",
+                        result.audit.path,
+                        ": ",
+                        result.audit.reason or "",
+                    )
+                )
         lines.append("press b to go back to the process list")
         summary = self.query_one("#summary", Static)
         summary.update(plain_lines(lines))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,13 +76,18 @@ def test_unwritable_log_warns_instead_of_raising(tmp_path: Path) -> None:
     assert warning is not None and "audit log" in warning
 
 
-def test_default_path_follows_xdg_state_home(
+def test_default_path_follows_xdg_state_home_for_a_user_and_never_for_root(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.delenv(audit.PATH_ENV, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert audit.default_log_path() == tmp_path / "numatui" / "audit.jsonl"
-    monkeypatch.delenv("XDG_STATE_HOME")
-    assert audit.default_log_path() == Path.home() / ".local" / "state" / "numatui" / "audit.jsonl"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert audit.default_log_path() == Path("/var/log/numatui/audit.jsonl")
+    monkeypatch.setenv(audit.PATH_ENV, str(tmp_path / "chosen.jsonl"))
+    assert audit.default_log_path() == tmp_path / "chosen.jsonl"
 
 
 def test_entry_json_has_who_what_where_result(tmp_path: Path) -> None:

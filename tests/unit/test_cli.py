@@ -255,3 +255,152 @@ def test_ctrl_c_during_a_migration_sets_the_stop_event_and_the_handler_comes_bac
         os.kill(os.getpid(), signal.SIGINT)
     assert "cannot be stopped once started" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# ---------------------------------------------------------------- strict numbers
+
+NOT_ASCII_DECIMAL = ["\u0661", "\uff11", "+1", "1_0", " 1", "1 ", "0x1", "1.0", "", "\u0663\u0664"]
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DECIMAL)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["migrate", "{}", "0", "1"],
+        ["ps", "--pid", "{}"],
+        ["ps", "--limit", "{}"],
+        ["log", "--limit", "{}"],
+        ["ps", "--sort", "node{}"],
+    ],
+    ids=["migrate-pid", "ps-pid", "ps-limit", "log-limit", "sort-node"],
+)
+def test_numbers_are_ascii_digits_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], text: str
+) -> None:
+    args = [a.format(text) for a in argv]
+    rc = main([*roots("two_nodes"), "--audit-log", str(tmp_path / "a.jsonl"), *args])
+    assert rc == EXIT_USAGE, (args, capsys.readouterr())
+    assert "numatui: " in capsys.readouterr().err
+
+
+def test_plain_digits_still_work(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*roots("two_nodes"), "ps", "--sort", "node1", "--limit", "2"]) == EXIT_OK
+    assert len(capsys.readouterr().out.splitlines()) == 3  # header and two processes
+
+
+# ---------------------------------------------------------------- output that cannot be written
+
+
+def run_cli(*argv: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "numatui", *argv],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("argv", [["ps"], ["nodes", "--json"], ["--help"]])
+def test_a_full_stdout_is_a_one_line_error(argv: list[str]) -> None:
+    with open("/dev/full", "wb") as full:
+        proc = run_cli(*argv, stdout=full)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_FAILED
+    assert err.decode().splitlines() == [
+        "numatui: cannot write the output: No space left on device"
+    ]
+
+
+def test_a_closed_stdout_is_a_one_line_error() -> None:
+    proc = run_cli(*roots("four_nodes"), "ps", "--json", stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader left before anything was written (`| head` done)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_FAILED
+    assert err.decode().splitlines() == ["numatui: cannot write the output: the reader went away"]
+
+
+def test_ctrl_c_during_the_command_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from numatui import cli
+
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "nodes", interrupted)
+    assert main(["nodes"]) == 130
+    assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- migrate reports its audit
+
+
+@pytest.fixture
+def sleeper() -> Any:
+    child = subprocess.Popen(["sleep", "120"])
+    yield child
+    child.kill()
+    child.wait()
+
+
+def test_migrate_json_has_an_audit_object_written_or_not(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    # The 4-node /sys lets numatui plan; the real one-node kernel then refuses (EINVAL):
+    # a real attempt, recorded before and after.
+    log = tmp_path / "audit.jsonl"
+    four = ["--sys-root", str(FIXTURES / "four_nodes" / "sys")]
+    args = [*four, "--audit-log", str(log), "migrate", str(sleeper.pid), "1", "0", "--yes"]
+    _, data = run_json(capsys, *args, "--json")
+    assert data["audit"] == {"path": str(log), "written": True, "reason": None}
+    assert [json.loads(line)["phase"] for line in log.read_text().splitlines()] == [
+        "attempt",
+        "outcome",
+    ]
+    # A log that is a FIFO: the attempt cannot be recorded, so nothing is attempted.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    args[args.index(str(log))] = str(fifo)
+    rc, data = run_json(capsys, *args, "--json")
+    assert rc == EXIT_FAILED
+    assert data["audit"]["path"] == str(fifo) and data["audit"]["written"] is False
+    assert "FIFO" in data["audit"]["reason"]
+    assert "could not be recorded" in data["error"]["message"]
+    # The text output says it too.
+    assert main(args) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert f"audit: NOT recorded in {fifo}" in captured.out
+    assert "the audit log was not written" in captured.err
+
+
+def test_log_counts_skipped_lines_with_the_right_plural(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_text("NaN\n")
+    assert main(["--audit-log", str(log), "log"]) == EXIT_OK
+    assert "skipped 1 line of" in capsys.readouterr().err
+    log.write_text("NaN\n[1e400]\n")
+    assert main(["--audit-log", str(log), "log"]) == EXIT_OK
+    assert "skipped 2 lines of" in capsys.readouterr().err
+
+
+def test_log_refuses_to_follow_a_symlink(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("{}\n")
+    (tmp_path / "audit.jsonl").symlink_to(secret)
+    assert main(["--audit-log", str(tmp_path / "audit.jsonl"), "log"]) == EXIT_FAILED
+    assert "symlink" in capsys.readouterr().err
+
+
+def test_log_of_a_fifo_is_refused_without_blocking(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "audit.jsonl"
+    os.mkfifo(fifo)
+    assert main(["--audit-log", str(fifo), "log"]) == EXIT_FAILED
+    assert "not a regular file (a FIFO)" in capsys.readouterr().err

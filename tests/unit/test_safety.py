@@ -400,6 +400,7 @@ def test_refusals_and_declines_are_not_attempts(
     sleeper: subprocess.Popen[bytes],
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setenv(audit.PATH_ENV, str(tmp_path / "numatui" / "audit.jsonl"))
     # Refused while planning: this host has a single node.
     assert main(["migrate", str(sleeper.pid), "0", "0", "--yes"]) == EXIT_FAILED
     # Declined: a plan the 4-node /sys allows, answered "n".

@@ -1,0 +1,213 @@
+"""The terminal is always given back: the real app in a real terminal (tmux).
+
+tmux keeps the pane after the app exits (remain-on-exit), so its modes can be
+asked afterwards: `#{alternate_on}`, `#{mouse_any_flag}`, `#{cursor_flag}` and
+the exit status `#{pane_dead_status}`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+if shutil.which("tmux") is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("tmux is required in CI for the terminal tests (apt install tmux)")
+    pytest.skip(
+        "tmux is not installed (apt install tmux): terminal tests skipped", allow_module_level=True
+    )
+
+LAUNCHER = """
+import signal, subprocess, sys, time
+# A Python handler (not SIG_IGN) so the app, after exec, gets the default back: Ctrl-C on
+# the terminal reaches the app, and this launcher outlives it to report its status.
+signal.signal(signal.SIGINT, lambda *_: None)
+status_file = sys.argv[1]
+app = subprocess.Popen(sys.argv[2:])
+with open(status_file + ".pid", "w") as f:
+    f.write(str(app.pid))
+status = app.wait()
+with open(status_file, "w") as f:
+    f.write(str(status))
+time.sleep(600)
+"""
+
+CRASHING_APP = """
+import numatui.app
+def boom(self):
+    raise RuntimeError("planted crash for the test")
+numatui.app.NumatuiApp.on_mount = boom
+from numatui.__main__ import run
+raise SystemExit(run())
+"""
+
+
+@dataclass
+class Pane:
+    socket: str
+    status_file: Path
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def ask(self, fmt: str) -> str:
+        return self.tmux("display-message", "-p", "-t", "t", fmt)
+
+    def wait(self, fmt: str, want: str, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.ask(fmt) != want:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{what}: {fmt} is {self.ask(fmt)!r} after {timeout_s} s\n" + self.screen()
+                )
+            time.sleep(0.1)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "t", "-S", "-200")
+
+    @property
+    def pid(self) -> int:
+        pid_file = self.status_file.with_name(self.status_file.name + ".pid")
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the launcher did not start the app"
+            time.sleep(0.05)
+        return int(pid_file.read_text())
+
+    def modes(self) -> tuple[str, str, str]:
+        alt, mouse, cursor = self.ask("#{alternate_on} #{mouse_any_flag} #{cursor_flag}").split()
+        return alt, mouse, cursor
+
+    def exit_status(self, timeout_s: float = 60) -> int:
+        """The app's status as its parent saw it (negative: killed by that signal)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.status_file.exists() or not self.status_file.read_text():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the app did not exit in {timeout_s} s\n{self.screen()}")
+            time.sleep(0.1)
+        return int(self.status_file.read_text())
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[[list[str]], Pane]]:
+    sockets: list[str] = []
+
+    def launch(argv: list[str]) -> Pane:
+        socket = f"numatui-test-{secrets.token_hex(6)}"
+        sockets.append(socket)
+        conf = tmp_path / "tmux.conf"
+        conf.write_text("set -g history-limit 5000\n")
+        status_file = tmp_path / f"status-{len(sockets)}"
+        env = {
+            "PYTHONPATH": str(ROOT),
+            "NUMATUI_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+            "TERM": "tmux-256color",
+        }
+        words = [sys.executable, "-c", LAUNCHER, str(status_file), *argv]
+        command = "exec env " + " ".join(
+            [*(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, words)]
+        )
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                socket,
+                "-f",
+                str(conf),
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                command,
+            ],
+            check=True,
+            timeout=30,
+        )
+        return Pane(socket, status_file)
+
+    yield launch
+    for socket in sockets:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+
+
+def running_app(start: Callable[[list[str]], Pane]) -> Pane:
+    pane = start([sys.executable, "-m", "numatui"])
+    # The app has taken the terminal: alternate screen, mouse tracking, no cursor.
+    pane.wait(
+        "#{alternate_on} #{mouse_any_flag} #{cursor_flag}", "1 1 0", 120, "the app did not start"
+    )
+    pane.wait("#{pane_dead}", "0", 1, "the app died")
+    return pane
+
+
+def assert_given_back(pane: Pane) -> None:
+    assert pane.modes() == ("0", "0", "1"), pane.screen()  # main screen, no mouse, cursor
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_gives_the_terminal_back_and_exits(
+    start: Callable[[list[str]], Pane], signum: int
+) -> None:
+    pane = running_app(start)
+    os.kill(pane.pid, signum)
+    assert pane.exit_status() == 128 + signum, pane.screen()
+    assert_given_back(pane)
+    assert "Traceback" not in pane.screen()
+
+
+def test_ctrl_c_in_the_app_exits_130_without_a_traceback(
+    start: Callable[[list[str]], Pane],
+) -> None:
+    pane = running_app(start)
+    pane.tmux("send-keys", "-t", "t", "C-c")
+    assert pane.exit_status() == 130
+    assert_given_back(pane)
+    assert "Traceback" not in pane.screen()
+
+
+def test_ctrl_c_during_start_up_exits_130_without_a_traceback(
+    start: Callable[[list[str]], Pane],
+) -> None:
+    # -X importtime says when numatui's CLI is loaded: Ctrl-C then lands while Textual
+    # loads and the app starts (earlier, Python itself is starting: not numatui's to catch).
+    pane = start([sys.executable, "-X", "importtime", "-m", "numatui"])
+    deadline = time.monotonic() + 60
+    while "| numatui.cli" not in pane.screen():
+        assert time.monotonic() < deadline, pane.screen()
+        time.sleep(0.02)
+    assert pane.ask("#{alternate_on}") == "0", "too late: the app already started"
+    pane.tmux("send-keys", "-t", "t", "C-c")
+    assert pane.exit_status() == 130, pane.screen()
+    assert_given_back(pane)
+    assert "Traceback" not in pane.screen()
+
+
+def test_a_crash_exits_non_zero_with_the_traceback_after_the_terminal(
+    start: Callable[[list[str]], Pane],
+) -> None:
+    pane = start([sys.executable, "-c", CRASHING_APP])
+    assert pane.exit_status(120) == 1
+    assert_given_back(pane)
+    screen = pane.screen()
+    assert "planted crash for the test" in screen, screen
