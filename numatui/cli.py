@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 # Only light modules at start: `numatui --version` and a usage error never load the
 # kernel layer; each command imports what it needs once its arguments are parsed.
@@ -690,13 +690,29 @@ def run_tui(source: LiveSource) -> int:
     return EXIT_OK
 
 
+def __getattr__(name: str) -> Any:
+    """`cli.LiveSource` loads the kernel layer on first use (tests replace it)."""
+    if name == "LiveSource":
+        return _live_source()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _live_source() -> type[LiveSource]:
+    """The source class, imported only once the arguments are good: `--version` and a
+    usage error never load the kernel layer. A `LiveSource` set on this module wins."""
+    replaced = globals().get("LiveSource")
+    if replaced is not None:
+        return cast("type[LiveSource]", replaced)
+    from numatui.kernel.live import LiveSource
+
+    return LiveSource
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        from numatui.kernel.live import LiveSource  # the kernel layer, once arguments are good
-
-        with LiveSource(sys_root=args.sys_root, proc_root=args.proc_root) as source:
+        with _live_source()(sys_root=args.sys_root, proc_root=args.proc_root) as source:
             if args.command is None:
                 return run_tui(source)
             return COMMANDS[args.command](args, source, sys.stdout)
