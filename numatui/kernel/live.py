@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, migration, pidstate
+from numatui.kernel import audit, pidstate
 from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
@@ -168,9 +168,16 @@ class LiveSource:
         return self._topology if self._topology is not None else self.topology()
 
     def scan(
-        self, previous: ProcessScan | None = None, pids: Iterable[int] | None = None
+        self,
+        previous: ProcessScan | None = None,
+        pids: Iterable[int] | None = None,
+        *,
+        nodes_only: bool = False,
     ) -> ProcessScan:
-        return self._scanner.scan(previous, pids=pids, topology=self._current_topology())
+        """`nodes_only`: bytes per node only (see `ProcessScanner.scan`), for a process list."""
+        return self._scanner.scan(
+            previous, pids=pids, topology=self._current_topology(), nodes_only=nodes_only
+        )
 
     def numa_maps(self, pid: int) -> NumaMaps:
         return self._scanner.numa_maps(pid)
@@ -201,6 +208,8 @@ class LiveSource:
                 code=str(RuleCode.PROCESS_GONE),
                 errno_name="ESRCH",
             ) from exc
+        from numatui.kernel import migration  # loads only for a plan: not for `ps` or `nodes`
+
         plan = migration.validate(
             pid,
             frozenset(from_nodes),
@@ -224,6 +233,7 @@ class LiveSource:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> MigrationResult:
+
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
         # The attempt is on record before the syscall, or nothing happens (fail closed).
@@ -255,6 +265,8 @@ class LiveSource:
         log_path: Path,
         entry_id: str,
     ) -> MigrationResult:
+        from numatui.kernel import migration
+
         reused = self.guard.reused(plan)
         if reused is not None:
             return MigrationResult.unchanged(plan, MigrationError("ESRCH", reused))

@@ -280,14 +280,21 @@ def _all_node_pages(text: bytes, nodes: Iterable[int] | None) -> tuple[dict[int,
     return _node_sums(text, node_ids)[0], node_ids
 
 
+def mapping_count(data: bytes) -> int:
+    """How many mappings (lines) a raw numa_maps holds."""
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
 def _summarize_fast(data: bytes, base_page_size: int, nodes: Iterable[int] | None) -> MemorySummary:
     patterns = _patterns(base_page_size)
-    mapping_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    count = mapping_count(data)
     # Framing newlines: every line, the first and last too, is "\n...\n".
     text = b"\n" + data if data.endswith(b"\n") else b"\n" + data + b"\n"
     all_pages, node_ids = _all_node_pages(text, nodes)
     if not all_pages:
-        return MemorySummary({}, {}, {}, mapping_count)
+        return MemorySummary({}, {}, {}, count)
 
     # Lines parsed one by one (hugetlb and any other page size, heap, stack,
     # private /dev/zero): their pages come out of the base-page sums.
@@ -348,9 +355,7 @@ def _summarize_fast(data: bytes, base_page_size: int, nodes: Iterable[int] | Non
         _add(kinds.setdefault(region.kind, {}), region.node_pages, region.page_size)
         if region.shared:
             _add(shared_bytes, region.node_pages, region.page_size)
-    return MemorySummary(
-        node_bytes, {k: v for k, v in kinds.items() if v}, shared_bytes, mapping_count
-    )
+    return MemorySummary(node_bytes, {k: v for k, v in kinds.items() if v}, shared_bytes, count)
 
 
 def node_bytes_from_numa_maps(

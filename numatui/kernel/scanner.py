@@ -21,6 +21,7 @@ from numatui.errors import ProcessGone
 from numatui.kernel.nodemask import parse_kernel_list
 from numatui.kernel.numa_maps import (
     MemorySummary,
+    mapping_count,
     node_bytes_from_numa_maps,
     parse_numa_maps,
     summarize_numa_maps,
@@ -64,6 +65,7 @@ class _Known:
     memory: ProcessMemory
     read_at: float
     unreadable: bool
+    nodes_only: bool = False
 
 
 class _Forced:
@@ -211,9 +213,17 @@ class ProcessScanner:
         return frozenset(nodes)
 
     def _read_full(
-        self, pid: int, cpu_map: Mapping[int, int], want_memory: bool = True
+        self,
+        pid: int,
+        cpu_map: Mapping[int, int],
+        want_memory: bool = True,
+        nodes_only: bool = False,
     ) -> tuple[PidStat, ProcessMemory, bool]:
         """Read one process through a held directory fd; (stat, memory, numa_maps unreadable).
+
+        `nodes_only`: bytes per node only (no kinds, shared bytes or command
+        line), what a process list shows; numa_maps is then summed in one
+        C-level pass per node instead of being split by kind.
 
         Raises ProcessUnreadable when its stat may not be read, ProcessGone
         (or another OSError) when it exited meanwhile or is a zombie.
@@ -228,14 +238,18 @@ class ProcessScanner:
             unreadable = False
             if want_memory and not is_kthread:
                 try:
-                    summary = summarize_numa_maps(
-                        pid_dir.read("numa_maps"), self.page_size, self.memory_nodes
-                    )
+                    data = pid_dir.read("numa_maps")
+                    if nodes_only:
+                        nodes = node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes)
+                        summary = MemorySummary(nodes, {}, {}, mapping_count(data))
+                    else:
+                        summary = summarize_numa_maps(data, self.page_size, self.memory_nodes)
                 except ProcessUnreadable:
                     unreadable = True
             try:
                 status = parse_status(pid_dir.read("status"))
-                cmdline = "" if is_kthread else parse_cmdline(pid_dir.read("cmdline"))
+                skip_cmdline = is_kthread or nodes_only
+                cmdline = "" if skip_cmdline else parse_cmdline(pid_dir.read("cmdline"))
             except ProcessUnreadable as e:  # stat was readable: a dying process's files
                 raise ProcessGone(pid) from e
             # Read after numa_maps: a live user process still has its mm
@@ -344,8 +358,14 @@ class ProcessScanner:
         previous: ProcessScan | None = None,
         pids: Iterable[int] | None = None,
         topology: Topology | None = None,
+        *,
+        nodes_only: bool = False,
     ) -> ProcessScan:
         """Every process (or `pids`), reusing `previous` for processes that did not change.
+
+        `nodes_only`: read only what a process list shows (bytes per node;
+        no kinds, shared bytes or command line: those stay empty). An entry
+        read that way is not reused by a later full scan.
 
         A process that exits while being read is counted in `vanished` and
         left out (zombies too). A process whose numa_maps may not be read
@@ -378,6 +398,8 @@ class ProcessScanner:
         for pid in pid_list:
             prior = previous_by_pid.get(pid)
             known = self._reusable(pid, prior, started, max_age_s, stale_before)
+            if isinstance(known, _Known) and known.nodes_only and not nodes_only:
+                known = None  # read with less than this scan shows
             if known is _FORCED:
                 forced += 1
             elif isinstance(known, _Known):
@@ -387,7 +409,7 @@ class ProcessScanner:
         if forced:
             self._forced_at = started
         self.last_forced_by_counters = forced
-        fresh = self._read_many(to_read, cpu_map)
+        fresh = self._read_many(to_read, cpu_map, nodes_only)
         for pid in pid_list:
             known = reused.get(pid)
             if known is not None:
@@ -407,7 +429,7 @@ class ProcessScanner:
             assert isinstance(outcome, tuple)
             stat, memory, unreadable = outcome
             processes.append(memory)
-            known_now[pid] = _Known(stat.change_signature, memory, started, unreadable)
+            known_now[pid] = _Known(stat.change_signature, memory, started, unreadable, nodes_only)
             if unreadable:
                 unreadable_pids.append(pid)
         if pids is None:
@@ -424,15 +446,19 @@ class ProcessScanner:
             vanished=vanished,
         )
 
-    def _read_one(self, pid: int, cpu_map: Mapping[int, int]) -> _ReadOutcome:
+    def _read_one(
+        self, pid: int, cpu_map: Mapping[int, int], nodes_only: bool = False
+    ) -> _ReadOutcome:
         try:
-            return self._read_full(pid, cpu_map)
+            return self._read_full(pid, cpu_map, nodes_only=nodes_only)
         except ProcessUnreadable:
             return _StatUnreadable
         except (ProcessGone, OSError):
             return _Vanished
 
-    def _read_many(self, pids: list[int], cpu_map: Mapping[int, int]) -> dict[int, _ReadOutcome]:
+    def _read_many(
+        self, pids: list[int], cpu_map: Mapping[int, int], nodes_only: bool = False
+    ) -> dict[int, _ReadOutcome]:
         """Full reads, overlapped on several threads when there are many.
 
         Most of a full scan is the kernel walking address spaces inside
@@ -443,7 +469,7 @@ class ProcessScanner:
         the middle of a scan on a big machine must not wait for the scan.
         """
         if self.read_threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
-            return {pid: self._read_one(pid, cpu_map) for pid in pids}
+            return {pid: self._read_one(pid, cpu_map, nodes_only) for pid in pids}
         pending = iter(pids)
         take = threading.Lock()
         results: dict[int, _ReadOutcome] = {}
@@ -456,7 +482,7 @@ class ProcessScanner:
                         pid = next(pending, None)
                     if pid is None:
                         return
-                    results[pid] = self._read_one(pid, cpu_map)
+                    results[pid] = self._read_one(pid, cpu_map, nodes_only)
             except BaseException as exc:  # handed to the caller, as the serial path would
                 failures.append(exc)
 

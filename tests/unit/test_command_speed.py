@@ -1,0 +1,237 @@
+"""Whole commands read and import only what they need (issue 13), and still say the same.
+
+Real parts: the recorded /proc,/sys trees, the real parsers and scanner, and fresh
+interpreters for what a command imports.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from numatui import cli
+from numatui.kernel.numa_maps import mapping_count, node_bytes_from_numa_maps, summarize_numa_maps
+from numatui.kernel.scanner import ProcessScanner
+from numatui.kernel.topology import TopologyReader
+from numatui.units import format_bytes
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+TREES = [p for p in (FIXTURES / "two_nodes", FIXTURES / "four_nodes") if (p / "proc").is_dir()]
+
+# What a command must not load. Checked against a bare interpreter's modules, so a
+# site hook that imports one of these (not numatui's doing) does not fail the test.
+UI_AND_BINDINGS = {"textual", "rich", "psutil", "cffi", "_cffi_backend", "prometheus_client"}
+KERNEL_LAYER = {
+    "numatui.model",
+    "numatui.kernel.live",
+    "numatui.kernel.scanner",
+    "numatui.kernel.topology",
+    "numatui.kernel.syscalls",
+    "numatui.kernel.migration",
+    "numatui.kernel.audit",
+    "dataclasses",
+    "ctypes",
+}
+MIGRATION = {
+    "numatui.kernel.migration",
+    "numatui.kernel.syscalls",
+    "numatui.kernel.chunked",
+    "numatui.rules",
+    "numatui.kernel._syscall_ffi",
+}
+
+
+def modules_after(*argv: str) -> set[str]:
+    """The modules a fresh interpreter holds after `numatui ARGV` (its console script)."""
+    code = (
+        "import sys\n"
+        "from numatui.cli import main\n"
+        "try:\n"
+        f"    main({list(argv)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stdout.flush()\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60
+    )
+    return set(done.stderr.split())
+
+
+@pytest.fixture(scope="module")
+def bare_interpreter() -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; print('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(done.stdout.split())
+
+
+def test_version_imports_neither_ui_nor_bindings_nor_kernel_layer(
+    bare_interpreter: set[str],
+) -> None:
+    loaded = modules_after("--version")
+    assert "numatui.cli" in loaded  # the check looks at the right interpreter
+    assert not (loaded & (UI_AND_BINDINGS | KERNEL_LAYER)) - bare_interpreter
+
+
+def test_usage_error_imports_no_kernel_layer(bare_interpreter: set[str]) -> None:
+    loaded = modules_after("ps", "--limit", "x")
+    assert not (loaded & (UI_AND_BINDINGS | KERNEL_LAYER)) - bare_interpreter
+
+
+@pytest.mark.parametrize("command", [["nodes"], ["ps", "--limit", "1"], ["ps", "--json"]])
+def test_read_commands_load_no_migration_machinery(
+    command: list[str], bare_interpreter: set[str]
+) -> None:
+    loaded = modules_after("--sys-root", str(TREES[0] / "sys"), *command)
+    assert "numatui.kernel.topology" in loaded  # it did run
+    assert not (loaded & (UI_AND_BINDINGS | MIGRATION)) - bare_interpreter
+
+
+def test_the_import_check_sees_what_is_loaded() -> None:
+    # If this failed, the tests above would pass for the wrong reason.
+    assert {"numatui.kernel.live", "numatui.model"} <= modules_after("nodes")
+
+
+# ---------------------------------------------------------------- nodes-only scans
+
+
+@pytest.mark.parametrize("root", TREES, ids=lambda p: p.name)
+def test_nodes_only_scan_agrees_with_full_scan(root: Path) -> None:
+    topology = TopologyReader(sys_root=root / "sys", proc_root=root / "proc").read()
+    full = ProcessScanner(proc_root=root / "proc").scan(topology=topology)
+    light = ProcessScanner(proc_root=root / "proc").scan(topology=topology, nodes_only=True)
+    assert [p.pid for p in light.processes] == [p.pid for p in full.processes]
+    for whole, part in zip(full.processes, light.processes, strict=True):
+        assert part.node_bytes == whole.node_bytes, part.pid
+        assert part.mapping_count == whole.mapping_count
+        assert (part.name, part.user, part.rss_bytes, part.threads) == (
+            whole.name,
+            whole.user,
+            whole.rss_bytes,
+            whole.threads,
+        )
+        assert (part.mems_allowed, part.cpu_nodes, part.locality) == (
+            whole.mems_allowed,
+            whole.cpu_nodes,
+            whole.locality,
+        )
+        assert part.cmdline == "" and not part.kind_bytes and not part.shared_bytes
+    assert any(p.kind_bytes for p in full.processes)  # the trees do have kinds to leave out
+
+
+def test_full_scan_rereads_what_a_nodes_only_scan_left_out() -> None:
+    root = TREES[0]
+    topology = TopologyReader(sys_root=root / "sys", proc_root=root / "proc").read()
+    scanner = ProcessScanner(proc_root=root / "proc")
+    light = scanner.scan(topology=topology, nodes_only=True)
+    full = scanner.scan(light, topology=topology)
+    assert full.skipped_unchanged == 0
+    assert any(p.kind_bytes for p in full.processes)
+    assert any(p.cmdline for p in full.processes)
+    # A full entry serves a later nodes-only scan as it is.
+    again = scanner.scan(full, topology=topology, nodes_only=True)
+    assert again.skipped_unchanged == len(full.processes)
+    assert again.processes == full.processes
+
+
+@pytest.mark.parametrize("root", TREES, ids=lambda p: p.name)
+def test_node_bytes_pass_agrees_with_summary_on_recorded_files(root: Path) -> None:
+    files = sorted((root / "proc").glob("[0-9]*/numa_maps"))
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        summary = summarize_numa_maps(data)
+        assert node_bytes_from_numa_maps(data) == summary.node_bytes, path
+        assert mapping_count(data) == summary.mapping_count
+
+
+def test_mapping_count() -> None:
+    assert mapping_count(b"") == 0
+    assert mapping_count(b"7f00 default\n") == 1
+    assert mapping_count(b"7f00 default\n7f01 default") == 2
+
+
+# ---------------------------------------------------------------- output in one piece
+
+
+class _CountingOut(io.StringIO):
+    """stdout as PYTHONUNBUFFERED makes it: every write is a write(2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def run_ps(monkeypatch: pytest.MonkeyPatch, root: Path, *argv: str) -> tuple[int, _CountingOut]:
+    out = _CountingOut()
+    monkeypatch.setattr(sys, "stdout", out)
+    rc = cli.main(["--sys-root", str(root / "sys"), "--proc-root", str(root / "proc"), *argv])
+    return rc, out
+
+
+@pytest.mark.parametrize("root", TREES, ids=lambda p: p.name)
+def test_ps_json_is_one_write_one_process_a_line(
+    monkeypatch: pytest.MonkeyPatch, root: Path
+) -> None:
+    rc, out = run_ps(monkeypatch, root, "ps", "--json", "--sort", "pid")
+    assert rc == cli.EXIT_OK and out.writes == 1
+    text = out.getvalue()
+    data = json.loads(text)
+    assert set(data) == {"processes", "unreadable", "vanished"}
+    procs = data["processes"]
+    assert len(procs) >= 3 and [p["pid"] for p in procs] == sorted(p["pid"] for p in procs)
+    lines = text.splitlines()
+    assert sum(1 for line in lines if line.lstrip().startswith('{"pid"')) == len(procs)
+
+
+def test_ps_json_with_no_process_is_still_a_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, out = run_ps(monkeypatch, TREES[0], "ps", "--json", "--pid", "999999")
+    assert rc == cli.EXIT_FAILED
+    assert json.loads(out.getvalue()) == {"processes": [], "unreadable": 0, "vanished": 1}
+
+
+@pytest.mark.parametrize("root", TREES, ids=lambda p: p.name)
+def test_ps_text_shows_the_json_numbers_in_one_write(
+    monkeypatch: pytest.MonkeyPatch, root: Path
+) -> None:
+    _, json_out = run_ps(monkeypatch, root, "ps", "--json", "--sort", "pid")
+    expected: dict[int, Any] = {p["pid"]: p for p in json.loads(json_out.getvalue())["processes"]}
+    rc, out = run_ps(monkeypatch, root, "ps", "--sort", "pid")
+    assert rc == cli.EXIT_OK and out.writes == 1
+    header, *rows = out.getvalue().splitlines()
+    node_columns = [c for c in header.split() if c.startswith("N")]
+    assert node_columns
+    assert len(rows) == len(expected)
+    for row in rows:
+        cells = row.split()
+        proc = expected[int(cells[0])]
+        # the node columns are the ones before "local", two words each ("1.5 MiB")
+        shown = [" ".join(cells[i : i + 2]) for i in range(-1 - 2 * len(node_columns), -1, 2)]
+        wanted = [format_bytes(proc["node_bytes"].get(c[1:], 0)) for c in node_columns]
+        assert shown == wanted, row
+
+
+def test_many_pids_in_one_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`numastat -p` style: thousands of pids as words, commas or repeated options."""
+    pids = [str(n) for n in range(100_000, 103_000)]
+    args = cli.build_parser().parse_args(["ps", "--pid", *pids[:2000], "--pid", ",".join(pids)])
+    assert cli._flat_pids(args.pid) == [int(p) for p in pids]
