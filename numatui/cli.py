@@ -198,11 +198,15 @@ SORT_KEYS: dict[str, Callable[[ProcessMemory], Any]] = {
 }
 
 
-def _sort_key(key: str) -> Callable[[ProcessMemory], Any]:
+def _sort_key(key: str, topo: Topology | None = None) -> Callable[[ProcessMemory], Any]:
+    """The sort for `--sort KEY`; with `topo`, a `nodeN` must name a node that exists."""
     if key in SORT_KEYS:
         return SORT_KEYS[key]
     if key.startswith("node") and _is_decimal(key[4:], max_digits=4):
         node = int(key[4:])
+        if topo is not None and topo.nodes and node not in {n.id for n in topo.nodes}:
+            known = ", ".join(f"node{n.id}" for n in topo.nodes)
+            raise UsageError(f"--sort {key}: this machine has no node {node} (it has {known})")
         return lambda p: -p.node_bytes.get(node, 0)
     raise UsageError(f"unknown sort key {key!r}; use one of {', '.join(SORT_KEYS)} or nodeN")
 
@@ -234,12 +238,18 @@ def _flat_pids(groups: Sequence[Sequence[int]] | None) -> list[int]:
 
 def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     args.pid = _flat_pids(args.pid)
-    key = _sort_key(args.sort)
+    _sort_key(args.sort)  # a malformed key is a usage error before anything is read
     topo = source.topology()
+    key = _sort_key(args.sort, topo)
     # The text table shows bytes per node only: kinds, shared bytes and command
     # lines (json, --match) are not read for it.
     scan = source.scan(pids=args.pid or None, nodes_only=not (args.json or args.match))
     procs = [p for p in scan.processes if not p.is_kernel_thread]
+    # numatui never lists itself (unless asked by pid); with --match, neither the shell or
+    # sudo that started it: their command lines hold TEXT because numatui's own arguments do.
+    own = source.own_lineage()
+    hidden = own if args.match else own & {os.getpid()}
+    procs = [p for p in procs if p.pid not in hidden or p.pid in args.pid]
     if args.match:
         needle = args.match.lower()
         procs = [
@@ -677,11 +687,101 @@ class _Parser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
+_EXIT_CODES = """\
+exit status:
+  0  success (migrate: all moved, or nothing to move)
+  1  refused or failed, nothing changed (e.g. a pid that does not exist)
+  2  usage error (e.g. a malformed pid or node string, an unknown --sort key)
+  3  partly moved (migrate: the output says how much stayed and why)"""
+
+_NODE_GRAMMAR = """\
+FROM and TO use numactl's node grammar:
+  1        node 1
+  0-3,5    nodes 0, 1, 2, 3 and 5
+  all      every node of the machine
+  !2       every node but 2
+  +0-1     counted within the process's allowed nodes: the first two of them"""
+
+_MAIN_EPILOG = f"""\
+Without a command, opens the interactive terminal UI (press ? in it for help).
+Each command has its own help: numatui ps --help
+
+examples:
+  sudo numatui                         the UI, seeing every user's processes
+  numatui nodes                        the nodes, their memory and distances
+  numatui ps --match java --sort node1 processes named java, most on node 1 first
+  numatui migrate 4242 0 1 --dry-run   what moving pid 4242 from node 0 to 1 would do
+  numatui log                          the migrations attempted so far
+
+{_EXIT_CODES}
+"""
+
+_NODES_EPILOG = f"""\
+examples:
+  numatui nodes                        a table, then the distance matrix
+  numatui nodes --json | jq '.nodes[] | {{id, mem_free_bytes}}'
+
+{_EXIT_CODES}
+"""
+
+_PS_EPILOG = f"""\
+examples:
+  numatui ps --limit 10                the 10 processes with most memory on NUMA nodes
+  numatui ps --sort node1              most memory on node 1 first
+  numatui ps --match postgres          names, users or command lines holding "postgres"
+  numatui ps --pid 4242,4243 --json    two processes, everything numatui knows about them
+  sudo numatui ps                      every user's processes (others' need root)
+
+Columns: rss is resident memory; N0, N1, ... the bytes on each node (? when the
+process's memory is not readable); local the share on the nodes its threads run on.
+numatui does not list itself; with --match, nor the shell or sudo that started it.
+
+{_EXIT_CODES}
+"""
+
+_MIGRATE_EPILOG = f"""\
+{_NODE_GRAMMAR}
+
+examples:
+  numatui migrate 4242 0 1 --dry-run   the kernel's plan: pairs and bytes, nothing moved
+  sudo numatui migrate 4242 0 1        move pid 4242's pages from node 0 to node 1 (asks first)
+  sudo numatui migrate 4242 all 2 --yes --json      everything to node 2, no question, JSON
+  sudo numatui migrate 4242 0-1 2-3 --stoppable     in 16 MiB chunks; Ctrl-C stops between them
+
+Every attempt is recorded in the audit log (numatui log).
+
+{_EXIT_CODES}
+"""
+
+_LOG_EPILOG = f"""\
+examples:
+  numatui log                          the last 50 migrations attempted
+  numatui log --limit 5 --json         the last 5, machine-readable
+
+{_EXIT_CODES}
+"""
+
+
+def _command(
+    sub: argparse._SubParsersAction[_Parser], name: str, summary: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A command whose --help keeps its examples laid out as written."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="numatui",
         description="See where every process's memory lives on a NUMA machine, and move it.",
-        epilog="Without a command, opens the interactive terminal UI.",
+        epilog=_MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"numatui {__version__}")
     p.add_argument("--sys-root", type=Path, default=Path("/sys"), help=argparse.SUPPRESS)
@@ -696,10 +796,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
-    nodes = sub.add_parser("nodes", help="NUMA nodes: cpus, memory, huge pages, distances, tiers")
+    nodes = _command(
+        sub, "nodes", "NUMA nodes: cpus, memory, huge pages, distances, tiers", _NODES_EPILOG
+    )
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
 
-    ps = sub.add_parser("ps", help="processes with their memory per node")
+    ps = _command(sub, "ps", "processes with their memory per node", _PS_EPILOG)
     ps.add_argument("--json", action="store_true", help="machine-readable output")
     ps.add_argument(
         "--pid",
@@ -711,18 +813,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ps.add_argument("--match", metavar="TEXT", help="only names, users or command lines with TEXT")
     ps.add_argument(
-        "--sort", default="numa", metavar="KEY", help="pid, name, user, rss, numa, locality, nodeN"
+        "--sort",
+        default="numa",
+        metavar="KEY",
+        help="pid, name, user, rss, numa (bytes on NUMA nodes, the default), locality, "
+        "or nodeN (bytes on node N, a node this machine has)",
     )
     ps.add_argument("--limit", type=_positive_count, metavar="N", help="show the first N only")
 
-    mig = sub.add_parser(
-        "migrate",
-        help="move a process's pages between nodes (migrate_pages)",
-        description="FROM and TO use numactl's node grammar: 0-3,5  all  !2  +0-1",
+    mig = _command(
+        sub, "migrate", "move a process's pages between nodes (migrate_pages)", _MIGRATE_EPILOG
     )
-    mig.add_argument("pid", metavar="PID")
-    mig.add_argument("from_nodes", metavar="FROM")
-    mig.add_argument("to_nodes", metavar="TO")
+    mig.add_argument("pid", metavar="PID", help="the process to move (numatui ps lists them)")
+    mig.add_argument(
+        "from_nodes", metavar="FROM", help="the nodes to move pages from (grammar below)"
+    )
+    mig.add_argument("to_nodes", metavar="TO", help="the nodes to move them to (grammar below)")
     mig.add_argument("--json", action="store_true", help="machine-readable result")
     mig.add_argument("--dry-run", action="store_true", help="print the kernel's plan, move nothing")
     mig.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -732,7 +838,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="move 16 MiB at a time with move_pages, so Ctrl-C can stop it part way (slower)",
     )
 
-    log = sub.add_parser("log", help="the audit log of migrations attempted")
+    log = _command(sub, "log", "the audit log of migrations attempted", _LOG_EPILOG)
     log.add_argument("--json", action="store_true", help="machine-readable output")
     log.add_argument(
         "--limit", type=_positive_count, default=50, metavar="N", help="last N entries (50)"

@@ -16,7 +16,7 @@ from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
 from numatui.kernel import audit, pidstate
-from numatui.kernel.pid_files import hides_other_users
+from numatui.kernel.pid_files import hides_other_users, parent_pid
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
@@ -222,6 +222,19 @@ class LiveSource:
         )
         self.guard.remember(pid, process.start_time)
         return plan
+
+    def own_lineage(self) -> frozenset[int]:
+        """This process and its ancestors (the shell, sudo, ...): their command lines hold
+        numatui's own arguments, so `ps --match TEXT` would always list them. Empty for a
+        recorded tree, whose pids are not this machine's."""
+        if not self.is_live:
+            return frozenset()
+        lineage: list[int] = []
+        pid: int | None = os.getpid()
+        while pid is not None and pid > 1 and pid not in lineage and len(lineage) < 64:
+            lineage.append(pid)
+            pid = parent_pid(str(self.proc_root), pid)
+        return frozenset(lineage)
 
     def describe_pid(self, pid: int) -> str | None:
         """Why `pid` cannot be shown or moved, after "process PID " (None: nothing stops it)."""

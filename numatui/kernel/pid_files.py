@@ -208,6 +208,18 @@ def parse_stat(data: bytes) -> PidStat | None:
         return None
 
 
+def parent_pid(proc: str, pid: int) -> int | None:
+    """The parent of `pid` (field 4 of /proc/PID/stat), or None when it is gone or unreadable."""
+    try:
+        data = read_pid_file(proc, pid, "stat")
+    except (OSError, ProcessGone):
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    if len(rest) < 2 or not rest[1].isdigit():
+        return None
+    return int(rest[1])
+
+
 _STATUS_FIELDS = re.compile(
     rb"^(Name|State|Uid|Threads|VmRSS|Mems_allowed_list):[ \t]*([^\n]*)$", re.MULTILINE
 )
