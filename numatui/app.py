@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from textual import events, on, work
+from textual.actions import ActionParseResult
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -240,6 +242,27 @@ class NumatuiApp(App[None]):
         if isinstance(screen, ProcessesScreen):
             screen.select_pid(pid)
         self.action_refresh_now()
+
+    async def run_action(
+        self,
+        action: str | ActionParseResult,
+        default_namespace: DOMNode | None = None,
+        namespaces: Mapping[str, DOMNode] | None = None,
+    ) -> bool:
+        """Run `action`; when its screen disables it, say why instead of doing nothing.
+
+        Textual skips a key whose action `check_action` disables or hides; a numatui
+        screen's `why_not(action)` gives the reason, shown as a notification.
+        """
+        if await super().run_action(action, default_namespace, namespaces):
+            return True
+        if isinstance(action, str) and "." not in action.split("(", 1)[0]:
+            why_not = getattr(default_namespace, "why_not", None)
+            reason = why_not(action.split("(", 1)[0]) if callable(why_not) else None
+            if isinstance(reason, str) and reason:
+                self.notify(reason, title="nothing done", severity="warning")
+                return True
+        return False
 
     def notify(
         self,

@@ -63,8 +63,20 @@ def app_context(app: object) -> AppContext:
     return app
 
 
+def no_reason(action: str) -> str | None:
+    return None
+
+
 class NumatuiScreen(Screen[ResultT]):
-    """A full screen of numatui: typed access to the app's state (`numatui`)."""
+    """A full screen of numatui: typed access to the app's state (`numatui`).
+
+    A key whose action `check_action` disables or hides does nothing in Textual;
+    the app asks `why_not(action)` then and shows the answer as a notification.
+    """
+
+    def why_not(self, action: str) -> str | None:
+        """Why `action` cannot act now (None: no reason to give)."""
+        return no_reason(action)
 
     @property
     def numatui(self) -> AppContext:
@@ -73,6 +85,10 @@ class NumatuiScreen(Screen[ResultT]):
 
 class NumatuiModal(ModalScreen[ResultT]):
     """A dialog of numatui: typed access to the app's state (`numatui`)."""
+
+    def why_not(self, action: str) -> str | None:
+        """Why `action` cannot act now (None: no reason to give)."""
+        return no_reason(action)
 
     @property
     def numatui(self) -> AppContext:

@@ -213,6 +213,18 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
                 return None
         return True
 
+    def why_not(self, action: str) -> str | None:
+        if action != "migrate":
+            return None
+        if self.gone:
+            return "this process has exited: there is nothing left to move"
+        state = self.numatui.state
+        from numatui.screens.common import machine_migration_blocker
+
+        if state is None:
+            return "still reading the machine: try again in a moment"
+        return machine_migration_blocker(state.topology)
+
     def action_migrate(self) -> None:
         # The screen underneath opens the dialog: it is handed the request, not reached for.
         self.dismiss(True)

@@ -22,6 +22,7 @@ from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
 from numatui.units import human_bytes
+from numatui.widgets.ticks import TickBox, TickList
 
 CHOOSE_NODES = "choose at least one source and one target"
 
@@ -60,13 +61,13 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             with Horizontal(id="lists"):
                 with Vertical(classes="column"):
                     yield Label("From (bytes there now)", classes="list-title")
-                    yield SelectionList[int](*self._source_options(), id="sources")
+                    yield TickList[int](*self._source_options(), id="sources")
                 with Vertical(classes="column"):
                     yield Label("To (free memory)", classes="list-title")
-                    yield SelectionList[int](*self._target_options(), id="targets")
+                    yield TickList[int](*self._target_options(), id="targets")
             yield Static(plain(CHOOSE_NODES), id="preview")
             with Horizontal(id="buttons"):
-                yield Checkbox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
+                yield TickBox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
 

@@ -278,6 +278,22 @@ class MigrationScreen(NumatuiScreen[None]):
             return None if self.cancel_event.is_set() or not self.stoppable else True
         return True
 
+    def why_not(self, action: str) -> str | None:
+        if action == "back" and self.running:
+            how = "x stops it after this chunk" if self.plan.stoppable else "it cannot be stopped"
+            return f"the migration is still running: wait for its summary ({how})"
+        if action == "stop":
+            if not self.running:
+                return "the migration is over: nothing to stop"
+            if not self.plan.stoppable or not self.stoppable:
+                return (
+                    "one migrate_pages call cannot be stopped once started; "
+                    "tick 'stoppable' in the dialog to move in chunks that can be"
+                )
+            if self.cancel_event.is_set():
+                return "already stopping after the current chunk"
+        return None
+
     def action_stop(self) -> None:
         if not self.running or self.cancel_event.is_set():
             return

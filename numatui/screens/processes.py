@@ -122,6 +122,9 @@ def prepare_rows(
     return rows
 
 
+NO_PROCESS = "no process is selected: the list is empty (escape clears the filter)"
+
+
 class ProcessesScreen(NumatuiScreen[None]):
     """Processes with memory per node; Enter for detail, `m` to migrate."""
 
@@ -348,12 +351,21 @@ class ProcessesScreen(NumatuiScreen[None]):
         if action == "migrate":
             state = self.numatui.state
             if state is None or machine_migration_blocker(state.topology) is not None:
-                return None  # shown disabled; the summary line says why
+                return None  # shown disabled; pressed, the app shows `why_not`
         return True
+
+    def why_not(self, action: str) -> str | None:
+        if action == "migrate":
+            state = self.numatui.state
+            if state is None:
+                return "still reading the processes: try again in a moment"
+            return machine_migration_blocker(state.topology)
+        return None
 
     def action_open_detail(self) -> None:
         process = self.selected_process
         if process is None:
+            self.notify(NO_PROCESS, title="no detail", severity="warning")
             return
         from numatui.screens.detail import ProcessDetailScreen
 
@@ -433,6 +445,9 @@ class ProcessesScreen(NumatuiScreen[None]):
         state = self.numatui.state
         process = self.selected_process
         if state is None or process is None:
+            self.notify(
+                self.why_not("migrate") or NO_PROCESS, title="cannot migrate", severity="warning"
+            )
             return
         blocker = machine_migration_blocker(state.topology) or process_migration_blocker(process)
         if blocker:

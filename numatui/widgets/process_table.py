@@ -235,8 +235,12 @@ class ProcessTable(ScrollView, can_focus=True):
 
     def action_select_cursor(self) -> None:
         key = self.cursor_key
-        if key is not None:
-            self.post_message(self.RowSelected(self, key))
+        if key is None:
+            # An empty list (a filter that matches nothing): say so rather than do nothing.
+            message = "no process is selected: the list is empty (escape clears the filter)"
+            self.notify(message, title="no detail", severity="warning")
+            return
+        self.post_message(self.RowSelected(self, key))
 
     def on_click(self, event: events.Click) -> None:
         if event.y == 0:

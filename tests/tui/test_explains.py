@@ -1,0 +1,126 @@
+"""The app explains itself (issue 12): a key that cannot act says why; the dialog's
+boxes read without colour; each modal's footer shows its own keys; help says how to
+close it and what the columns and marks mean. Pilot tests over the fake source."""
+
+from __future__ import annotations
+
+import threading
+
+from textual.widgets import Footer, SelectionList
+
+from numatui.screens.help import HelpScreen
+from numatui.screens.migrate_dialog import MigrateDialog
+from numatui.screens.migration import MigrationScreen
+from numatui.screens.processes import ProcessesScreen
+
+from .conftest import open_dialog, quiet_app, settle, wait_until
+from .fakes import FakeSource, MigrationScript, single_node
+
+MISPLACED_PID = 100 + 3 * 37
+
+
+def messages(app: object) -> list[str]:
+    return [n.message for n in getattr(app, "_notifications")]
+
+
+async def test_m_on_a_single_node_machine_says_why() -> None:
+    app = quiet_app(FakeSource(topology_factory=single_node))
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        assert await wait_until(lambda: bool(messages(app)))
+        assert isinstance(app.screen, ProcessesScreen)
+        (message,) = messages(app)
+        assert "migration unavailable" in message and "single" in message.lower()
+
+
+async def test_m_and_enter_with_no_process_selected_say_why() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await pilot.press("slash", *"no-such-process-here", "enter")
+        await settle(pilot)
+        assert screen.table.row_count == 0
+        await pilot.press("m")
+        await pilot.press("enter")
+        assert await wait_until(lambda: len(messages(app)) == 2)
+        assert all("no process is selected" in m for m in messages(app))
+        assert app.screen is screen
+
+
+async def test_stop_and_back_during_an_unstoppable_migration_say_why() -> None:
+    release = threading.Event()
+    source = FakeSource(script=MigrationScript(steps=4, step_s=0.25, hold_after_first=release))
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        await settle(pilot)
+        await open_dialog(pilot, MISPLACED_PID)
+        await pilot.press("enter")
+        await pilot.pause()
+        view = app.screen
+        assert isinstance(view, MigrationScreen)
+        assert await wait_until(lambda: view.latest is not None)
+        await pilot.press("x")
+        assert await wait_until(lambda: bool(messages(app)))
+        assert "cannot be stopped" in messages(app)[-1]
+        await pilot.press("b")
+        assert await wait_until(lambda: len(messages(app)) == 2)
+        assert "still running" in messages(app)[-1]
+        assert app.screen is view
+        release.set()
+        await settle(pilot)
+        await pilot.press("x")
+        assert await wait_until(lambda: len(messages(app)) == 3)
+        assert "the migration is over" in messages(app)[-1]
+
+
+async def test_dialog_boxes_read_without_colour() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot, MISPLACED_PID)
+        for list_id in ("#sources", "#targets"):
+            options = dialog.query_one(list_id, SelectionList)
+            for index in range(options.option_count):
+                value = options.get_option_at_index(index).value
+                line = options.render_line(index).text
+                mark = "[x]" if value in options.selected else "[ ]"
+                assert line.startswith(mark + " node"), (list_id, line)
+                assert "▐" not in line and "▌" not in line
+        stoppable = dialog.query_one("#stoppable")
+        assert str(stoppable.render()).startswith("[ ] stoppable")
+        await pilot.press("x")
+        await pilot.pause()
+        assert str(stoppable.render()).startswith("[x] stoppable")
+
+
+def footer_keys(app: object) -> set[str]:
+    screen = getattr(app, "screen")
+    footer = screen.query_one(Footer) if screen.query(Footer) else None
+    assert footer is not None, f"{type(screen).__name__} has no footer"
+    return {
+        active.binding.action
+        for active in screen.active_bindings.values()
+        if active.binding.show and active.binding.description
+    }
+
+
+async def test_each_modal_shows_its_own_keys_in_the_footer() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot, MISPLACED_PID)
+        keys = footer_keys(app)
+        assert {"confirm", "cancel", "toggle_stoppable"} <= keys
+        assert not keys & {"cycle_sort", "reverse_sort", "cycle_node", "migrate"}
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        keys = footer_keys(app)
+        assert "close" in keys
+        assert not keys & {"cycle_sort", "reverse_sort", "cycle_node", "migrate"}
+        assert not isinstance(app.screen, MigrateDialog)
