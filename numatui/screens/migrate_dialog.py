@@ -12,7 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Footer, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
@@ -70,6 +70,8 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                 yield TickBox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
+        # Its own footer: the one of the screen underneath would list the table's keys.
+        yield Footer()
 
     def _source_options(self) -> list[Selection[int]]:
         # Every node the process has pages on, even unusual ones, and the memory nodes.

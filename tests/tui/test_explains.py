@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import threading
 
-from textual.widgets import Footer, SelectionList
+from textual.widgets import Footer, Markdown, SelectionList
+from textual.widgets._footer import FooterKey
 
+from numatui.app import NumatuiApp
 from numatui.screens.help import HelpScreen
-from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.processes import ProcessesScreen
 
@@ -19,8 +20,8 @@ from .fakes import FakeSource, MigrationScript, single_node
 MISPLACED_PID = 100 + 3 * 37
 
 
-def messages(app: object) -> list[str]:
-    return [n.message for n in getattr(app, "_notifications")]
+def messages(app: NumatuiApp) -> list[str]:
+    return [n.message for n in app._notifications]
 
 
 async def test_m_on_a_single_node_machine_says_why() -> None:
@@ -96,15 +97,12 @@ async def test_dialog_boxes_read_without_colour() -> None:
         assert str(stoppable.render()).startswith("[x] stoppable")
 
 
-def footer_keys(app: object) -> set[str]:
-    screen = getattr(app, "screen")
-    footer = screen.query_one(Footer) if screen.query(Footer) else None
-    assert footer is not None, f"{type(screen).__name__} has no footer"
-    return {
-        active.binding.action
-        for active in screen.active_bindings.values()
-        if active.binding.show and active.binding.description
-    }
+def footer_keys(app: NumatuiApp) -> set[str]:
+    """The key descriptions the footer drawn on the active screen shows."""
+    screen = app.screen
+    footers = list(screen.query(Footer))
+    assert footers, f"{type(screen).__name__} has no footer of its own"
+    return {str(key.description) for key in footers[0].query(FooterKey)}
 
 
 async def test_each_modal_shows_its_own_keys_in_the_footer() -> None:
@@ -113,14 +111,43 @@ async def test_each_modal_shows_its_own_keys_in_the_footer() -> None:
         await settle(pilot)
         dialog = await open_dialog(pilot, MISPLACED_PID)
         keys = footer_keys(app)
-        assert {"confirm", "cancel", "toggle_stoppable"} <= keys
-        assert not keys & {"cycle_sort", "reverse_sort", "cycle_node", "migrate"}
+        assert {"Migrate", "Cancel", "Stoppable"} <= keys, keys
+        assert not keys & {"Sort", "Reverse", "Node", "Filter"}, keys
         await pilot.press("escape")
         await settle(pilot)
         await pilot.press("question_mark")
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
         keys = footer_keys(app)
-        assert "close" in keys
-        assert not keys & {"cycle_sort", "reverse_sort", "cycle_node", "migrate"}
-        assert not isinstance(app.screen, MigrateDialog)
+        assert {"Close help", "Quit"} <= keys, keys
+        assert not keys & {"Sort", "Reverse", "Node", "Filter", "Migrate"}, keys
+        assert dialog not in app.screen_stack
+
+
+async def test_help_says_how_to_close_and_explains_every_column_and_mark() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one(Markdown).source
+        assert "**escape** or **?** to close this help" in text
+        assert "**q** quits numatui" in text
+        for term in ("**LOCAL**", "**N0**", "`·`", "`?`", "`!`", "**TIER**", "**KIND**",
+                     "**HIT/s**", "**HUGE free/total**", "**RSS**"):  # fmt: skip
+            assert term in text, term
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, ProcessesScreen)
+
+
+async def test_q_in_help_quits_as_help_says() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+        assert await wait_until(lambda: not app.is_running, timeout_s=10)
