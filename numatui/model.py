@@ -343,6 +343,9 @@ class MigrationPlan:
     """Move with move_pages(2) a chunk at a time, so it can be stopped part way
     (slower than the one migrate_pages call: 1.3x in benchmarks/bench_migrate.py).
     Chosen when planning (`DataSource.plan(..., stoppable=True)`), never edited after."""
+    free_bytes: NodeBytes = field(default_factory=frozen_map)
+    """Each node's free memory as read for this plan: the number its warnings use, and
+    the one the dialog shows next to each target (one "free" number, never two reads)."""
 
     @property
     def bytes_to_move(self) -> int:

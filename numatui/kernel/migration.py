@@ -131,6 +131,7 @@ def validate(
     if refusal is not None:
         raise refused(refusal)
     assert process is not None  # request_refusal refuses a missing process
+    free_bytes = frozen_map({n.id: n.mem_free for n in topology.nodes if n.mem_total})
     if not sources or sources == targets:
         return MigrationPlan(
             pid=pid,
@@ -140,6 +141,7 @@ def validate(
             process_name=process.name,
             process_start_time=process.start_time,
             stoppable=stoppable,
+            free_bytes=free_bytes,
         )
     kernel_targets = (
         effective_targets(targets, allowed_here) if allowed_here is not None else targets
@@ -166,6 +168,7 @@ def validate(
         process_name=process.name,
         process_start_time=process.start_time,
         stoppable=stoppable,
+        free_bytes=free_bytes,
     )
 
 

@@ -7,6 +7,8 @@ preview comes from `source.plan` (in a worker) so refusals are the source's own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,7 +23,7 @@ from numatui.model import MigrationPlan, Privileges, ProcessMemory, Topology
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
-from numatui.units import human_bytes
+from numatui.units import format_bytes, human_bytes
 from numatui.widgets.ticks import TickBox, TickList
 
 CHOOSE_NODES = "choose at least one source and one target"
@@ -88,12 +90,15 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             for n in node_ids
         ]
 
-    def _target_options(self) -> list[Selection[int]]:
+    def _target_options(self, free: Mapping[int, int] | None = None) -> list[Selection[int]]:
+        """The targets; `free`: each node's free memory as the latest plan read it."""
         default = self._default_targets()
         options: list[Selection[int]] = []
         for choice in self.choices:
             node = choice.node
-            prompt = plain(f"node {node.id}  {human_bytes(node.mem_free):>10} free")
+            # format_bytes, as the rules' warnings write it: one number, written one way.
+            node_free = node.mem_free if free is None else free.get(node.id, node.mem_free)
+            prompt = plain(f"node {node.id}  {format_bytes(node_free):>10} free")
             if node.memory_only:
                 prompt.append("  memory-only")
             if choice.warning is not None:
@@ -180,6 +185,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         ):
             return  # an answer to a choice the user has since changed
         self.plan = plan
+        self._show_free(plan.free_bytes)
         self._show_preview(self._describe(plan), error=False)
         self.query_one("#confirm", Button).disabled = plan.is_noop
 
@@ -189,6 +195,15 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             return
         self.refusal = message.reason
         self._show_preview(plain(f"refused: {message.reason}"), error=True)
+
+    def _show_free(self, free: Mapping[int, int]) -> None:
+        """Each target's free memory as the plan (and so its warnings) read it."""
+        targets = self.query_one("#targets", SelectionList)
+        for option in self._target_options(free):
+            index = targets.get_option_index(option.id or "")
+            current = targets.get_option_at_index(index)
+            if str(current.prompt) != str(option.prompt):
+                targets.replace_option_prompt_at_index(index, option.prompt)
 
     def _describe(self, plan: MigrationPlan) -> Text:
         if plan.is_noop:

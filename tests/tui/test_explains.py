@@ -5,17 +5,21 @@ close it and what the columns and marks mean. Pilot tests over the fake source."
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
-from textual.widgets import Footer, Markdown, SelectionList
+from textual.widgets import Footer, Markdown, SelectionList, Static
 from textual.widgets._footer import FooterKey
 
 from numatui.app import NumatuiApp
+from numatui.model import Topology
 from numatui.screens.help import HelpScreen
+from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.processes import ProcessesScreen
+from numatui.units import format_bytes
 
 from .conftest import open_dialog, quiet_app, settle, wait_until
-from .fakes import FakeSource, MigrationScript, single_node
+from .fakes import FakeSource, MiB, MigrationScript, single_node, two_nodes
 
 MISPLACED_PID = 100 + 3 * 37
 
@@ -151,3 +155,39 @@ async def test_q_in_help_quits_as_help_says() -> None:
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("q")
         assert await wait_until(lambda: not app.is_running, timeout_s=10)
+
+
+async def test_the_dialog_shows_one_free_number_the_one_its_warning_uses() -> None:
+    """The target list was drawn from the app's last refresh; the plan (and its warning)
+    read the nodes again. After the preview both say the plan's number, written alike."""
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        dialog = await open_dialog(pilot, MISPLACED_PID)
+        (target,) = dialog.to_nodes
+        fuller = MiB // 2  # less than the process has to move (1.5 MiB): the plan warns
+
+        def full_target(tick: int) -> Topology:
+            topology = two_nodes(tick)
+            nodes = tuple(
+                replace(n, mem_free=fuller) if n.id == target else n for n in topology.nodes
+            )
+            return replace(topology, nodes=nodes)
+
+        source.topology_factory = full_target
+        await pilot.press("x")  # a new choice: a new plan, read from the fuller node
+        await settle(pilot)
+        assert dialog.plan is not None and dialog.plan.stoppable
+        found = [w.message for w in dialog.plan.warnings if "free for" in w.message]
+        assert found, (dialog.plan.warnings, dialog.plan.bytes_to_move, dialog.plan.pairs)
+        warning = found[0]
+        assert f"has {format_bytes(fuller)} free" in warning
+        targets = dialog.query_one("#targets", SelectionList)
+        prompt = str(targets.get_option(f"target-{target}").prompt)
+        assert f"{format_bytes(fuller)} free" in prompt, (prompt, warning)
+        assert f"has {format_bytes(fuller)} free" in text_of_preview(dialog)
+
+
+def text_of_preview(dialog: MigrateDialog) -> str:
+    return str(dialog.query_one("#preview", Static).render())
