@@ -761,6 +761,17 @@ examples:
 {_EXIT_CODES}
 """
 
+_EXPORT_EPILOG = f"""\
+examples:
+  numatui export --once                one exposition on stdout, then exit
+  numatui export                       serve /metrics on 127.0.0.1:9787 (this machine only)
+  sudo numatui export --textfile /var/lib/node_exporter/textfile_collector
+
+It never migrates. As non-root it sees what that user may read.
+
+{_EXIT_CODES}
+"""
+
 
 def _command(
     sub: argparse._SubParsersAction[_Parser], name: str, summary: str, epilog: str
@@ -847,7 +858,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from numatui.exporter.options import add_export_arguments  # argparse only, light
 
-    add_export_arguments(sub.add_parser("export", help="metrics for Prometheus (read-only)"))
+    add_export_arguments(
+        _command(sub, "export", "metrics for Prometheus (read-only)", _EXPORT_EPILOG)
+    )
     return p
 
 

@@ -31,7 +31,7 @@ def help_of(capsys: pytest.CaptureFixture[str], *command: str) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [(), ("nodes",), ("ps",), ("migrate",), ("log",)])
+@pytest.mark.parametrize("command", [(), ("nodes",), ("ps",), ("migrate",), ("log",), ("export",)])
 def test_every_help_has_examples_and_exit_codes(
     capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
 ) -> None:
