@@ -12,6 +12,7 @@ from textual.widgets._footer import FooterKey
 
 from numatui.app import NumatuiApp
 from numatui.model import Topology
+from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
 from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
@@ -191,3 +192,21 @@ async def test_the_dialog_shows_one_free_number_the_one_its_warning_uses() -> No
 
 def text_of_preview(dialog: MigrateDialog) -> str:
     return str(dialog.query_one("#preview", Static).render())
+
+
+async def test_m_on_the_detail_of_an_exited_process_says_why() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        screen.select_pid(MISPLACED_PID)
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        assert isinstance(detail, ProcessDetailScreen)
+        detail.gone = True
+        await pilot.press("m")
+        assert await wait_until(lambda: bool(messages(app)))
+        assert "has exited" in messages(app)[-1]
+        assert app.screen is detail
