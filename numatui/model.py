@@ -622,6 +622,9 @@ class GroupMigrationResult:
     error: MigrationError | None = None
     explanations: tuple[str, ...] = ()
     rounds: int = 0  # reads of cgroup.procs
+    error_code: str = ""
+    """Stable name of a refusal of the whole group (`cgroup_not_found`, `cgroup_unsafe_path`,
+    `cgroup_removed`, ...), for scripts."""
 
     @property
     def bytes_moved(self) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from numatui.kernel.nodemask import format_kernel_list
-from numatui.model import MigrationResult
+from numatui.model import GroupMigrationResult, MigrationResult
 
 
 def default_log_path() -> Path:
@@ -37,9 +37,15 @@ class AuditEntry:
     bytes_moved: int
     pages_not_moved: int | None
     error: str | None
+    cgroup: str | None = None
+    """A group move: the cgroup path; `pid` is 0 and `members` holds each process's result."""
+    members: tuple[dict[str, Any], ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        group: dict[str, Any] = {}
+        if self.cgroup is not None:
+            group = {"cgroup": self.cgroup, "members": list(self.members or ())}
+        return group | {
             "time": self.time,
             "user": self.user,
             "uid": self.uid,
@@ -75,6 +81,47 @@ def entry_for(result: MigrationResult, process_name: str) -> AuditEntry:
         bytes_moved=result.bytes_moved,
         pages_not_moved=result.pages_not_moved,
         error=f"{result.error.errno_name}: {result.error.message}" if result.error else None,
+    )
+
+
+def group_entry_for(result: GroupMigrationResult) -> AuditEntry:
+    """One line for the whole group move, with every member's own outcome in it."""
+    uid = os.geteuid()
+    members = tuple(
+        {
+            "pid": m.pid,
+            "process": m.name,
+            "status": str(m.status),
+            "outcome": None if m.result is None else str(m.result.outcome),
+            "bytes_moved": 0 if m.result is None else m.result.bytes_moved,
+            "pages_not_moved": None if m.result is None else m.result.pages_not_moved,
+            "error": (
+                f"{m.result.error.errno_name}: {m.result.error.message}"
+                if m.result is not None and m.result.error is not None
+                else (m.message or None)
+            ),
+            "joined_during_move": m.joined_during_move,
+        }
+        for m in result.members
+    )
+    return AuditEntry(
+        time=time.time(),
+        user=_user_name(uid),
+        uid=uid,
+        pid=0,
+        process=result.name.label,
+        from_nodes=format_kernel_list(result.from_nodes),
+        to_nodes=format_kernel_list(result.to_nodes),
+        outcome=str(result.outcome),
+        bytes_moved=result.bytes_moved,
+        pages_not_moved=None,
+        error=(
+            f"{result.error.errno_name}: {result.error.message}".lstrip(": ")
+            if result.error
+            else None
+        ),
+        cgroup=result.path,
+        members=members,
     )
 
 
@@ -120,6 +167,10 @@ def read(path: Path | None = None, limit: int | None = None) -> list[AuditEntry]
                     if d["pages_not_moved"] is None
                     else int(d["pages_not_moved"]),
                     error=None if d["error"] is None else str(d["error"]),
+                    cgroup=None if d.get("cgroup") is None else str(d["cgroup"]),
+                    members=tuple(m for m in d.get("members") or () if isinstance(m, dict))
+                    if d.get("cgroup") is not None
+                    else None,
                 )
             )
         except (ValueError, KeyError, TypeError):

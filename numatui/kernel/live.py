@@ -15,13 +15,19 @@ from pathlib import Path
 from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, migration
+from numatui.kernel import audit, cgroups, migration
+from numatui.kernel.cgroups import CgroupError, GroupReader
+from numatui.kernel.group_migration import GroupMigrationJob
 from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
+    GroupMigrationResult,
+    GroupProgressCallback,
+    GroupScan,
     MigrationError,
+    MigrationOutcome,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
@@ -126,8 +132,12 @@ class LiveSource:
         proc_root: Path = Path("/proc"),
         privileges: Privileges | None = None,
         audit_path: Path | None = None,
+        cgroup_root: Path | None = None,
     ) -> None:
         self.audit_path = audit_path
+        # The cgroup mount lives under /sys, so a recorded tree carries its own.
+        self.cgroup_root = cgroup_root if cgroup_root is not None else sys_root / "fs/cgroup"
+        self._groups = GroupReader(proc_root=proc_root, cgroup_root=self.cgroup_root)
         self.audit_warning: str | None = None  # set when the last audit append failed
         self.sys_root = sys_root
         self.proc_root = proc_root
@@ -248,4 +258,79 @@ class LiveSource:
         self.audit_warning = audit.append(
             audit.entry_for(result, plan.process_name), self.audit_path
         )
+        return result
+
+    # ------------------------------------------------------------ groups (cgroups)
+
+    def groups(self, scan: ProcessScan | None = None) -> GroupScan:
+        """Every cgroup with processes, from `scan` (or a new scan)."""
+        return self._groups.read(scan if scan is not None else self.scan())
+
+    def group_path(self, text: str) -> str:
+        """An operator's cgroup path as the kernel writes it; CgroupError when unsafe."""
+        return cgroups.normalise_user_path(text, self.cgroup_root)
+
+    def group_members(self, path: str) -> tuple[int, ...]:
+        """The processes in the cgroup now; CgroupError when unknown, unsafe or gone."""
+        return cgroups.group_procs(path, self.cgroup_root)
+
+    def migrate_group(
+        self,
+        path: str,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        on_progress: GroupProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        stoppable: bool = False,
+    ) -> GroupMigrationResult:
+        """Move every process of the cgroup (blocking); one audit line for the whole move.
+
+        Never raises for a bad path or a kernel error: the result's `error` says.
+        """
+        sources, targets = frozenset(from_nodes), frozenset(to_nodes)
+        try:
+            if not self.is_live:
+                raise CgroupError(
+                    "this is a recorded snapshot of a machine: nothing can be moved",
+                    "recorded",
+                )
+            path = self.group_path(path)
+            job = GroupMigrationJob(
+                path,
+                sources,
+                targets,
+                scanner=self._scanner,
+                privileges=self.privileges(),
+                topology_reader=self._topology_reader,
+                cgroup_root=self.cgroup_root,
+                stoppable=stoppable,
+            )
+            result = job.run(on_progress, cancel)
+        except CgroupError as exc:
+            result = GroupMigrationResult(
+                path=path,
+                name=cgroups.describe(path),
+                from_nodes=sources,
+                to_nodes=targets,
+                outcome=MigrationOutcome.FAILED,
+                members=(),
+                elapsed_s=0.0,
+                error=MigrationError("", f"{exc}: nothing was moved"),
+                error_code=exc.code,
+            )
+        except Exception as exc:
+            crashed = GroupMigrationResult(
+                path=path,
+                name=cgroups.describe(path),
+                from_nodes=sources,
+                to_nodes=targets,
+                outcome=MigrationOutcome.FAILED,
+                members=(),
+                elapsed_s=0.0,
+                error=MigrationError("", f"numatui failed during the group move: {exc!r}"),
+            )
+            self.audit_warning = audit.append(audit.group_entry_for(crashed), self.audit_path)
+            raise
+        self.audit_warning = audit.append(audit.group_entry_for(result), self.audit_path)
         return result
