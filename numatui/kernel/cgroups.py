@@ -99,15 +99,15 @@ class ProcCgroup:
     unified: str | None
     v1: Mapping[str, str]  # controller (or name=...) -> path
 
-    @property
-    def path(self) -> str | None:
-        """The path to group by: v2's, else v1 memory's, else systemd's named hierarchy."""
-        if self.unified is not None:
+    def grouping_path(self, unified_mounted: bool = True) -> str | None:
+        """The path to group by: v2's on a cgroup v2 machine; on a v1 (or hybrid) machine
+        the v1 memory hierarchy's, else systemd's named one (v2's is "/" for all there)."""
+        if unified_mounted and self.unified is not None:
             return self.unified
         for key in ("memory", "name=systemd"):
             if key in self.v1:
                 return self.v1[key]
-        return next(iter(self.v1.values()), None)
+        return self.unified if self.unified is not None else next(iter(self.v1.values()), None)
 
 
 def parse_proc_cgroup(text: str) -> ProcCgroup:
@@ -583,18 +583,18 @@ class GroupReader:
     def support(self) -> CgroupSupport:
         return read_support(self.cgroup_root, self.proc_root)
 
-    def memberships(self, pids: Iterable[int]) -> dict[int, str]:
+    def memberships(self, pids: Iterable[int], unified: bool = True) -> dict[int, str]:
         out: dict[int, str] = {}
         for pid in pids:
             parsed = read_proc_cgroup(pid, self.proc_root)
-            path = None if parsed is None else parsed.path
+            path = None if parsed is None else parsed.grouping_path(unified)
             if path is not None:
                 out[pid] = path  # an unsafe path is shown (safely) but never opened
         return out
 
     def read(self, scan: ProcessScan) -> GroupScan:
         support = self.support()
-        memberships = self.memberships(p.pid for p in scan.processes)
+        memberships = self.memberships((p.pid for p in scan.processes), support.unified)
         groups = groups_of(
             scan, memberships, support, cgroup_root=self.cgroup_root, names=self.names
         )

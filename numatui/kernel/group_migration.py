@@ -71,7 +71,7 @@ class GroupMigrationJob:
 
     def _still_member(self, pid: int) -> bool:
         parsed = cgroups.read_proc_cgroup(pid, self.scanner.proc_root)
-        return parsed is not None and parsed.path == self.path
+        return parsed is not None and parsed.unified == self.path
 
     def run(
         self,
@@ -87,8 +87,14 @@ class GroupMigrationJob:
                 "below it, or processes one by one",
                 "cgroup_root",
             )
-        first = cgroups.group_procs(self.path, self.cgroup_root)  # CgroupError: nothing moved
         support = self._support()
+        if not support.unified:
+            raise CgroupError(
+                f"{support.missing}; numatui moves groups on cgroup v2 only (move the "
+                "processes one by one)",
+                "cgroup_v2_missing",
+            )
+        first = cgroups.group_procs(self.path, self.cgroup_root)  # CgroupError: nothing moved
         stat_before, missing = cgroups.group_numa_stat(self.path, support, self.cgroup_root)
         started = time.monotonic()
         members: list[GroupMember] = []
