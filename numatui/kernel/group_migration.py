@@ -144,10 +144,14 @@ class GroupMigrationJob:
             try:
                 now = cgroups.group_procs(self.path, self.cgroup_root)
             except CgroupError as exc:
-                error_code = exc.code
+                # It was there at the first read: gone now means removed (rmdir).
+                gone = exc.code in ("cgroup_not_found", "cgroup_removed")
+                error_code = "cgroup_removed" if gone else exc.code
+                what = "the cgroup was removed" if gone else str(exc)
                 error = MigrationError(
-                    "ENOENT",
-                    f"{exc} during the move: the processes moved before that keep their results",
+                    "ENOENT" if gone else "",
+                    f"{what} during the move: the processes moved before that keep "
+                    "their results, the others were not touched",
                 )
                 break
             rounds += 1
