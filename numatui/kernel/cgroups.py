@@ -309,7 +309,7 @@ def group_numa_stat(
         return None, (
             "the root cgroup has no memory.numa_stat (the nodes screen shows the machine's)"
             if safe_relative(path) == ""
-            else "unsafe cgroup path"
+            else "the path holds '.', '..' or control characters: numatui does not open it"
         )
     try:
         with open_group_dir(path, cgroup_root) as fd:

@@ -290,12 +290,12 @@ class LiveSource:
         """
         sources, targets = frozenset(from_nodes), frozenset(to_nodes)
         try:
+            path = self.group_path(path)
             if not self.is_live:
                 raise CgroupError(
                     "this is a recorded snapshot of a machine: nothing can be moved",
                     "recorded",
                 )
-            path = self.group_path(path)
             job = GroupMigrationJob(
                 path,
                 sources,
