@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from numatui.model import (
+    GroupScan,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
@@ -39,6 +40,10 @@ class DataSource(Protocol):
         ...
 
     def privileges(self) -> Privileges: ...
+
+    def groups(self, scan: ProcessScan | None = None) -> GroupScan:
+        """The cgroups of `scan`'s processes, with memory per node (`Group`)."""
+        ...
 
     def plan(
         self,

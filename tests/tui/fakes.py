@@ -17,9 +17,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 from numatui.errors import ProcessGone
+from numatui.kernel.cgroups import describe
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import validate
 from numatui.model import (
+    CgroupSupport,
+    Group,
+    GroupScan,
     MappedRegion,
     MemoryKind,
     MigrationError,
@@ -259,6 +263,12 @@ class FakeSource:
     script: MigrationScript = field(default_factory=MigrationScript)
     fail_scan: str | None = None
     fail_numa_maps: str | None = None
+    group_paths: tuple[str, ...] = (
+        "/system.slice/nginx.service",
+        "/system.slice/docker-" + "3f2a9c1b4e5d" + "a" * 52 + ".scope",
+        "/user.slice/user-1000.slice/user@1000.service",
+    )
+    group_stat_missing: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tick = 0
@@ -363,6 +373,44 @@ class FakeSource:
         with self.lock:
             self.processes[plan.pid] = replace(process, node_bytes=result.after)
         return result
+
+    def groups(self, scan: ProcessScan | None = None) -> GroupScan:
+        """The processes dealt round-robin into `group_paths`; each group's memory.numa_stat
+        is its members' bytes as anon plus 1 MiB of page cache per node, except where
+        `group_stat_missing` names a reason (the kernel gives none)."""
+        self.calls.append("groups")
+        scan = scan if scan is not None else self.scan()
+        members: dict[str, list[ProcessMemory]] = {}
+        user = [p for p in scan.processes if not p.is_kernel_thread]
+        for index, process in enumerate(user):
+            path = self.group_paths[index % len(self.group_paths)]
+            members.setdefault(path, []).append(process)
+        groups = []
+        for path, processes in members.items():
+            nodes: dict[int, int] = {}
+            for process in processes:
+                for node, value in process.node_bytes.items():
+                    nodes[node] = nodes.get(node, 0) + value
+            missing = self.group_stat_missing.get(path, "")
+            stat = (
+                None
+                if missing
+                else {
+                    "anon": frozen_map(nodes),
+                    "file": frozen_map({n: MiB for n in nodes}),
+                }
+            )
+            groups.append(
+                Group(
+                    path,
+                    describe(path),
+                    tuple(p.pid for p in processes),
+                    frozen_map(nodes),
+                    stat,
+                    missing,
+                )
+            )
+        return GroupScan(tuple(groups), CgroupSupport(True, True), scan.taken_at)
 
     # ---------------------------------------------------------------- test helpers
 
