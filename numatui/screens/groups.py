@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 from numatui.model import GROUP_STAT_KINDS, Group, GroupScan, Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState, NumatuiScreen
-from numatui.screens.common import memory_nodes
+from numatui.screens.common import machine_migration_blocker, memory_nodes
 from numatui.units import human_bytes
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
@@ -90,6 +90,7 @@ class GroupsScreen(NumatuiScreen[None]):
 
     BINDINGS = [
         Binding("g", "back", "Processes", tooltip="Back to the processes"),
+        Binding("m", "move_group", "Move", tooltip="Move every process of this group"),
         Binding(
             "slash", "filter", "Filter", key_display="/", tooltip="Filter by name, path or kind"
         ),
@@ -261,6 +262,27 @@ class GroupsScreen(NumatuiScreen[None]):
 
     def action_back(self) -> None:
         self.app.switch_mode("processes")
+
+    def action_move_group(self) -> None:
+        group = self.selected_group
+        state = self.numatui.state
+        if group is None or state is None:
+            return
+        blocker = machine_migration_blocker(state.topology)
+        if blocker:
+            self.notify(blocker, title="cannot move", severity="warning")
+            return
+        from numatui.screens.group_move import (
+            GroupMigrationScreen,
+            GroupMoveDialog,
+            GroupMoveRequest,
+        )
+
+        def start(request: GroupMoveRequest | None) -> None:
+            if request is not None:
+                self.app.push_screen(GroupMigrationScreen(request))
+
+        self.app.push_screen(GroupMoveDialog(group, state.topology), start)
 
     def action_cycle_sort(self) -> None:
         keys = list(self.table.columns)

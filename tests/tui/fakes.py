@@ -16,15 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from numatui.errors import ProcessGone
+from numatui.errors import MigrationRefused, ProcessGone
 from numatui.kernel.cgroups import describe
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import validate
 from numatui.model import (
     CgroupSupport,
     Group,
+    GroupMember,
+    GroupMigrationResult,
+    GroupProgress,
+    GroupProgressCallback,
     GroupScan,
     MappedRegion,
+    MemberStatus,
     MemoryKind,
     MigrationError,
     MigrationOutcome,
@@ -40,6 +45,7 @@ from numatui.model import (
     VmCounters,
     frozen_map,
 )
+from numatui.rules import group_verdict
 from numatui.source import Privileges, ProgressCallback
 
 GiB = 1024**3
@@ -411,6 +417,60 @@ class FakeSource:
                 )
             )
         return GroupScan(tuple(groups), CgroupSupport(True, True), scan.taken_at)
+
+    def migrate_group(
+        self,
+        path: str,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        on_progress: GroupProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        stoppable: bool = False,
+    ) -> GroupMigrationResult:
+        """Each member through the real rules (`plan`) and the scripted move; the real
+        group verdict. Moves nothing anywhere: evidence only of what the screens show."""
+        self.calls.append(f"migrate_group {path}")
+        group = next(g for g in self.groups().groups if g.path == path)
+        members: list[GroupMember] = []
+        moved = 0
+        for index, pid in enumerate(group.pids):
+            if cancel is not None and cancel.is_set():
+                members.append(GroupMember(pid, "", MemberStatus.SKIPPED, message="stopped"))
+                continue
+            try:
+                plan = self.plan(pid, from_nodes, to_nodes)
+            except MigrationRefused as exc:
+                members.append(
+                    GroupMember(pid, "", MemberStatus.REFUSED, message=str(exc), code=exc.code)
+                )
+                continue
+
+            def forward(
+                sample: MigrationProgress, pid: int = pid, done: int = index, moved: int = moved
+            ) -> None:
+                if on_progress is not None:
+                    on_progress(
+                        GroupProgress(sample.elapsed_s, pid, done, len(group.pids), moved, sample)
+                    )
+
+            result = self.migrate(plan, forward, None)
+            moved += result.bytes_moved
+            members.append(GroupMember(pid, self.processes[pid].name, MemberStatus.MOVED, result))
+        outcome, why = group_verdict(
+            tuple(members), frozenset(from_nodes), None, None, None, "fake", self.privileges_value
+        )
+        return GroupMigrationResult(
+            path,
+            group.name,
+            frozenset(from_nodes),
+            frozenset(to_nodes),
+            outcome,
+            tuple(members),
+            0.5,
+            explanations=why,
+            rounds=1,
+        )
 
     # ---------------------------------------------------------------- test helpers
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from numatui.model import MigrationOutcome
 from numatui.safe_text import visible
+from numatui.screens.group_move import GroupMigrationScreen, GroupMoveDialog
 from numatui.screens.groups import GroupsScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.units import human_bytes
 
 from .conftest import quiet_app, settle, wait_until
-from .fakes import FakeSource
+from .fakes import FakeSource, MigrationScript
 from .test_hostile import assert_drawn_safely
 
 HOSTILE = "/system.slice/[bold red]x[/]\x1b[31m\u202e[@click=app.quit]evil.service"
@@ -112,3 +114,41 @@ async def test_a_hostile_cgroup_name_is_drawn_as_text() -> None:
         await settle(pilot)
         assert screen.table.get_column("name") == [visible(label)]
         assert app.is_running and app.return_code is None
+
+
+async def test_moving_a_group_from_the_view_one_progress_one_verdict() -> None:
+    source = FakeSource(
+        group_paths=(HOSTILE, "/system.slice/nginx.service"),
+        script=MigrationScript(steps=3, step_s=0.05),
+    )
+    app = quiet_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_groups(app, pilot)
+        label = visible(HOSTILE.rsplit("/", 1)[1])
+        screen.table.move_cursor(screen.table.get_column("name").index(label))
+        await pilot.press("m")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, GroupMoveDialog)
+        assert_drawn_safely(app, HOSTILE.rsplit("/", 1)[1])
+        await pilot.click("#group-move-go")
+        await settle(pilot)
+        moving = app.screen
+        assert isinstance(moving, GroupMigrationScreen)
+        assert await wait_until(lambda: moving.result is not None, timeout_s=20)
+        await settle(pilot)
+        result = moving.result
+        assert result is not None
+        group = next(g for g in source.groups().groups if g.path == HOSTILE)
+        assert [m.pid for m in result.members] == list(group.pids)
+        assert moving.latest is not None  # progress was shown while it ran
+        summary = str(moving.query_one("#group-move-summary").render())
+        assert str(result.outcome) in summary
+        for member in result.members:
+            assert f"pid {member.pid}" in summary
+        assert result.outcome in (MigrationOutcome.ALL_MOVED, MigrationOutcome.PARTLY_MOVED)
+        assert_drawn_safely(app, HOSTILE.rsplit("/", 1)[1])
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, GroupsScreen)
+        assert app.is_running
