@@ -144,40 +144,43 @@ def _assert_on_node0(work: Workload) -> None:
     assert work.checksum() == work.info["checksum"]
 
 
+BAD_PATHS = [
+    ("/numatui-no-such-group", "cgroup_not_found"),
+    ("../../etc", "cgroup_unsafe_path"),
+    ("/../../etc", "cgroup_unsafe_path"),
+    ("/sys/fs/cgroup/../../../etc", "cgroup_unsafe_path"),
+]
+
+
 @pytest.mark.two_nodes
-@pytest.mark.parametrize(
-    ("path", "code"),
-    [
-        ("/numatui-no-such-group", "cgroup_not_found"),
-        ("../../etc", "cgroup_unsafe_path"),
-        ("/../../etc", "cgroup_unsafe_path"),
-        ("/sys/fs/cgroup/../../../etc", "cgroup_unsafe_path"),
-    ],
-)
 def test_bad_group_paths_move_nothing_and_are_audited(
-    path: str, code: str, workload: WorkloadFactory, tmp_path: Path
+    workload: WorkloadFactory, tmp_path: Path
 ) -> None:
     bystander = workload(kind="private", size_mib=8, node=0, cpu=0)
     log = tmp_path / "audit.jsonl"
-    result = LiveSource(audit_path=log).migrate_group(path, {0}, {1})
-    assert result.outcome is MigrationOutcome.FAILED and result.error_code == code
-    assert result.error is not None and "nothing was moved" in result.error.message
-    assert not result.members
+    source = LiveSource(audit_path=log)
+    for path, code in BAD_PATHS:
+        result = source.migrate_group(path, {0}, {1})
+        assert result.outcome is MigrationOutcome.FAILED and result.error_code == code, path
+        assert result.error is not None and "nothing was moved" in result.error.message
+        assert not result.members
     _assert_on_node0(bystander)
-    (entry,) = audit_lines(log)
-    assert entry["outcome"] == "failed" and code.startswith("cgroup")
-    # The CLI says the same: a clear message, status 1, the code in the JSON.
+    entries = audit_lines(log)
+    assert len(entries) == len(BAD_PATHS)
+    assert all(e["outcome"] == "failed" and e["pid"] == 0 and "cgroup" in e for e in entries)
+    # The CLI says the same: a clear message, status 1, the code in the JSON, audited.
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    argv = ["migrate", "--cgroup", "../../etc", "0", "1", "--yes", "--json"]
     done = subprocess.run(
-        [sys.executable, "-m", "numatui", "migrate", "--cgroup", path, "0", "1", "--yes", "--json"],
+        [sys.executable, "-m", "numatui", *argv],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         env=env,
         check=False,
     )
     assert done.returncode == 1, done.stderr
-    assert json.loads(done.stdout)["error"]["code"] == code
+    assert json.loads(done.stdout)["error"]["code"] == "cgroup_unsafe_path"
     assert "refused" in done.stderr
     assert (tmp_path / "state/numatui/audit.jsonl").exists()
 
