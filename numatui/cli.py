@@ -575,8 +575,11 @@ def _format_log_entry(e: audit.AuditEntry) -> str:
     """One entry as a line. Everything in it was read back from a file: shown through
     `visible`, so a process name holding escape sequences cannot reach the terminal."""
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+    who = f"pid {e.pid}"
+    if e.cgroup is not None:  # a group move: one line, its processes counted
+        who = f"cgroup {visible(e.cgroup)}, {len(e.members or ())} process(es)"
     line = (
-        f"{when}  {visible(str(e.user)):<8} pid {e.pid} ({visible(str(e.process))}) "
+        f"{when}  {visible(str(e.user)):<8} {who} ({visible(str(e.process))}) "
         f"{visible(str(e.from_nodes))} -> {visible(str(e.to_nodes))}: "
         f"{visible(str(e.outcome))}, {format_bytes(e.bytes_moved)} moved"
     )

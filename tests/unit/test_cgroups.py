@@ -448,3 +448,23 @@ def test_ps_and_migrate_refuse_paths_outside_the_mount(
     out = json.loads(capsys.readouterr().out)
     assert out["error"]["code"] == "cgroup_unsafe_path"
     assert (tmp_path / "state" / "numatui" / "audit.jsonl").exists()
+
+
+def test_log_shows_a_group_move_as_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = GroupMigrationResult(
+        f"/system.slice/{HOSTILE}",
+        describe(f"/system.slice/{HOSTILE}"),
+        frozenset({0}),
+        frozenset({1}),
+        MigrationOutcome.PARTLY_MOVED,
+        (_moved(1, MigrationOutcome.ALL_MOVED, MIB), _moved(2, MigrationOutcome.FAILED, MIB)),
+        1.0,
+    )
+    log = tmp_path / "audit.jsonl"
+    audit.append(audit.group_entry_for(result), log)
+    assert main(["log", "--file", str(log)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "cgroup /system.slice/evil\\x1b]52" in out and "2 process(es)" in out
+    assert "partly moved" in out and "\x1b" not in out
