@@ -271,8 +271,21 @@ class LiveSource:
         return cgroups.normalise_user_path(text, self.cgroup_root)
 
     def group_members(self, path: str) -> tuple[int, ...]:
-        """The processes in the cgroup now; CgroupError when unknown, unsafe or gone."""
-        return cgroups.group_procs(path, self.cgroup_root)
+        """The processes in the cgroup now; CgroupError when unknown, unsafe or gone.
+
+        On cgroup v1 the groups listed are the memory (else systemd) hierarchy's.
+        """
+        if self._groups.support().unified:
+            return cgroups.group_procs(path, self.cgroup_root)
+        for hierarchy in ("memory", "systemd"):
+            try:
+                return cgroups.group_procs(path, self.cgroup_root / hierarchy)
+            except CgroupError as exc:
+                if exc.code != "cgroup_not_found":
+                    raise
+        raise CgroupError(
+            "no such cgroup in the cgroup v1 memory or systemd hierarchy", "cgroup_not_found"
+        )
 
     def migrate_group(
         self,

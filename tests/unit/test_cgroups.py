@@ -468,3 +468,17 @@ def test_log_shows_a_group_move_as_one_line(
     out = capsys.readouterr().out
     assert "cgroup /system.slice/evil\\x1b]52" in out and "2 process(es)" in out
     assert "partly moved" in out and "\x1b" not in out
+
+
+def test_a_v1_machine_finds_members_in_its_memory_hierarchy(tmp_path: Path) -> None:
+    from numatui.kernel.live import LiveSource
+
+    cgroup_root = tmp_path / "sys" / "fs" / "cgroup"
+    make_group(cgroup_root / "memory", "/docker/abc", "11\n12\n")
+    with LiveSource(sys_root=tmp_path / "sys", proc_root=tmp_path / "proc") as source:
+        assert source.group_members("/docker/abc") == (11, 12)
+        with pytest.raises(CgroupError) as missing:
+            source.group_members("/docker/none")
+        assert missing.value.code == "cgroup_not_found"
+        refused = source.migrate_group("/docker/abc", {0}, {1})
+        assert refused.outcome is MigrationOutcome.FAILED and refused.error_code == "recorded"
