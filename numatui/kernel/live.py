@@ -281,7 +281,7 @@ class LiveSource:
             try:
                 return cgroups.group_procs(path, self.cgroup_root / hierarchy)
             except CgroupError as exc:
-                if exc.code != "cgroup_not_found":
+                if exc.code not in ("cgroup_not_found", "cgroup_v2_missing"):
                     raise
         raise CgroupError(
             "no such cgroup in the cgroup v1 memory or systemd hierarchy", "cgroup_not_found"
