@@ -31,6 +31,7 @@ from numatui.model import ProcessScan, Topology
 from numatui.quiet_gc import QuietCollector
 from numatui.safe_text import visible
 from numatui.screens.base import AppState
+from numatui.screens.groups import GroupsScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
@@ -55,14 +56,16 @@ class NumatuiApp(App[None]):
         "screens/migrate_dialog.tcss",
         "screens/migration.tcss",
         "screens/help.tcss",
+        "screens/groups.tcss",
     ]
-    MODES = {"processes": ProcessesScreen, "nodes": NodesScreen}
+    MODES = {"processes": ProcessesScreen, "nodes": NodesScreen, "groups": GroupsScreen}
     DEFAULT_MODE = "processes"
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Leave numatui (nothing is left running)"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Keys and what they do"),
         Binding("p", "show_processes", "Processes", tooltip="Processes and their memory per node"),
         Binding("N", "show_nodes", "Nodes", tooltip="Nodes, distances and usage over time"),
+        Binding("g", "show_groups", "Groups", tooltip="cgroups: services, containers, pods"),
         Binding("u", "refresh_now", "Update", tooltip="Read the machine again now"),
         Binding(
             "colon", "command_palette", "Commands", key_display=":", tooltip="Search every action"
@@ -221,6 +224,9 @@ class NumatuiApp(App[None]):
     def action_show_nodes(self) -> None:
         self.switch_mode("nodes")
 
+    def action_show_groups(self) -> None:
+        self.switch_mode("groups")
+
     def action_show_processes(self) -> None:
         self.switch_mode("processes")
 
@@ -284,6 +290,7 @@ class NumatuiApp(App[None]):
             "Processes", "Processes and their memory per node", self.action_show_processes
         )
         yield SystemCommand("Nodes", "Nodes, distances and usage over time", self.action_show_nodes)
+        yield SystemCommand("Groups", "cgroups with memory per node", self.action_show_groups)
         yield SystemCommand(
             "Refresh now", "Read topology and processes again", self.action_refresh_now
         )

@@ -239,6 +239,13 @@ def _flat_pids(groups: Sequence[Sequence[int]] | None) -> list[int]:
 def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     args.pid = _flat_pids(args.pid)
     _sort_key(args.sort)  # a malformed key is a usage error before anything is read
+    if args.cgroup is not None:
+        from numatui.cli_groups import cgroup_pids
+
+        args.pid = cgroup_pids(source, args.cgroup)
+        if not args.pid:
+            print("numatui: the cgroup has no processes", file=sys.stderr)
+            return EXIT_OK
     topo = source.topology()
     key = _sort_key(args.sort, topo)
     # The text table shows bytes per node only: kinds, shared bytes and command
@@ -539,6 +546,12 @@ def _not_attempted(source: LiveSource) -> dict[str, Any]:
 
 
 def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    if args.cgroup is not None:
+        from numatui.cli_groups import cmd_migrate_group
+
+        return cmd_migrate_group(args, source, out)
+    if args.to_nodes is None:
+        raise UsageError("give PID FROM TO (or --cgroup PATH FROM TO)")
     from numatui.errors import MigrationRefused, NodeStringError, ProcessGone
     from numatui.kernel.nodemask import NodeMask
     from numatui.model import AuditStatus, MigrationOutcome, RuleCode
@@ -660,8 +673,11 @@ def _format_log_entry(e: audit.AuditEntry) -> str:
     from numatui.kernel import audit
 
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+    who = f"pid {e.pid}"
+    if e.cgroup is not None:  # a group move: one line, its processes counted
+        who = f"cgroup {visible(e.cgroup)}, {len(e.members or ())} process(es)"
     line = (
-        f"{when}  {visible(str(e.user)):<8} pid {e.pid} ({visible(str(e.process))}) "
+        f"{when}  {visible(str(e.user)):<8} {who} ({visible(str(e.process))}) "
         f"{visible(str(e.from_nodes))} -> {visible(str(e.to_nodes))}: "
         + (
             "attempted, no outcome recorded (numatui stopped during the migration)"
@@ -831,15 +847,25 @@ def build_parser() -> argparse.ArgumentParser:
         "or nodeN (bytes on node N, a node this machine has)",
     )
     ps.add_argument("--limit", type=_positive_count, metavar="N", help="show the first N only")
+    ps.add_argument("--cgroup", metavar="PATH", help="only the processes of this cgroup")
 
     mig = _command(
         sub, "migrate", "move a process's pages between nodes (migrate_pages)", _MIGRATE_EPILOG
     )
-    mig.add_argument("pid", metavar="PID", help="the process to move (numatui ps lists them)")
+    mig.add_argument(
+        "pid", metavar="PID", help="the process to move (numatui ps lists them; not with --cgroup)"
+    )
     mig.add_argument(
         "from_nodes", metavar="FROM", help="the nodes to move pages from (grammar below)"
     )
-    mig.add_argument("to_nodes", metavar="TO", help="the nodes to move them to (grammar below)")
+    mig.add_argument(
+        "to_nodes", metavar="TO", nargs="?", help="the nodes to move them to (grammar below)"
+    )
+    mig.add_argument(
+        "--cgroup",
+        metavar="PATH",
+        help="move every process of this cgroup: migrate --cgroup PATH FROM TO",
+    )
     mig.add_argument("--json", action="store_true", help="machine-readable result")
     mig.add_argument("--dry-run", action="store_true", help="print the kernel's plan, move nothing")
     mig.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -856,6 +882,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     log.add_argument("--file", type=Path, default=None, help=argparse.SUPPRESS)
 
+    groups = sub.add_parser("groups", help="cgroups (services, containers, pods) per node")
+    groups.add_argument("--json", action="store_true", help="machine-readable output")
+    groups.add_argument(
+        "--sort", default="numa", metavar="KEY", help="numa, path, name, procs, cgroup, nodeN"
+    )
+    groups.add_argument("--limit", type=_positive_count, metavar="N", help="show the first N only")
+
     from numatui.exporter.options import add_export_arguments  # argparse only, light
 
     add_export_arguments(
@@ -870,11 +903,18 @@ def cmd_export(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int
     return run_export(args, source, out)
 
 
+def cmd_groups(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    from numatui.cli_groups import cmd_groups as run_groups
+
+    return run_groups(args, source, out)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
     "nodes": cmd_nodes,
     "ps": cmd_ps,
     "migrate": cmd_migrate,
     "log": cmd_log,
+    "groups": cmd_groups,
     "export": cmd_export,
 }
 

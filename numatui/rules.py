@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 from numatui.model import (
     Finding,
+    GroupMember,
+    MemberStatus,
     MemoryKind,
+    MigrationError,
+    MigrationOutcome,
     Node,
     Privileges,
     ProcessMemory,
@@ -31,6 +35,7 @@ __all__ = [
     "Finding",
     "RuleCode",
     "TargetChoice",
+    "group_verdict",
     "machine_refusal",
     "plan_warnings",
     "process_blocker",
@@ -338,3 +343,100 @@ def plan_warnings(
             )
         )
     return tuple(warnings)
+
+
+# ---------------------------------------------------------------- a whole group (cgroup)
+
+
+def _on(stat: Mapping[str, Mapping[int, int]] | None, kind: str, nodes: frozenset[int]) -> int:
+    if stat is None:
+        return 0
+    return sum(v for n, v in stat.get(kind, {}).items() if n in nodes)
+
+
+def group_verdict(
+    members: tuple[GroupMember, ...],
+    from_nodes: frozenset[int],
+    error: MigrationError | None,
+    stat_before: Mapping[str, Mapping[int, int]] | None,
+    stat_after: Mapping[str, Mapping[int, int]] | None,
+    numa_stat_missing: str,
+    privileges: Privileges,
+) -> tuple[MigrationOutcome, tuple[str, ...]]:
+    """One verdict over a group move's per-process outcomes, and what it could not move.
+
+    A member that exited has no memory left to move: it is named, never counted as
+    a failure. The group is "all moved" only when every member that ran moved all
+    its pages and none was refused or skipped.
+    """
+    explanations: list[str] = []
+    ran = [m for m in members if m.status is MemberStatus.MOVED and m.result is not None]
+    outcomes = [m.result.outcome for m in ran if m.result is not None]
+    moved = sum(m.result.bytes_moved for m in ran if m.result is not None)
+    refused = [m for m in members if m.status is MemberStatus.REFUSED]
+    skipped = [m for m in members if m.status is MemberStatus.SKIPPED]
+    exited = [m for m in members if m.status is MemberStatus.EXITED]
+    joined = [m for m in members if m.joined_during_move]
+    if joined:
+        explanations.append(
+            f"{len(joined)} process(es) joined the group during the move and were moved too "
+            f"(pid {', '.join(str(m.pid) for m in joined)})"
+        )
+    if exited:
+        explanations.append(
+            f"{len(exited)} process(es) exited during the move; their memory went with them "
+            f"(pid {', '.join(str(m.pid) for m in exited)})"
+        )
+    if refused:
+        explanations.append(f"{len(refused)} process(es) refused: each says why below")
+    if skipped:
+        explanations.append(f"{len(skipped)} process(es) not moved: each says why below")
+    if error is not None:
+        explanations.append(error.message)
+    # What a process-level move cannot move, from the group's own accounts.
+    if stat_before is not None and stat_after is not None:
+        cache = _on(stat_after, "file", from_nodes) - _on(stat_after, "shmem", from_nodes)
+        if cache > 0:
+            explanations.append(
+                f"{format_bytes(cache)} of page cache stays on node {_nodes(from_nodes)} "
+                "(memory.numa_stat file): numatui moves the pages the members map, not page "
+                "cache no member maps"
+            )
+        kernel = _on(stat_after, "kernel", from_nodes)
+        if kernel > 0:
+            explanations.append(
+                f"{format_bytes(kernel)} of the group's kernel memory (stacks, page tables, "
+                f"slab) stays on node {_nodes(from_nodes)}: the kernel does not migrate it"
+            )
+    elif numa_stat_missing:
+        explanations.append(
+            f"the group's own per-node accounts are not available ({numa_stat_missing}): "
+            "page cache no member maps may stay on the sources unseen"
+        )
+    if privileges.cap_sys_nice:
+        explanations.append(
+            "any pages the members share with processes outside the group moved too (as root "
+            "the kernel moves shared pages): those processes now find them on the target"
+        )
+    else:
+        explanations.append(
+            "pages shared with other processes, inside or outside the group, stay without "
+            "CAP_SYS_NICE (run as root to move them)"
+        )
+    if not members or (not ran and not refused and not skipped):
+        outcome = MigrationOutcome.NOTHING_TO_MOVE
+        if error is not None:
+            outcome = MigrationOutcome.FAILED
+        elif not members:
+            explanations.insert(0, "the group has no processes")
+        return outcome, tuple(explanations)
+    clean = all(
+        o in (MigrationOutcome.ALL_MOVED, MigrationOutcome.NOTHING_TO_MOVE) for o in outcomes
+    )
+    if clean and not refused and not skipped and error is None:
+        if MigrationOutcome.ALL_MOVED in outcomes:
+            return MigrationOutcome.ALL_MOVED, tuple(explanations)
+        return MigrationOutcome.NOTHING_TO_MOVE, tuple(explanations)
+    if moved > 0 or MigrationOutcome.ALL_MOVED in outcomes:
+        return MigrationOutcome.PARTLY_MOVED, tuple(explanations)
+    return MigrationOutcome.FAILED, tuple(explanations)

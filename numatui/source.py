@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from numatui.model import (
+    GroupMigrationResult,
+    GroupProgressCallback,
+    GroupScan,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
@@ -39,6 +42,10 @@ class DataSource(Protocol):
         ...
 
     def privileges(self) -> Privileges: ...
+
+    def groups(self, scan: ProcessScan | None = None) -> GroupScan:
+        """The cgroups of `scan`'s processes, with memory per node (`Group`)."""
+        ...
 
     def plan(
         self,
@@ -67,4 +74,18 @@ class DataSource(Protocol):
         result says how much had moved by then; otherwise `cancel` only stops
         one that has not started.
         """
+        ...
+
+    def migrate_group(
+        self,
+        path: str,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        on_progress: GroupProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        stoppable: bool = False,
+    ) -> GroupMigrationResult:
+        """Move every process of the cgroup (blocking); the result says what moved, never
+        raises for a bad path or a kernel error. `cancel` stops before the next process."""
         ...

@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from numatui import __version__
 from numatui.exporter.labels import CGROUP_LIMIT, COMM_LIMIT, USER_LIMIT, label_value
 from numatui.kernel import audit, vmstat
-from numatui.kernel.cgroup_numa import cgroup_numa_stat, process_cgroup
+from numatui.kernel.cgroups import cgroup_numa_stat, process_cgroup
 from numatui.kernel.live import LiveSource
 from numatui.model import MigrationOutcome, ProcessMemory, ProcessScan, Topology
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from numatui.kernel.nodemask import format_kernel_list
-from numatui.model import AuditStatus, MigrationPlan, MigrationResult
+from numatui.model import AuditStatus, GroupMigrationResult, MigrationPlan, MigrationResult
 
 PATH_ENV = "NUMATUI_AUDIT_LOG"
 """An explicit audit log path (validated like the default one)."""
@@ -39,8 +39,11 @@ PATH_ENV = "NUMATUI_AUDIT_LOG"
 SYSTEM_LOG_PATH = Path("/var/log/numatui/audit.jsonl")
 """Root's trail: a system location (directory 0700, file 0600), whatever the environment says."""
 
-MAX_LINE_BYTES = 16 * 1024
-"""Longer lines are not entries (an entry is ~400 bytes; the process name is capped)."""
+MAX_LINE_BYTES = 256 * 1024
+"""Longer lines are not entries (a process's entry is ~400 bytes, a group's ~250 per member)."""
+
+MAX_GROUP_MEMBERS = 512
+"""Members listed in a group's entry (the rest are counted), so it stays under MAX_LINE_BYTES."""
 
 MAX_NAME_CHARS = 1024
 BLOCK_BYTES = 64 * 1024
@@ -78,9 +81,15 @@ class AuditEntry:
     error: str | None
     id: str = ""
     phase: str = "outcome"  # "attempt" (before the syscall) or "outcome" (after)
+    cgroup: str | None = None
+    """A group move: the cgroup path; `pid` is 0 and `members` holds each process's result."""
+    members: tuple[dict[str, Any], ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        group: dict[str, Any] = {}
+        if self.cgroup is not None:
+            group = {"cgroup": self.cgroup, "members": list(self.members or ())}
+        return group | {
             "id": self.id,
             "phase": self.phase,
             "time": self.time,
@@ -143,6 +152,58 @@ def entry_for(result: MigrationResult, process_name: str, entry_id: str = "") ->
         error=f"{result.error.errno_name}: {result.error.message}" if result.error else None,
         id=entry_id or new_id(),
         phase="outcome",
+    )
+
+
+def group_entry_for(
+    result: GroupMigrationResult, entry_id: str = "", phase: str = "outcome"
+) -> AuditEntry:
+    """One line for the whole group move, with every member's own outcome in it."""
+    uid = os.geteuid()
+    members = tuple(
+        {
+            "pid": m.pid,
+            "process": m.name,
+            "status": str(m.status),
+            "outcome": None if m.result is None else str(m.result.outcome),
+            "bytes_moved": 0 if m.result is None else m.result.bytes_moved,
+            "pages_not_moved": None if m.result is None else m.result.pages_not_moved,
+            "error": (
+                f"{m.result.error.errno_name}: {m.result.error.message}"
+                if m.result is not None and m.result.error is not None
+                else (m.message or None)
+            ),
+            "joined_during_move": m.joined_during_move,
+        }
+        for m in result.members[:MAX_GROUP_MEMBERS]
+    )
+    left_out = len(result.members) - len(members)
+    return AuditEntry(
+        time=time.time(),
+        user=_user_name(uid),
+        uid=uid,
+        pid=0,
+        process=result.name.label,
+        from_nodes=format_kernel_list(result.from_nodes),
+        to_nodes=format_kernel_list(result.to_nodes),
+        outcome=str(result.outcome),
+        bytes_moved=result.bytes_moved,
+        pages_not_moved=None,
+        error="; ".join(
+            part
+            for part in (
+                f"{result.error.errno_name}: {result.error.message}".lstrip(": ")
+                if result.error
+                else "",
+                f"{left_out} more members not listed" if left_out else "",
+            )
+            if part
+        )
+        or None,
+        cgroup=result.path,
+        members=members,
+        id=entry_id,
+        phase=phase,
     )
 
 
@@ -374,11 +435,19 @@ def parse_line(raw: bytes) -> AuditEntry:
     phase = d.get("phase", "outcome")
     if phase not in ("attempt", "outcome"):
         raise _NotAnEntry("phase")
+    cgroup = None if d.get("cgroup") is None else _str(d, "cgroup", 4096)
+    members = d.get("members") if cgroup is not None else None
+    if members is not None and (
+        type(members) is not list
+        or len(members) > MAX_GROUP_MEMBERS
+        or not all(type(m) is dict for m in members)
+    ):
+        raise _NotAnEntry("members")
     return AuditEntry(
         time=float(moment),
         user=_str(d, "user"),
         uid=_int(d, "uid", 0, 2**32 - 1),
-        pid=_int(d, "pid", 1, 2**22),
+        pid=_int(d, "pid", 0 if cgroup is not None else 1, 2**22),  # a group's entry: 0
         process=_str(d, "process"),
         from_nodes=_str(d, "from"),
         to_nodes=_str(d, "to"),
@@ -388,6 +457,8 @@ def parse_line(raw: bytes) -> AuditEntry:
         error=None if error is None else _str(d, "error", MAX_LINE_BYTES),
         id=_str(d, "id", 64) if "id" in d else "",
         phase=phase,
+        cgroup=cgroup,
+        members=None if members is None else tuple(members),
     )
 
 

@@ -15,14 +15,19 @@ from pathlib import Path
 from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, pidstate
+from numatui.kernel import audit, cgroups, pidstate
+from numatui.kernel.cgroups import CgroupError, GroupReader
 from numatui.kernel.pid_files import hides_other_users, parent_pid
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
     AuditStatus,
+    GroupMigrationResult,
+    GroupProgressCallback,
+    GroupScan,
     MigrationError,
+    MigrationOutcome,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
@@ -127,8 +132,12 @@ class LiveSource:
         proc_root: Path = Path("/proc"),
         privileges: Privileges | None = None,
         audit_path: Path | None = None,
+        cgroup_root: Path | None = None,
     ) -> None:
         self.audit_path = audit_path
+        # The cgroup mount lives under /sys, so a recorded tree carries its own.
+        self.cgroup_root = cgroup_root if cgroup_root is not None else sys_root / "fs/cgroup"
+        self._groups = GroupReader(proc_root=proc_root, cgroup_root=self.cgroup_root)
         self.audit_warning: str | None = None  # set when the last audit append failed
         self.sys_root = sys_root
         self.proc_root = proc_root
@@ -305,4 +314,103 @@ class LiveSource:
         # Pages moved from outside leave the process's fault counters alone, so the
         # scanner's change signal cannot see it: forget what we knew of this pid.
         self._scanner.invalidate(plan.pid)
+        return result
+
+    # ------------------------------------------------------------ groups (cgroups)
+
+    def groups(self, scan: ProcessScan | None = None) -> GroupScan:
+        """Every cgroup with processes, from `scan` (or a new scan)."""
+        return self._groups.read(scan if scan is not None else self.scan())
+
+    def group_path(self, text: str) -> str:
+        """An operator's cgroup path as the kernel writes it; CgroupError when unsafe."""
+        return cgroups.normalise_user_path(text, self.cgroup_root)
+
+    def group_members(self, path: str) -> tuple[int, ...]:
+        """The processes in the cgroup now; CgroupError when unknown, unsafe or gone.
+
+        On cgroup v1 the groups listed are the memory (else systemd) hierarchy's.
+        """
+        if self._groups.support().unified:
+            return cgroups.group_procs(path, self.cgroup_root)
+        for hierarchy in ("memory", "systemd"):
+            try:
+                return cgroups.group_procs(path, self.cgroup_root / hierarchy)
+            except CgroupError as exc:
+                if exc.code not in ("cgroup_not_found", "cgroup_v2_missing"):
+                    raise
+        raise CgroupError(
+            "no such cgroup in the cgroup v1 memory or systemd hierarchy", "cgroup_not_found"
+        )
+
+    def migrate_group(
+        self,
+        path: str,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        on_progress: GroupProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        stoppable: bool = False,
+    ) -> GroupMigrationResult:
+        """Move every process of the cgroup (blocking); one audit line for the whole move.
+
+        Never raises for a bad path or a kernel error: the result's `error` says.
+        """
+        from numatui.kernel.group_migration import GroupMigrationJob  # loads the migration code
+
+        sources, targets = frozenset(from_nodes), frozenset(to_nodes)
+        log_path = self.audit_path or audit.default_log_path()
+        entry_id = audit.new_id()
+
+        def failed(error: MigrationError, code: str = "") -> GroupMigrationResult:
+            return GroupMigrationResult(
+                path=path,
+                name=cgroups.describe(path),
+                from_nodes=sources,
+                to_nodes=targets,
+                outcome=MigrationOutcome.FAILED,
+                members=(),
+                elapsed_s=0.0,
+                error=error,
+                error_code=code,
+            )
+
+        try:
+            path = self.group_path(path)
+            if not self.is_live:
+                raise CgroupError(
+                    "this is a recorded snapshot of a machine: nothing can be moved",
+                    "recorded",
+                )
+            # The attempt is on record before anything moves, or nothing moves (fail closed).
+            attempt = failed(MigrationError("", ""))
+            try:
+                audit.record(audit.group_entry_for(attempt, entry_id, "attempt"), log_path)
+            except audit.AuditError as exc:
+                self.audit_warning = f"could not write the audit log: {exc}"
+                return failed(
+                    MigrationError(
+                        "", f"refused: the attempt could not be recorded in the audit log: {exc}"
+                    ),
+                    "audit_unwritable",
+                )
+            job = GroupMigrationJob(
+                path,
+                sources,
+                targets,
+                scanner=self._scanner,
+                privileges=self.privileges(),
+                topology_reader=self._topology_reader,
+                cgroup_root=self.cgroup_root,
+                stoppable=stoppable,
+            )
+            result = job.run(on_progress, cancel)
+        except CgroupError as exc:
+            result = failed(MigrationError("", f"{exc}: nothing was moved"), exc.code)
+        except Exception as exc:
+            crashed = failed(MigrationError("", f"numatui failed during the group move: {exc!r}"))
+            self.audit_warning = audit.append(audit.group_entry_for(crashed, entry_id), log_path)
+            raise
+        self.audit_warning = audit.append(audit.group_entry_for(result, entry_id), log_path)
         return result

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -90,3 +91,13 @@ async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> 
             return True
         await asyncio.sleep(0.02)
     return condition()
+
+
+@pytest.fixture(autouse=True)
+def _private_audit_trail(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root the trail's default is /var/log/numatui: tests never write to the machine's own."""
+    directory = tmp_path_factory.mktemp("audit")
+    directory.chmod(0o700)
+    monkeypatch.setenv("NUMATUI_AUDIT_LOG", str(directory / "audit.jsonl"))

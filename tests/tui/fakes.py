@@ -16,11 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from numatui.errors import ProcessGone
+from numatui.errors import MigrationRefused, ProcessGone
+from numatui.kernel.cgroups import describe
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import validate
 from numatui.model import (
+    CgroupSupport,
+    Group,
+    GroupMember,
+    GroupMigrationResult,
+    GroupProgress,
+    GroupProgressCallback,
+    GroupScan,
     MappedRegion,
+    MemberStatus,
     MemoryKind,
     MigrationError,
     MigrationOutcome,
@@ -36,6 +45,7 @@ from numatui.model import (
     VmCounters,
     frozen_map,
 )
+from numatui.rules import group_verdict
 from numatui.source import Privileges, ProgressCallback
 
 GiB = 1024**3
@@ -261,6 +271,12 @@ class FakeSource:
     script: MigrationScript = field(default_factory=MigrationScript)
     fail_scan: str | None = None
     fail_numa_maps: str | None = None
+    group_paths: tuple[str, ...] = (
+        "/system.slice/nginx.service",
+        "/system.slice/docker-" + "3f2a9c1b4e5d" + "a" * 52 + ".scope",
+        "/user.slice/user-1000.slice/user@1000.service",
+    )
+    group_stat_missing: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tick = 0
@@ -365,6 +381,98 @@ class FakeSource:
         with self.lock:
             self.processes[plan.pid] = replace(process, node_bytes=result.after)
         return result
+
+    def groups(self, scan: ProcessScan | None = None) -> GroupScan:
+        """The processes dealt round-robin into `group_paths`; each group's memory.numa_stat
+        is its members' bytes as anon plus 1 MiB of page cache per node, except where
+        `group_stat_missing` names a reason (the kernel gives none)."""
+        self.calls.append("groups")
+        scan = scan if scan is not None else self.scan()
+        members: dict[str, list[ProcessMemory]] = {}
+        user = [p for p in scan.processes if not p.is_kernel_thread]
+        for index, process in enumerate(user):
+            path = self.group_paths[index % len(self.group_paths)]
+            members.setdefault(path, []).append(process)
+        groups = []
+        for path, processes in members.items():
+            nodes: dict[int, int] = {}
+            for process in processes:
+                for node, value in process.node_bytes.items():
+                    nodes[node] = nodes.get(node, 0) + value
+            missing = self.group_stat_missing.get(path, "")
+            stat = (
+                None
+                if missing
+                else {
+                    "anon": frozen_map(nodes),
+                    "file": frozen_map({n: MiB for n in nodes}),
+                }
+            )
+            groups.append(
+                Group(
+                    path,
+                    describe(path),
+                    tuple(p.pid for p in processes),
+                    frozen_map(nodes),
+                    stat,
+                    missing,
+                )
+            )
+        return GroupScan(tuple(groups), CgroupSupport(True, True), scan.taken_at)
+
+    def migrate_group(
+        self,
+        path: str,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        on_progress: GroupProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        stoppable: bool = False,
+    ) -> GroupMigrationResult:
+        """Each member through the real rules (`plan`) and the scripted move; the real
+        group verdict. Moves nothing anywhere: evidence only of what the screens show."""
+        self.calls.append(f"migrate_group {path}")
+        group = next(g for g in self.groups().groups if g.path == path)
+        members: list[GroupMember] = []
+        moved = 0
+        for index, pid in enumerate(group.pids):
+            if cancel is not None and cancel.is_set():
+                members.append(GroupMember(pid, "", MemberStatus.SKIPPED, message="stopped"))
+                continue
+            try:
+                plan = self.plan(pid, from_nodes, to_nodes)
+            except MigrationRefused as exc:
+                members.append(
+                    GroupMember(pid, "", MemberStatus.REFUSED, message=str(exc), code=exc.code)
+                )
+                continue
+
+            def forward(
+                sample: MigrationProgress, pid: int = pid, done: int = index, moved: int = moved
+            ) -> None:
+                if on_progress is not None:
+                    on_progress(
+                        GroupProgress(sample.elapsed_s, pid, done, len(group.pids), moved, sample)
+                    )
+
+            result = self.migrate(plan, forward, None)
+            moved += result.bytes_moved
+            members.append(GroupMember(pid, self.processes[pid].name, MemberStatus.MOVED, result))
+        outcome, why = group_verdict(
+            tuple(members), frozenset(from_nodes), None, None, None, "fake", self.privileges_value
+        )
+        return GroupMigrationResult(
+            path,
+            group.name,
+            frozenset(from_nodes),
+            frozenset(to_nodes),
+            outcome,
+            tuple(members),
+            0.5,
+            explanations=why,
+            rounds=1,
+        )
 
     # ---------------------------------------------------------------- test helpers
 

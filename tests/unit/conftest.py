@@ -48,3 +48,13 @@ def process_with_mappings() -> Iterator[Callable[[int], tuple[int, int]]]:
     for child in children:
         child.kill()
         child.wait()
+
+
+@pytest.fixture(autouse=True)
+def _private_audit_trail(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root the trail's default is /var/log/numatui: tests never write to the machine's own."""
+    directory = tmp_path_factory.mktemp("audit")
+    directory.chmod(0o700)
+    monkeypatch.setenv("NUMATUI_AUDIT_LOG", str(directory / "audit.jsonl"))

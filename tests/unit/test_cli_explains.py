@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,9 +47,9 @@ def test_migrate_help_explains_pid_from_to_and_the_node_grammar(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     text = help_of(capsys, "migrate")
-    assert "PID          the process to move" in text
-    assert "FROM         the nodes to move pages from" in text
-    assert "TO           the nodes to move them to" in text
+    assert re.search(r"\n  PID +the process to move", text), text
+    assert re.search(r"\n  FROM +the nodes to move pages from", text), text
+    assert re.search(r"\n  TO +the nodes to move them to", text), text
     for form in ("0-3,5", "all", "!2", "+0-1"):
         assert f"\n  {form} " in text
     assert "3  partly moved" in text

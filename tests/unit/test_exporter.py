@@ -25,7 +25,7 @@ from numatui.exporter.collector import ExportLimits, NumaCollector
 from numatui.exporter.labels import label_value
 from numatui.exporter.serve import build_registry, write_textfile
 from numatui.kernel import audit
-from numatui.kernel.cgroup_numa import parse_numa_stat, safe_relative
+from numatui.kernel.cgroups import parse_numa_stat, safe_relative
 from numatui.kernel.live import LiveSource
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
