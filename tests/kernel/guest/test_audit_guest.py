@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from numatui.workload import Workload
+
+from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest, pytest.mark.two_nodes]
 
