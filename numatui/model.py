@@ -319,6 +319,26 @@ class Finding:
 # ---------------------------------------------------------------- migration
 
 
+DEFAULT_STALL_S = 0.020
+"""Target time of one move_pages call in a paced move (katalyst-core sized its chunks so)."""
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How a chunked move paces itself: chunks sized so each move_pages call takes about
+    `stall_s` (the longest the process's mmap lock is wanted at a stretch), and, when
+    `max_rate_bytes_s` is set, pauses so the move never goes faster than that."""
+
+    stall_s: float = DEFAULT_STALL_S
+    max_rate_bytes_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.stall_s > 0:
+            raise ValueError(f"the stall budget must be positive, not {self.stall_s}")
+        if self.max_rate_bytes_s is not None and not self.max_rate_bytes_s > 0:
+            raise ValueError(f"the rate cap must be positive, not {self.max_rate_bytes_s}")
+
+
 @dataclass(frozen=True)
 class MigrationPlan:
     """What `migrate_pages(pid, from, to)` will do, in the kernel's own order.
@@ -343,6 +363,8 @@ class MigrationPlan:
     """Move with move_pages(2) a chunk at a time, so it can be stopped part way
     (slower than the one migrate_pages call: 1.3x in benchmarks/bench_migrate.py).
     Chosen when planning (`DataSource.plan(..., stoppable=True)`), never edited after."""
+    pacing: Pacing = field(default_factory=Pacing)
+    """Chunk sizing and rate cap of a stoppable plan (ignored by the one-call mode)."""
 
     @property
     def bytes_to_move(self) -> int:

@@ -16,6 +16,7 @@ from numatui.model import (
     MigrationPlan,
     MigrationResult,
     NumaMaps,
+    Pacing,
     Privileges,
     ProcessScan,
     ProgressCallback,
@@ -47,11 +48,13 @@ class DataSource(Protocol):
         to_nodes: Iterable[int],
         *,
         stoppable: bool = False,
+        pacing: Pacing | None = None,
     ) -> MigrationPlan:
         """Validate and preview; raises `MigrationRefused` with the reason (and its code).
 
         `stoppable`: the plan moves with move_pages a chunk at a time so it can be
         stopped part way; the mode is chosen here, never edited into a plan after.
+        `pacing`: the stoppable mode's stall budget per chunk and rate cap.
         """
         ...
 

@@ -25,6 +25,7 @@ from numatui.model import (
     MigrationPlan,
     MigrationResult,
     NumaMaps,
+    Pacing,
     Privileges,
     ProcessScan,
     ProgressCallback,
@@ -188,6 +189,7 @@ class LiveSource:
         to_nodes: Iterable[int],
         *,
         stoppable: bool = False,
+        pacing: Pacing | None = None,
     ) -> MigrationPlan:
         topology = self.topology()
         try:
@@ -204,6 +206,7 @@ class LiveSource:
             process,
             self.privileges(),
             stoppable=stoppable,
+            pacing=pacing,
             proc_root=self.proc_root,
         )
         self.guard.remember(pid, process.start_time)

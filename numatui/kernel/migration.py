@@ -41,6 +41,7 @@ from numatui.model import (
     MigrationProgress,
     MigrationResult,
     NodeBytes,
+    Pacing,
     Privileges,
     ProcessMemory,
     ProgressCallback,
@@ -95,6 +96,7 @@ def validate(
     privileges: Privileges,
     *,
     stoppable: bool = False,
+    pacing: Pacing | None = None,
     caller_mems: frozenset[int] | None = None,
     process_uid: int | None = None,
     proc_root: Path = Path("/proc"),
@@ -105,8 +107,10 @@ def validate(
     nothing is changed then. An empty source set, or identical sets, is not an
     error: the plan has no pairs ("nothing to move"). `caller_mems` (numatui's
     cpuset mems) and `process_uid` are read from `proc_root` when not given.
-    `stoppable` chooses the chunked move_pages mode for the plan's whole life.
+    `stoppable` chooses the chunked move_pages mode for the plan's whole life, `pacing`
+    its chunk sizing and rate cap (default: chunks of about 20 ms, no cap).
     """
+    pacing = pacing or Pacing()
     sources = frozenset(from_nodes)
     targets = frozenset(to_nodes)
     needs_kernel_facts = process is not None and bool(sources) and sources != targets
@@ -139,6 +143,7 @@ def validate(
             process_name=process.name,
             process_start_time=process.start_time,
             stoppable=stoppable,
+            pacing=pacing,
         )
     kernel_targets = (
         effective_targets(targets, allowed_here) if allowed_here is not None else targets
@@ -165,6 +170,7 @@ def validate(
         process_name=process.name,
         process_start_time=process.start_time,
         stoppable=stoppable,
+        pacing=pacing,
     )
 
 
@@ -397,6 +403,8 @@ class MigrationJob:
         self.cancellable = plan.stoppable
         self.unstoppable_because: str | None = None
         """Why a chunked job made the one uninterruptible call after all (see chunked.py)."""
+        self.chunk_times: list[tuple[int, float]] = []
+        """(pages, seconds) of each chunk a stoppable job moved, in order."""
 
     @property
     def move_flags(self) -> int:
@@ -606,7 +614,13 @@ class MigrationJob:
             )
             return None
         return move_in_chunks(
-            pid, walk, flags=self.move_flags, cancel=cancel, move_pages=self._move_pages
+            pid,
+            walk,
+            flags=self.move_flags,
+            cancel=cancel,
+            move_pages=self._move_pages,
+            pacing=self.plan.pacing,
+            on_chunk=lambda pages, seconds: self.chunk_times.append((pages, seconds)),
         )
 
 

@@ -331,6 +331,7 @@ class FakeSource:
         to_nodes: Iterable[int],
         *,
         stoppable: bool = False,
+        pacing: Pacing | None = None,
     ) -> MigrationPlan:
         """The real rules and preview (`validate`) over the fake machine's snapshots."""
         self.calls.append("plan")
@@ -344,6 +345,7 @@ class FakeSource:
             self.processes.get(pid),
             privileges,
             stoppable=stoppable,
+            pacing=pacing,
             caller_mems=topology.with_memory,
             process_uid=privileges.uid,
         )
