@@ -78,6 +78,25 @@ def entry_for(result: MigrationResult, process_name: str) -> AuditEntry:
     )
 
 
+def refusal_entry(what: str, from_nodes: str, message: str) -> AuditEntry:
+    """An operation refused before any process was touched (a drain of a node that does
+    not exist or of the only memory node): pid 0, outcome "failed", the reason."""
+    uid = os.geteuid()
+    return AuditEntry(
+        time=time.time(),
+        user=_user_name(uid),
+        uid=uid,
+        pid=0,
+        process=what,
+        from_nodes=from_nodes,
+        to_nodes="",
+        outcome="failed",
+        bytes_moved=0,
+        pages_not_moved=None,
+        error=f"refused: {message}",
+    )
+
+
 def append(entry: AuditEntry, path: Path | None = None) -> str | None:
     """Append one line; returns a warning instead of raising (the migration already happened)."""
     path = path or default_log_path()

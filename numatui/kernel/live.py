@@ -10,19 +10,24 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, migration
+from numatui.kernel import audit, drain, migration
 from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
+    DrainItem,
+    DrainPlan,
+    DrainProgress,
+    DrainReport,
     MigrationError,
     MigrationPlan,
+    MigrationProgress,
     MigrationResult,
     NumaMaps,
     Pacing,
@@ -252,3 +257,58 @@ class LiveSource:
             audit.entry_for(result, plan.process_name), self.audit_path
         )
         return result
+
+    # ------------------------------------------------------------ draining a node
+
+    def plan_drain(self, node: int, pacing: Pacing | None = None) -> DrainPlan:
+        """Every process with memory on `node` and where it would go (the dry run).
+
+        A refused drain (no such node, the only memory node) is audited here: the
+        operator asked for it, and nothing was done.
+        """
+        topology = self.topology()
+        plan = drain.plan_drain(
+            node,
+            topology=topology,
+            scanner=self._scanner,
+            privileges=self.privileges(),
+            pacing=pacing,
+            proc_root=self.proc_root,
+        )
+        for item in plan.items:
+            if item.plan is not None and item.plan.process_start_time is not None:
+                self.guard.remember(item.pid, item.plan.process_start_time)
+        if plan.refusal is not None:
+            self.audit_warning = audit.append(
+                audit.refusal_entry(f"drain of node {node}", str(node), plan.refusal.message),
+                self.audit_path,
+            )
+        return plan
+
+    def drain(
+        self,
+        plan: DrainPlan,
+        on_progress: Callable[[DrainProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DrainReport:
+        """Run a drain plan: each process as `migrate` runs one (guard, job, audit entry)."""
+        if not self.is_live:
+            raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
+        if plan.refusal is not None:
+            raise MigrationRefused(plan.refusal.message, code=str(plan.refusal.code))
+
+        def run_one(
+            item: DrainItem,
+            sample: Callable[[MigrationProgress], None],
+            stop: threading.Event | None,
+        ) -> MigrationResult:
+            assert item.plan is not None  # run_drain runs planned items only
+            return self.migrate(item.plan, sample, stop)
+
+        return drain.run_drain(
+            plan,
+            run_one,
+            topology_reader=self._topology_reader,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
