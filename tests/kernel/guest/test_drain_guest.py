@@ -1,0 +1,199 @@
+"""Draining a node and the paced mover, against the real kernel.
+
+A drain moves every process's pages off a node; afterwards no process numatui
+reports as moved keeps user pages there (numa_maps), and what stayed is reported
+with its reason, in the amount numa_maps shows. The paced mover's chunks take about
+the stall budget, and Stop between chunks stops a drain part way with every byte
+intact.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+from pathlib import Path
+
+import pytest
+from test_migration_guest import (
+    MIB,
+    PAGE,
+    WorkloadFactory,
+    huge_pages_on,
+    job_for,
+    kernel_node_bytes,
+    plan_for,
+)
+
+from numatui.kernel.live import LiveSource
+from numatui.model import DrainProgress, MigrationOutcome, Pacing, RuleCode
+from tests.tooling.workload import free_huge_pages
+
+pytestmark = [pytest.mark.guest]
+
+
+def _audit(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.two_nodes
+def test_drain_of_node_1_leaves_no_page_of_a_moved_process_and_says_what_stayed(
+    workload: WorkloadFactory, tmp_path: Path
+) -> None:
+    with huge_pages_on({0: 1, 1: 2}) as reserved:
+        if reserved != {0: 1, 1: 2}:
+            pytest.skip(f"the kernel reserved {reserved} huge pages, not one on 0 and two on 1")
+        _drain_node_1(workload, tmp_path)
+
+
+def _drain_node_1(workload: WorkloadFactory, tmp_path: Path) -> None:
+    private = workload(kind="private", size_mib=64, node=1, cpu=0)
+    shared = workload(kind="shared", size_mib=32, node=1, cpu=0)
+    # Node 0's one free huge page taken, so hugetlb pages on node 1 have nowhere to go.
+    hog = workload(kind="hugetlb", size_mib=2, node=0, cpu=0)
+    assert free_huge_pages(0) == 0
+    huge = workload(kind="hugetlb", size_mib=4, node=1, cpu=0)
+    audit_path = tmp_path / "audit.jsonl"
+    source = LiveSource(audit_path=audit_path)
+
+    plan = source.plan_drain(1)
+    assert plan.refusal is None
+    items = {item.pid: item for item in plan.items}
+    for work in (private, shared, huge):
+        assert items[work.pid].target == 0, items[work.pid]
+    assert hog.pid not in items or items[hog.pid].bytes_on_node < 2 * MIB
+    assert items[private.pid].bytes_on_node >= 64 * MIB
+
+    seen: list[DrainProgress] = []
+    report = source.drain(plan, on_progress=seen.append)
+    results = {result.plan.pid: result for result in report.results}
+    assert set(results) == {item.pid for item in plan.items if item.plan is not None}
+    assert seen[-1].processes_done == seen[-1].processes_total == len(results)
+
+    for work in (private, shared):
+        assert results[work.pid].outcome is MigrationOutcome.ALL_MOVED, results[work.pid]
+        assert kernel_node_bytes(work.pid)[0].get(1, 0) == 0
+        assert work.checksum() == work.info["checksum"]
+    # Every process reported as all moved: what the job saw on node 1 right after is within
+    # the verdict's tolerance (live processes may fault pages back in afterwards).
+    for pid, result in results.items():
+        if result.outcome is MigrationOutcome.ALL_MOVED:
+            assert result.after.get(1, 0) <= max(32 * PAGE, result.before.get(1, 0) // 200), pid
+
+    # The hugetlb pages stayed: reported as staying, by the amount numa_maps shows, with why.
+    assert results[huge.pid].outcome is not MigrationOutcome.ALL_MOVED
+    on_1 = kernel_node_bytes(huge.pid)[0].get(1, 0)
+    assert on_1 == 4 * MIB
+    stayed = [left for left in report.leftovers if left.detail.startswith(f"process {huge.pid} ")]
+    assert len(stayed) == 1 and stayed[0].bytes == on_1, report.leftovers
+    hugetlb = [left for left in report.leftovers if left.reason == "hugetlb"]
+    assert hugetlb and "the targets have 0 free" in hugetlb[0].detail
+    assert hugetlb[0].bytes >= 4 * MIB
+    assert huge.checksum() == huge.info["checksum"]
+
+    # The node's own meminfo, before and after.
+    assert report.used_after < report.used_before
+    assert report.used_before - report.used_after >= 64 * MIB
+    # One audit entry per process moved.
+    assert {int(str(e["pid"])) for e in _audit(audit_path)} == set(results)
+
+
+@pytest.mark.four_nodes
+def test_drain_of_a_memory_only_node_goes_to_its_nearest_nodes_never_a_memoryless_one(
+    workload: WorkloadFactory, tmp_path: Path
+) -> None:
+    work = workload(kind="private", size_mib=48, node=3, cpu=0)
+    source = LiveSource(audit_path=tmp_path / "audit.jsonl")
+    topology = source.topology()
+    assert not topology.node(2).has_memory  # type: ignore[union-attr]
+    plan = source.plan_drain(3)
+    assert plan.refusal is None
+    assert all(item.target != 2 for item in plan.items)
+    item = next(i for i in plan.items if i.pid == work.pid)
+    distances = topology.node(3).distances  # type: ignore[union-attr]
+    nearest = min(distances[n] for n in (0, 1, 4))
+    assert item.target is not None and distances[item.target] == nearest
+
+    report = source.drain(plan)
+    result = next(r for r in report.results if r.plan.pid == work.pid)
+    assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+    placed = kernel_node_bytes(work.pid)[0]
+    assert placed.get(3, 0) == 0 and placed.get(item.target, 0) >= 48 * MIB
+    assert work.checksum() == work.info["checksum"]
+    for other in report.results:
+        if other.outcome is MigrationOutcome.ALL_MOVED:
+            assert other.after.get(3, 0) <= max(32 * PAGE, other.before.get(3, 0) // 200)
+    # What stayed on node 3 is what was never a process's to move, each with a reason.
+    for left in report.leftovers:
+        assert left.reason in {"kernel", "page_cache", "shmem", "hugetlb", "process", "not_planned"}
+        assert left.bytes > 0 and left.detail
+
+
+@pytest.mark.four_nodes
+def test_a_drain_numatui_refuses_changes_nothing_and_is_audited(
+    workload: WorkloadFactory, tmp_path: Path
+) -> None:
+    work = workload(kind="private", size_mib=16, node=3, cpu=0)
+    audit_path = tmp_path / "audit.jsonl"
+    source = LiveSource(audit_path=audit_path)
+    missing = source.plan_drain(9)
+    assert missing.refusal is not None and missing.refusal.code is RuleCode.NODE_MISSING
+    memoryless = source.plan_drain(2)
+    assert memoryless.refusal is not None
+    assert memoryless.refusal.code is RuleCode.DRAIN_NO_MEMORY
+    entries = _audit(audit_path)
+    assert [e["outcome"] for e in entries] == ["failed", "failed"]
+    assert "does not exist" in str(entries[0]["error"])
+    assert kernel_node_bytes(work.pid)[0].get(3, 0) >= 16 * MIB
+
+
+@pytest.mark.two_nodes
+def test_paced_chunks_take_about_the_budget(workload: WorkloadFactory) -> None:
+    work = workload(kind="private", size_mib=128, node=0, cpu=0)
+    budget = 0.020
+    plan = plan_for(work.pid, {0}, {1}, stoppable=True)
+    assert plan.pacing == Pacing(stall_s=budget)
+    job = job_for(plan)
+    result = job.run()
+    assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+    times = [seconds for _, seconds in job.chunk_times]
+    settled = times[6:]  # the first chunks start small and grow at most 4x a step
+    assert len(settled) >= 10, job.chunk_times
+    median = statistics.median(settled)
+    within = sum(1 for t in settled if t <= 2 * budget) / len(settled)
+    print(f"chunks {len(times)}: median {median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
+    assert 0.5 * budget <= median <= 1.5 * budget, [round(t * 1000, 1) for t in times]
+    assert within >= 0.9, [round(t * 1000, 1) for t in times]
+    assert work.checksum() == work.info["checksum"]
+
+
+@pytest.mark.two_nodes
+def test_stop_between_chunks_stops_a_drain_part_way(
+    workload: WorkloadFactory, tmp_path: Path
+) -> None:
+    first = workload(kind="private", size_mib=384, node=1, cpu=0)
+    second = workload(kind="private", size_mib=32, node=1, cpu=0)
+    source = LiveSource(audit_path=tmp_path / "audit.jsonl")
+    plan = source.plan_drain(1, Pacing(stall_s=0.01))
+    assert plan.items[0].pid == first.pid  # largest first
+    cancel = threading.Event()
+
+    def stop_once_some_moved(progress: DrainProgress) -> None:
+        if progress.current_pid == first.pid and progress.bytes_moved >= 4 * MIB:
+            cancel.set()
+
+    report = source.drain(plan, on_progress=stop_once_some_moved, cancel=cancel)
+    assert cancel.is_set(), "no sample saw the first process move"
+    assert report.stopped and len(report.results) == 1
+    result = report.results[0]
+    assert result.outcome is MigrationOutcome.PARTLY_MOVED, result.explanations
+    on_1 = kernel_node_bytes(first.pid)[0].get(1, 0)
+    assert 0 < on_1 < 384 * MIB
+    assert abs(result.after.get(1, 0) - on_1) <= 64 * PAGE
+    assert first.checksum() == first.info["checksum"]
+    # The second process was never started: still all on node 1, and reported so.
+    assert kernel_node_bytes(second.pid)[0].get(1, 0) >= 32 * MIB
+    assert any(
+        left.reason == "not_planned" and f"process {second.pid} " in left.detail
+        for left in report.leftovers
+    )
