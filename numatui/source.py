@@ -9,10 +9,13 @@ them from thread workers only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from numatui.model import (
+    DrainPlan,
+    DrainProgress,
+    DrainReport,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
@@ -70,4 +73,18 @@ class DataSource(Protocol):
         result says how much had moved by then; otherwise `cancel` only stops
         one that has not started.
         """
+        ...
+
+    def plan_drain(self, node: int, pacing: Pacing | None = None) -> DrainPlan:
+        """Every process with memory on `node` and where it would go; nothing is moved.
+        A drain refused as a whole comes back with `refusal` set (and is audited)."""
+        ...
+
+    def drain(
+        self,
+        plan: DrainPlan,
+        on_progress: Callable[[DrainProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DrainReport:
+        """Move each planned process off the node (paced); `cancel` stops between chunks."""
         ...
