@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+MAX_SAMPLES = 2_000_000  # probe iterations kept per move (16 MiB)
 
 
 # ---------------------------------------------------------------- the workload (a child)
@@ -62,7 +63,10 @@ def _workload_main(size_mib: int) -> int:
     for offset in range(0, size, PAGE):
         memory[offset : offset + 8] = (offset // PAGE).to_bytes(8, "little")
     syscalls.set_mempolicy(0)  # MPOL_DEFAULT: the probe's pages wherever it runs
-    latencies = array.array("q")
+    # Preallocated and touched now: a buffer growing during a move would put fresh pages
+    # on the probe's own node, behind the mover, and blur the "all moved" check.
+    latencies = array.array("q", bytes(8 * MAX_SAMPLES))
+    count = [0]
     recording = threading.Event()
     lock = threading.Lock()
 
@@ -75,7 +79,9 @@ def _workload_main(size_mib: int) -> int:
             took = time.perf_counter_ns() - t0
             if recording.is_set():
                 with lock:
-                    latencies.append(took)
+                    if count[0] < MAX_SAMPLES:
+                        latencies[count[0]] = took
+                        count[0] += 1
 
     threading.Thread(target=probe, daemon=True).start()
     print(json.dumps({"pid": os.getpid(), "checksum": hashlib.sha256(memory).hexdigest()}))
@@ -84,13 +90,13 @@ def _workload_main(size_mib: int) -> int:
         command = line.strip()
         if command == "start":
             with lock:
-                del latencies[:]
+                count[0] = 0
             recording.set()
             reply: dict[str, Any] = {"ok": True}
         elif command == "stop":
             recording.clear()
             with lock:
-                values = sorted(latencies)
+                values = sorted(latencies[: count[0]])
             reply = {
                 "iterations": len(values),
                 "p50_ms": values[len(values) // 2] / 1e6 if values else None,
@@ -158,6 +164,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     topology_reader = TopologyReader()
     pacing = Pacing(stall_s=stall_ms / 1000)
     chunk_times: list[float] = []
+    outcomes: list[str] = []
     work = _Probe(size_mib)
     pid = work.pid
 
@@ -175,8 +182,9 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
             moving = migration.MigrationJob(
                 plan, scanner=scanner, privileges=privileges, topology_reader=topology_reader
             )
-            moving.run(lambda _sample: None)
+            result = moving.run(lambda _sample: None)
             chunk_times.extend(seconds for _, seconds in moving.chunk_times)
+            outcomes.append(f"{result.outcome}: {'; '.join(result.explanations)}")
 
         return run
 
@@ -205,7 +213,11 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                     p99s[name].append(float(stats["p99_ms"]))
                     maxes[name].append(float(stats["max_ms"]))
                     if not on_node(dst):
-                        raise SystemExit(f"{name} did not move the pages {src} -> {dst}")
+                        placed = dict(scanner.node_pages(pid))
+                        why = outcomes[-1] if outcomes and name != "migratepages" else ""
+                        raise SystemExit(
+                            f"{name} did not move the pages {src} -> {dst}: {placed} {why}"
+                        )
         checksum_ok = work.ask("checksum")["checksum"] == work.info["checksum"]
     finally:
         work.stop()
