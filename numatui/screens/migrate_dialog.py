@@ -73,7 +73,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                     yield SelectionList[int](*self._target_options(), id="targets")
             yield Static(plain(CHOOSE_NODES), id="preview")
             with Horizontal(id="buttons"):
-                yield Checkbox("stoppable (x): paced chunks of", False, id="stoppable")
+                yield Checkbox("stoppable (x), chunks of", False, id="stoppable")
                 # Digits and a dot only: typed text never reaches a plan unparsed.
                 yield Input(
                     f"{DEFAULT_STALL_S * 1000:g}",
