@@ -183,7 +183,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                 plan, scanner=scanner, privileges=privileges, topology_reader=topology_reader
             )
             result = moving.run(lambda _sample: None)
-            chunk_times.extend(seconds for _, seconds in moving.chunk_times)
+            chunk_times.extend(seconds for _, seconds, full in moving.chunk_times if full)
             outcomes.append(f"{result.outcome}: {'; '.join(result.explanations)}")
 
         return run
@@ -222,7 +222,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     finally:
         work.stop()
     peer = statistics.median(walls["migratepages"])
-    chunk_ms = [s * 1000 for s in chunk_times]
+    chunk_ms = [s * 1000 for s in chunk_times]  # chunks of the pacer's size
     return {
         "size_mib": size_mib,
         "moves_per_method": 2 * rounds,

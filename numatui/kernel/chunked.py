@@ -49,6 +49,9 @@ walking the address space would take far longer than the migration:
 the job makes the one migrate_pages call instead (see `ChunkWalk.pages`).
 """
 
+ChunkListener = Callable[[int, float, bool], None]
+"""Hears (pages, seconds, full) of each chunk moved."""
+
 MovePages = Callable[[int, Sequence[int], Sequence[int] | None, int], list[int]]
 
 
@@ -107,7 +110,7 @@ class ChunkPacer:
         pacing: Pacing,
         *,
         clock: Callable[[], float] = time.monotonic,
-        on_chunk: Callable[[int, float], None] | None = None,
+        on_chunk: ChunkListener | None = None,
     ) -> None:
         self.pacing = pacing
         self.clock = clock
@@ -119,9 +122,14 @@ class ChunkPacer:
 
     def record(self, pages: int, page_size: int, seconds: float) -> None:
         """One chunk of `pages` took `seconds` (its query and move calls)."""
+        full = pages >= self.pages  # not cut short by the end of its mapping
         if self.on_chunk is not None:
-            self.on_chunk(pages, seconds)
+            self.on_chunk(pages, seconds, full)
         self._bytes += pages * page_size
+        if not full and seconds < self.pacing.stall_s:
+            # The tail of a small mapping: the call's fixed cost dominates, which says
+            # little about the rate; a slow one still counts (see below).
+            return
         rate = pages / max(seconds, 1e-5)
         # Smoothed, but a slow chunk counts at once: overshooting the budget is the harm.
         self._rate = rate if self._rate is None or rate < self._rate else (self._rate + rate) / 2
@@ -154,7 +162,7 @@ def move_in_chunks(
     cancel: threading.Event | None = None,
     move_pages: MovePages = syscalls.move_pages,
     pacing: Pacing | None = None,
-    on_chunk: Callable[[int, float], None] | None = None,
+    on_chunk: ChunkListener | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
@@ -167,7 +175,8 @@ def move_in_chunks(
     with the chunks before it moved.
 
     Chunks are sized by `ChunkPacer` to `pacing` (default: about 20 ms a chunk);
-    `on_chunk(pages, seconds)` hears of each chunk's size and time.
+    `on_chunk(pages, seconds, full)` hears of each chunk's size and time, and whether
+    it had the pacer's size (`full`) or was the shorter tail of a mapping.
     """
     placement = walk.placement
     sources = set(placement)

@@ -403,8 +403,9 @@ class MigrationJob:
         self.cancellable = plan.stoppable
         self.unstoppable_because: str | None = None
         """Why a chunked job made the one uninterruptible call after all (see chunked.py)."""
-        self.chunk_times: list[tuple[int, float]] = []
-        """(pages, seconds) of each chunk a stoppable job moved, in order."""
+        self.chunk_times: list[tuple[int, float, bool]] = []
+        """(pages, seconds, full) of each chunk a stoppable job moved, in order: `full`
+        when it had the pacer's size, not the shorter tail of a mapping."""
 
     @property
     def move_flags(self) -> int:
@@ -620,7 +621,7 @@ class MigrationJob:
             cancel=cancel,
             move_pages=self._move_pages,
             pacing=self.plan.pacing,
-            on_chunk=lambda pages, seconds: self.chunk_times.append((pages, seconds)),
+            on_chunk=lambda pages, seconds, full: self.chunk_times.append((pages, seconds, full)),
         )
 
 

@@ -183,7 +183,7 @@ def _paced(kernel: TimedKernel, pacing: Pacing) -> list[tuple[int, float]]:
         flags=2,
         move_pages=kernel,
         pacing=pacing,
-        on_chunk=lambda pages, seconds: chunks.append((pages, seconds)),
+        on_chunk=lambda pages, seconds, _full: chunks.append((pages, seconds)),
         clock=kernel.clock,
         sleep=kernel.sleep,
     )

@@ -61,7 +61,8 @@ def _drain_node_1(workload: WorkloadFactory, tmp_path: Path) -> None:
     items = {item.pid: item for item in plan.items}
     for work in (private, shared, huge):
         assert items[work.pid].target == 0, items[work.pid]
-    assert hog.pid not in items or items[hog.pid].bytes_on_node < 2 * MIB
+    # (The hog's own interpreter may have pages on node 1 from before it bound itself.)
+    assert hog.pid not in items or items[hog.pid].target == 0
     assert items[private.pid].bytes_on_node >= 64 * MIB
 
     seen: list[DrainProgress] = []
@@ -156,8 +157,10 @@ def test_paced_chunks_take_about_the_budget(workload: WorkloadFactory) -> None:
     job = job_for(plan)
     result = job.run()
     assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
-    times = [seconds for _, seconds in job.chunk_times]
-    settled = times[6:]  # the first chunks start small and grow at most 4x a step
+    # Chunks of the pacer's size (not the short tails of the interpreter's small mappings),
+    # after the first few: sizes start small and grow at most 4x a step.
+    times = [seconds for _, seconds, full in job.chunk_times if full]
+    settled = times[6:]
     assert len(settled) >= 10, job.chunk_times
     median = statistics.median(settled)
     within = sum(1 for t in settled if t <= 2 * budget) / len(settled)
