@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import ctypes
 import hashlib
 import json
 import mmap
@@ -84,7 +85,9 @@ def _workload_main(size_mib: int) -> int:
                         count[0] += 1
 
     threading.Thread(target=probe, daemon=True).start()
-    print(json.dumps({"pid": os.getpid(), "checksum": hashlib.sha256(memory).hexdigest()}))
+    start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+    digest = hashlib.sha256(memory).hexdigest()
+    print(json.dumps({"pid": os.getpid(), "start": start, "checksum": digest}))
     sys.stdout.flush()
     for line in sys.stdin:
         command = line.strip()
@@ -168,9 +171,15 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     work = _Probe(size_mib)
     pid = work.pid
 
+    start = int(work.info["start"])
+
     def on_node(node: int) -> bool:
-        placed = scanner.node_pages(pid)
-        return sum(b for n, b in placed.items() if n != node) <= 256 * PAGE
+        """Every page of the moved memory is on `node`. (The probe thread's own new pages
+        land on its CPU's node while a paced move runs, as they would in any server; the
+        single call stalls it, so it allocates nothing meanwhile: the memory is the fair
+        test.)"""
+        region = next(r for r in scanner.numa_maps(pid).mappings if r.start == start)
+        return sum(n for node_id, n in region.node_pages.items() if node_id != node) == 0
 
     def migratepages(src: int, dst: int) -> None:
         tool = shutil.which("migratepages") or "migratepages"
