@@ -259,9 +259,9 @@ def leftovers(
                     "hugetlb",
                     in_use,
                     f"{pool.total - pool.free} huge page(s) of {pool.size_bytes // 1024} kB in "
-                    f"use; the targets have {free_there} free of that size (a hugetlb page "
-                    "moves only into a free huge page on the target: raise nr_hugepages "
-                    "there)",
+                    "use in the node's pool (reserved, or mapped by processes that did not "
+                    f"move); the targets have {free_there} free of that size (to move a "
+                    "hugetlb page the kernel needs a free one there, or room for a new one)",
                 )
             )
     return tuple(out)
