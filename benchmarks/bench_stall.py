@@ -178,7 +178,11 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         land on its CPU's node while a paced move runs, as they would in any server; the
         single call stalls it, so it allocates nothing meanwhile: the memory is the fair
         test.)"""
-        region = next(r for r in scanner.numa_maps(pid).mappings if r.start == start)
+        # The mapping holding it: the kernel may have merged it with a neighbour.
+        region = max(
+            (r for r in scanner.numa_maps(pid).mappings if r.start <= start),
+            key=lambda r: r.start,
+        )
         return sum(n for node_id, n in region.node_pages.items() if node_id != node) == 0
 
     def migratepages(src: int, dst: int) -> None:
