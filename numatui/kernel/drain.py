@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,8 +118,12 @@ def run_drain(
     topology_reader: TopologyReader,
     on_progress: Callable[[DrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    bytes_on_node_now: Callable[[int], int | None] | None = None,
 ) -> DrainReport:
     """Move each planned process off the node in turn; then read what the node still holds.
+
+    `bytes_on_node_now(pid)` re-reads what a process that was not moved still has on the
+    node (pages it shares with moved processes may have left with them); None: unknown.
 
     `cancel` stops the process moving now between its chunks, and starts no other.
     """
@@ -163,12 +168,20 @@ def run_drain(
             break
     after = node_meminfo(sys_root, plan.node)
     topology = topology_reader.read()
+    if bytes_on_node_now is not None:
+        items = []
+        for item in plan.items:
+            now = bytes_on_node_now(item.pid) if item.plan is None else None
+            items.append(item if now is None else replace(item, bytes_on_node=now))
+        left_plan = replace(plan, items=tuple(items))
+    else:
+        left_plan = plan
     return DrainReport(
         plan=plan,
         results=tuple(results),
         used_before=used_before,
         used_after=after.get("MemUsed", 0),
-        leftovers=leftovers(plan, tuple(results), after, topology, stopped),
+        leftovers=leftovers(left_plan, tuple(results), after, topology, stopped),
         elapsed_s=time.monotonic() - started,
         stopped=stopped,
     )

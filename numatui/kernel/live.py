@@ -305,10 +305,17 @@ class LiveSource:
             assert item.plan is not None  # run_drain runs planned items only
             return self.migrate(item.plan, sample, stop)
 
+        def bytes_on_node_now(pid: int) -> int | None:
+            try:
+                return self._scanner.node_pages(pid).get(plan.node, 0)
+            except (ProcessGone, PermissionError):
+                return None
+
         return drain.run_drain(
             plan,
             run_one,
             topology_reader=self._topology_reader,
             on_progress=on_progress,
             cancel=cancel,
+            bytes_on_node_now=bytes_on_node_now,
         )
