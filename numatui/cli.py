@@ -37,11 +37,16 @@ if TYPE_CHECKING:
     from numatui.kernel.live import LiveSource
     from numatui.model import (
         AuditStatus,
+        DrainItem,
+        DrainPlan,
+        DrainProgress,
+        DrainReport,
         Finding,
         MigrationPlan,
         MigrationProgress,
         MigrationResult,
         NodeBytes,
+        Pacing,
         ProcessMemory,
         Topology,
     )
@@ -367,6 +372,8 @@ def _plan_json(plan: MigrationPlan) -> dict[str, Any]:
         "shared_bytes_staying": plan.shared_bytes_staying,
         "warnings": [_finding_json(w) for w in plan.warnings],
         "stoppable": plan.stoppable,
+        "stall_ms": plan.pacing.stall_s * 1000 if plan.stoppable else None,
+        "max_rate_bytes_s": plan.pacing.max_rate_bytes_s if plan.stoppable else None,
     }
 
 
@@ -545,6 +552,46 @@ def _not_attempted(source: LiveSource) -> dict[str, Any]:
     )
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}")
+    return value
+
+
+def _add_pacing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--stall-ms and --max-rate: the paced (stoppable) mode's budget and rate cap."""
+    parser.add_argument(
+        "--stall-ms",
+        type=_positive_number,
+        metavar="MS",
+        help="move in chunks of about MS milliseconds each (implies --stoppable; default 20)",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=_positive_number,
+        metavar="MB/s",
+        help="move no faster than this many MiB per second (implies --stoppable)",
+    )
+
+
+def _pacing_from_args(args: argparse.Namespace) -> tuple[bool, Pacing]:
+    """(stoppable, pacing) as the options ask: a budget or a rate cap means the paced mode."""
+    from numatui.model import DEFAULT_STALL_S, Pacing
+
+    stall_ms: float | None = getattr(args, "stall_ms", None)
+    max_rate: float | None = getattr(args, "max_rate", None)
+    pacing = Pacing(
+        stall_s=DEFAULT_STALL_S if stall_ms is None else stall_ms / 1000,
+        max_rate_bytes_s=None if max_rate is None else max_rate * 1024 * 1024,
+    )
+    stoppable = bool(args.stoppable) or stall_ms is not None or max_rate is not None
+    return stoppable, pacing
+
+
 def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     if args.cgroup is not None:
         from numatui.cli_groups import cmd_migrate_group
@@ -567,7 +614,8 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
     except NodeStringError as exc:
         raise UsageError(str(exc)) from None
     try:
-        plan = source.plan(pid, frm, to, stoppable=args.stoppable)
+        stoppable, pacing = _pacing_from_args(args)
+        plan = source.plan(pid, frm, to, stoppable=stoppable, pacing=pacing)
     except (MigrationRefused, ProcessGone) as exc:
         if isinstance(exc, MigrationRefused):
             errno_name, code = exc.errno_name or None, exc.code or None
@@ -762,7 +810,7 @@ examples:
   numatui migrate 4242 0 1 --dry-run   the kernel's plan: pairs and bytes, nothing moved
   sudo numatui migrate 4242 0 1        move pid 4242's pages from node 0 to node 1 (asks first)
   sudo numatui migrate 4242 all 2 --yes --json      everything to node 2, no question, JSON
-  sudo numatui migrate 4242 0-1 2-3 --stoppable     in 16 MiB chunks; Ctrl-C stops between them
+  sudo numatui migrate 4242 0-1 2-3 --stoppable     in ~20 ms chunks; Ctrl-C stops between them
 
 Every attempt is recorded in the audit log (numatui log).
 
@@ -773,6 +821,20 @@ _LOG_EPILOG = f"""\
 examples:
   numatui log                          the last 50 migrations attempted
   numatui log --limit 5 --json         the last 5, machine-readable
+
+{_EXIT_CODES}
+"""
+
+_DRAIN_EPILOG = f"""\
+Every process with memory on NODE gets its pages there moved to the nearest
+nodes it may use, one process after another, in chunks of about 20 ms.
+
+examples:
+  numatui drain 1 --dry-run            where each process on node 1 would go; nothing moved
+  sudo numatui drain 1                 move everything off node 1 (asks first)
+  sudo numatui drain 1 --yes --stall-ms 5 --max-rate 200    5 ms chunks, at most 200 MiB/s
+
+The drain and each process's move are recorded in the audit log (numatui log).
 
 {_EXIT_CODES}
 """
@@ -872,8 +934,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument(
         "--stoppable",
         action="store_true",
-        help="move 16 MiB at a time with move_pages, so Ctrl-C can stop it part way (slower)",
+        help="move with move_pages in chunks of about 20 ms, so Ctrl-C can stop it part way",
     )
+    _add_pacing_arguments(mig)
 
     log = _command(sub, "log", "the audit log of migrations attempted", _LOG_EPILOG)
     log.add_argument("--json", action="store_true", help="machine-readable output")
@@ -894,6 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(
         _command(sub, "export", "metrics for Prometheus (read-only)", _EXPORT_EPILOG)
     )
+    _add_drain_parser(sub)
     return p
 
 
@@ -909,6 +973,200 @@ def cmd_groups(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int
     return run_groups(args, source, out)
 
 
+# ----------------------------------------------------------------- drain
+
+
+def _add_drain_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    drain = _command(
+        sub, "drain", "move every process's memory off one node (paced, stoppable)", _DRAIN_EPILOG
+    )
+    drain.add_argument("node", metavar="NODE", type=_parse_node)
+    drain.add_argument("--dry-run", action="store_true", help="print the plan, move nothing")
+    drain.add_argument("--json", action="store_true", help="machine-readable output")
+    drain.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_pacing_arguments(drain)
+
+
+def _parse_node(text: str) -> int:
+    try:
+        node = int(text, 10)
+    except ValueError:
+        raise UsageError(f"a node is a number, not {text!r}") from None
+    if node < 0:
+        raise UsageError(f"a node is a number from 0, not {text!r}")
+    return node
+
+
+def _drain_item_json(item: DrainItem) -> dict[str, Any]:
+    return {
+        "pid": item.pid,
+        "process": item.name,
+        "bytes_on_node": item.bytes_on_node,
+        "target": item.target,
+        "refusal": None if item.refusal is None else _finding_json(item.refusal),
+    }
+
+
+def _drain_plan_json(plan: DrainPlan) -> dict[str, Any]:
+    return {
+        "node": plan.node,
+        "processes": [_drain_item_json(item) for item in plan.items],
+        "bytes_to_move": plan.bytes_to_move,
+        "bytes_staying": plan.bytes_staying,
+        "unreadable_processes": plan.unreadable,
+        "refusal": None if plan.refusal is None else _finding_json(plan.refusal),
+    }
+
+
+def _print_drain_plan(plan: DrainPlan, out: TextIO) -> None:
+    print(f"Drain node {plan.node}: {len(plan.items)} process(es) with memory there", file=out)
+    rows = [["PID", "NAME", "ON NODE", "TO"]]
+    for item in plan.items:
+        target = (
+            str(item.target)
+            if item.target is not None
+            else f"stays: {item.refusal.short if item.refusal else '?'}"
+        )
+        rows.append([str(item.pid), visible(item.name), format_bytes(item.bytes_on_node), target])
+    _print_table(rows, out, right={0, 2})
+    print(
+        f"total: {format_bytes(plan.bytes_to_move)} to move, "
+        f"{format_bytes(plan.bytes_staying)} staying",
+        file=out,
+    )
+    for item in plan.items:
+        if item.refusal is not None:
+            print(f"  stays: {visible(item.refusal.message)}", file=out)
+    if plan.unreadable:
+        print(f"  {plan.unreadable} process(es) could not be read (run as root)", file=out)
+
+
+def _drain_report_json(report: DrainReport) -> dict[str, Any]:
+    return {
+        **_drain_plan_json(report.plan),
+        "results": [_result_json(result) for result in report.results],
+        "bytes_moved": report.bytes_moved,
+        "node_used_before_bytes": report.used_before,
+        "node_used_after_bytes": report.used_after,
+        "not_moved": [
+            {"reason": left.reason, "bytes": left.bytes, "detail": left.detail}
+            for left in report.leftovers
+        ],
+        "stopped": report.stopped,
+        "elapsed_s": report.elapsed_s,
+    }
+
+
+def _print_drain_report(report: DrainReport, out: TextIO) -> None:
+    node = report.plan.node
+    print(
+        f"Drained node {node}: {format_bytes(report.bytes_moved)} moved in "
+        f"{report.elapsed_s:.1f} s" + (" (stopped)" if report.stopped else ""),
+        file=out,
+    )
+    for result in report.results:
+        moved = max(0, result.before.get(node, 0) - result.after.get(node, 0))
+        print(
+            f"  {result.plan.pid} {visible(result.plan.process_name)}: {result.outcome}, "
+            f"{format_bytes(moved)} to node {format_kernel_list(result.plan.to_nodes)}",
+            file=out,
+        )
+        for why in result.explanations:
+            print(f"      {visible(why)}", file=out)
+    print(
+        f"node {node} used: {format_bytes(report.used_before)} before, "
+        f"{format_bytes(report.used_after)} after (its meminfo)",
+        file=out,
+    )
+    if report.leftovers:
+        print("not moved:", file=out)
+    for left in report.leftovers:
+        print(f"  {format_bytes(left.bytes):>10}  {visible(left.detail)}", file=out)
+
+
+def cmd_drain(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
+    from numatui.errors import MigrationRefused
+    from numatui.model import MigrationOutcome
+
+    _, pacing = _pacing_from_args(argparse.Namespace(stoppable=True, **vars(args)))
+    plan = source.plan_drain(args.node, pacing)
+    if plan.refusal is not None:
+        if args.json:
+            json.dump(_drain_plan_json(plan), out, indent=2)
+            print(file=out)
+        print(f"numatui: refused: {visible(plan.refusal.message)}", file=sys.stderr)
+        if source.audit_warning:
+            print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.dry_run:
+        if args.json:
+            json.dump({**_drain_plan_json(plan), "dry_run": True}, out, indent=2)
+            print(file=out)
+        else:
+            _print_drain_plan(plan, out)
+        return EXIT_OK
+    if not args.json:
+        _print_drain_plan(plan, out)
+    if not args.yes and not _confirm_drain(plan, sys.stdin, sys.stderr):
+        return EXIT_FAILED
+    stop = threading.Event()
+    progress = _drain_progress_line(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    try:
+        with _ctrl_c_stops(stop, True):
+            report = source.drain(plan, on_progress=progress, cancel=stop)
+    except MigrationRefused as exc:  # its attempt could not be recorded: nothing moved
+        if progress is not None:
+            sys.stderr.write("\r" + " " * 70 + "\r")
+        print(f"numatui: refused: {visible(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    if progress is not None:
+        sys.stderr.write("\r" + " " * 70 + "\r")
+    if source.audit_warning:
+        print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
+    if args.json:
+        json.dump(_drain_report_json(report), out, indent=2)
+        print(file=out)
+    else:
+        _print_drain_report(report, out)
+    if report.stopped or report.plan.bytes_staying:
+        return EXIT_PARTIAL
+    outcomes = {result.outcome for result in report.results}
+    if outcomes <= {MigrationOutcome.ALL_MOVED, MigrationOutcome.NOTHING_TO_MOVE}:
+        return EXIT_OK
+    return EXIT_PARTIAL
+
+
+def _confirm_drain(plan: DrainPlan, stdin: TextIO, err: TextIO) -> bool:
+    if not stdin.isatty():
+        print(
+            "numatui: refusing to drain without confirmation: pass --yes, "
+            "or run on a terminal to be asked",
+            file=err,
+        )
+        return False
+    err.write(
+        f"Move {format_bytes(plan.bytes_to_move)} of {len(plan.items)} process(es) off "
+        f"node {plan.node}? [y/N] "
+    )
+    err.flush()
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _drain_progress_line(err: TextIO) -> Callable[[DrainProgress], None]:
+    lock = threading.Lock()
+
+    def show(progress: DrainProgress) -> None:
+        with lock:
+            err.write(
+                f"\r  {progress.elapsed_s:6.1f} s  {progress.processes_done}/"
+                f"{progress.processes_total} processes  {format_bytes(progress.bytes_moved)} "
+                f"of {format_bytes(progress.bytes_total)}   "
+            )
+            err.flush()
+
+    return show
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
     "nodes": cmd_nodes,
     "ps": cmd_ps,
@@ -916,6 +1174,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LiveSource, TextIO], int]] = {
     "log": cmd_log,
     "groups": cmd_groups,
     "export": cmd_export,
+    "drain": cmd_drain,
 }
 
 

@@ -299,6 +299,8 @@ class RuleCode(enum.StrEnum):
     TARGET_TOO_FULL = "target_too_full"
     HUGETLB_NO_FREE_PAGE = "hugetlb_no_free_page"
     NUMA_BALANCING = "numa_balancing"
+    DRAIN_NO_MEMORY = "drain_no_memory"
+    DRAIN_NO_TARGET = "drain_no_target"
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,26 @@ class Finding:
 
 
 # ---------------------------------------------------------------- migration
+
+
+DEFAULT_STALL_S = 0.020
+"""Target time of one move_pages call in a paced move (katalyst-core sized its chunks so)."""
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How a chunked move paces itself: chunks sized so each move_pages call takes about
+    `stall_s` (the longest the process's mmap lock is wanted at a stretch), and, when
+    `max_rate_bytes_s` is set, pauses so the move never goes faster than that."""
+
+    stall_s: float = DEFAULT_STALL_S
+    max_rate_bytes_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.stall_s > 0:
+            raise ValueError(f"the stall budget must be positive, not {self.stall_s}")
+        if self.max_rate_bytes_s is not None and not self.max_rate_bytes_s > 0:
+            raise ValueError(f"the rate cap must be positive, not {self.max_rate_bytes_s}")
 
 
 @dataclass(frozen=True)
@@ -346,6 +368,8 @@ class MigrationPlan:
     free_bytes: NodeBytes = field(default_factory=frozen_map)
     """Each node's free memory as read for this plan: the number its warnings use, and
     the one the dialog shows next to each target (one "free" number, never two reads)."""
+    pacing: Pacing = field(default_factory=Pacing)
+    """Chunk sizing and rate cap of a stoppable plan (ignored by the one-call mode)."""
 
     @property
     def bytes_to_move(self) -> int:
@@ -440,6 +464,82 @@ ProgressCallback = Callable[[MigrationProgress], None]
 
 
 # ---------------------------------------------------------------- where pages should end
+
+
+# ---------------------------------------------------------------- draining a node
+
+
+@dataclass(frozen=True)
+class DrainItem:
+    """One process with memory on the drained node: where it goes, or why it does not."""
+
+    pid: int
+    name: str
+    bytes_on_node: int
+    target: int | None
+    plan: MigrationPlan | None
+    refusal: Finding | None = None
+
+
+@dataclass(frozen=True)
+class DrainPlan:
+    """Every process with memory on `node`, each with its target (the dry run's answer).
+
+    `refusal` set: the drain as a whole is refused (no such node, the only memory
+    node, a node without memory) and nothing is to be done.
+    """
+
+    node: int
+    items: tuple[DrainItem, ...] = ()
+    refusal: Finding | None = None
+    unreadable: int = 0  # processes whose memory this user may not read (not planned)
+
+    @property
+    def bytes_to_move(self) -> int:
+        return sum(item.bytes_on_node for item in self.items if item.plan is not None)
+
+    @property
+    def bytes_staying(self) -> int:
+        return sum(item.bytes_on_node for item in self.items if item.plan is None)
+
+
+@dataclass(frozen=True)
+class DrainProgress:
+    """The whole drain so far: processes done, bytes moved off the node, the one moving now."""
+
+    elapsed_s: float
+    processes_done: int
+    processes_total: int
+    bytes_moved: int
+    bytes_total: int
+    current_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class DrainLeftover:
+    """Memory still on the drained node that numatui did not move, and why."""
+
+    reason: str  # stable: kernel, page_cache, hugetlb, process, not_planned, other
+    bytes: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    plan: DrainPlan
+    results: tuple[MigrationResult, ...]
+    used_before: int  # the node's MemUsed (its meminfo), bytes
+    used_after: int
+    leftovers: tuple[DrainLeftover, ...]
+    elapsed_s: float
+    stopped: bool = False
+
+    @property
+    def bytes_moved(self) -> int:
+        return sum(
+            max(0, r.before.get(self.plan.node, 0) - r.after.get(self.plan.node, 0))
+            for r in self.results
+        )
 
 
 def expected_after(before: NodeBytes, pairs: Iterable[tuple[int, int]]) -> dict[int, int]:

@@ -35,8 +35,11 @@ __all__ = [
     "Finding",
     "RuleCode",
     "TargetChoice",
+    "drain_refusal",
+    "drain_targets",
     "group_verdict",
     "machine_refusal",
+    "pick_drain_target",
     "plan_warnings",
     "process_blocker",
     "process_refusal",
@@ -440,3 +443,92 @@ def group_verdict(
     if moved > 0 or MigrationOutcome.ALL_MOVED in outcomes:
         return MigrationOutcome.PARTLY_MOVED, tuple(explanations)
     return MigrationOutcome.FAILED, tuple(explanations)
+
+
+# ---------------------------------------------------------------- draining a node
+
+
+def drain_refusal(node_id: int, topology: Topology) -> Finding | None:
+    """Why node `node_id` cannot be drained at all, or None."""
+    machine = machine_refusal(topology)
+    if machine is not None and machine.code is RuleCode.NUMA_UNAVAILABLE:
+        return machine
+    node = topology.node(node_id)
+    if node is None:
+        return Finding(
+            RuleCode.NODE_MISSING,
+            f"node {node_id} does not exist (this machine has "
+            f"{_nodes(n.id for n in topology.nodes)}): nothing to drain",
+            "EINVAL",
+            "no such node",
+        )
+    if not node.has_memory:
+        return Finding(
+            RuleCode.DRAIN_NO_MEMORY,
+            f"node {node_id} has no memory (CPU-only node): nothing to drain",
+            "",
+            "no memory",
+        )
+    others = [n for n in topology.with_memory if n != node_id and _online(topology, n)]
+    if not others:
+        return Finding(
+            RuleCode.SINGLE_MEMORY_NODE,
+            f"node {node_id} is the only node with memory: there is nowhere to drain it to",
+            "",
+            "only memory node",
+        )
+    return None
+
+
+def _online(topology: Topology, node_id: int) -> bool:
+    node = topology.node(node_id)
+    return node is not None and node.online
+
+
+def drain_targets(
+    node_id: int, topology: Topology, process: ProcessMemory, privileges: Privileges
+) -> tuple[int, ...]:
+    """The nodes `process`'s memory on `node_id` may go to, best first.
+
+    Only nodes the kernel would accept as targets (online, with memory) and that the
+    process may use itself (its cpuset's mems: memory moved outside them would be
+    allocated back there anyway); nearest to the drained node first (its distance row),
+    then the most free memory.
+    """
+    drained = topology.node(node_id)
+    distances: Mapping[int, int] = drained.distances if drained is not None else {}
+    usable = [
+        node
+        for node in topology.nodes
+        if node.id != node_id
+        and target_refusal(node.id, topology, process, privileges) is None
+        and (not process.mems_allowed or node.id in process.mems_allowed)
+    ]
+    usable.sort(key=lambda n: (distances.get(n.id, 255), -n.mem_free, n.id))
+    return tuple(n.id for n in usable)
+
+
+def pick_drain_target(
+    node_id: int, process: ProcessMemory, candidates: tuple[int, ...], free: Mapping[int, int]
+) -> tuple[int | None, Finding | None]:
+    """The first candidate with room for the process's memory on `node_id` (`free` is what
+    is left on each node after the processes planned before), else the one with the most
+    room (what does not fit stays, and the verdict says so); or why there is none."""
+    if not candidates:
+        allowed = process.mems_allowed
+        why = (
+            f"its cpuset allows only node {_nodes(allowed)}"
+            if allowed and allowed <= {node_id}
+            else "no other node with memory that it may use"
+        )
+        return None, Finding(
+            RuleCode.DRAIN_NO_TARGET,
+            f"process {process.pid} ({process.name}) cannot leave node {node_id}: {why}",
+            "",
+            "no target",
+        )
+    size = process.node_bytes.get(node_id, 0)
+    for candidate in candidates:
+        if free.get(candidate, 0) >= size:
+            return candidate, None
+    return max(candidates, key=lambda n: (free.get(n, 0), -n)), None

@@ -9,16 +9,20 @@ them from thread workers only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from numatui.model import (
+    DrainPlan,
+    DrainProgress,
+    DrainReport,
     GroupMigrationResult,
     GroupProgressCallback,
     GroupScan,
     MigrationPlan,
     MigrationResult,
     NumaMaps,
+    Pacing,
     Privileges,
     ProcessScan,
     ProgressCallback,
@@ -54,11 +58,13 @@ class DataSource(Protocol):
         to_nodes: Iterable[int],
         *,
         stoppable: bool = False,
+        pacing: Pacing | None = None,
     ) -> MigrationPlan:
         """Validate and preview; raises `MigrationRefused` with the reason (and its code).
 
         `stoppable`: the plan moves with move_pages a chunk at a time so it can be
         stopped part way; the mode is chosen here, never edited into a plan after.
+        `pacing`: the stoppable mode's stall budget per chunk and rate cap.
         """
         ...
 
@@ -88,4 +94,18 @@ class DataSource(Protocol):
     ) -> GroupMigrationResult:
         """Move every process of the cgroup (blocking); the result says what moved, never
         raises for a bad path or a kernel error. `cancel` stops before the next process."""
+        ...
+
+    def plan_drain(self, node: int, pacing: Pacing | None = None) -> DrainPlan:
+        """Every process with memory on `node` and where it would go; nothing is moved.
+        A drain refused as a whole comes back with `refusal` set (and is audited)."""
+        ...
+
+    def drain(
+        self,
+        plan: DrainPlan,
+        on_progress: Callable[[DrainProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DrainReport:
+        """Move each planned process off the node (paced); `cancel` stops between chunks."""
         ...

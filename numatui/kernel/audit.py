@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from numatui.kernel.nodemask import format_kernel_list
-from numatui.model import AuditStatus, GroupMigrationResult, MigrationPlan, MigrationResult
+from numatui.model import (
+    AuditStatus,
+    DrainPlan,
+    DrainReport,
+    GroupMigrationResult,
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationResult,
+)
 
 PATH_ENV = "NUMATUI_AUDIT_LOG"
 """An explicit audit log path (validated like the default one)."""
@@ -84,11 +92,15 @@ class AuditEntry:
     cgroup: str | None = None
     """A group move: the cgroup path; `pid` is 0 and `members` holds each process's result."""
     members: tuple[dict[str, Any], ...] | None = None
+    drain: int | None = None
+    """A node drain: the node; `pid` is 0 (each process moved has its own entries)."""
 
     def as_json(self) -> dict[str, Any]:
         group: dict[str, Any] = {}
         if self.cgroup is not None:
             group = {"cgroup": self.cgroup, "members": list(self.members or ())}
+        if self.drain is not None:
+            group["drain"] = self.drain
         return group | {
             "id": self.id,
             "phase": self.phase,
@@ -204,6 +216,84 @@ def group_entry_for(
         members=members,
         id=entry_id,
         phase=phase,
+    )
+
+
+def _drain_entry(
+    node: int, entry_id: str, phase: str, to_nodes: str, outcome: str, moved: int, error: str | None
+) -> AuditEntry:
+    uid = os.geteuid()
+    return AuditEntry(
+        time=time.time(),
+        user=_user_name(uid),
+        uid=uid,
+        pid=0,
+        process=f"drain of node {node}",
+        from_nodes=str(node),
+        to_nodes=to_nodes,
+        outcome=outcome,
+        bytes_moved=moved,
+        pages_not_moved=None,
+        error=error,
+        id=entry_id,
+        phase=phase,
+        drain=node,
+    )
+
+
+def _drain_targets(plan: DrainPlan) -> str:
+    return format_kernel_list(frozenset(i.target for i in plan.items if i.target is not None))
+
+
+def drain_refusal_entry(node: int, message: str) -> AuditEntry:
+    """A drain refused before any process was touched (a node that does not exist, the
+    only memory node): outcome "failed", the reason."""
+    return _drain_entry(
+        node, new_id(), "outcome", "", str(MigrationOutcome.FAILED), 0, f"refused: {message}"
+    )
+
+
+def drain_attempt_entry(plan: DrainPlan, entry_id: str) -> AuditEntry:
+    """Written before the drain moves anything (each process's move has its own entries)."""
+    return _drain_entry(plan.node, entry_id, "attempt", _drain_targets(plan), ATTEMPTED, 0, None)
+
+
+def drain_outcome_entry(
+    plan: DrainPlan, entry_id: str, report: DrainReport | None, error: str | None = None
+) -> AuditEntry:
+    """The drain's outcome (`report` None: it failed with `error`), with the attempt's id."""
+    if report is None:
+        return _drain_entry(
+            plan.node, entry_id, "outcome", _drain_targets(plan), "failed", 0, error
+        )
+    moved = report.bytes_moved
+    not_moved = [r for r in report.results if r.outcome != MigrationOutcome.ALL_MOVED]
+    skipped = sum(1 for i in plan.items if i.plan is None)
+    if not report.results and not skipped:
+        outcome = MigrationOutcome.NOTHING_TO_MOVE
+    elif moved == 0:
+        outcome = MigrationOutcome.FAILED
+    elif not_moved or skipped or report.stopped:
+        outcome = MigrationOutcome.PARTLY_MOVED
+    else:
+        outcome = MigrationOutcome.ALL_MOVED
+    notes = [
+        f"{len(report.results)} of {len(plan.items)} processes on the node were run",
+        f"{len(not_moved)} not all moved" if not_moved else "",
+        f"{skipped} had no target" if skipped else "",
+        "stopped by the operator" if report.stopped else "",
+    ]
+    error = None
+    if outcome in (MigrationOutcome.FAILED, MigrationOutcome.PARTLY_MOVED):
+        error = "; ".join(n for n in notes if n)
+    return _drain_entry(
+        plan.node,
+        entry_id,
+        "outcome",
+        _drain_targets(plan),
+        str(outcome),
+        moved,
+        error,
     )
 
 
@@ -436,6 +526,7 @@ def parse_line(raw: bytes) -> AuditEntry:
     if phase not in ("attempt", "outcome"):
         raise _NotAnEntry("phase")
     cgroup = None if d.get("cgroup") is None else _str(d, "cgroup", 4096)
+    drain = None if d.get("drain") is None else _int(d, "drain", 0, 2**16)
     members = d.get("members") if cgroup is not None else None
     if members is not None and (
         type(members) is not list
@@ -447,7 +538,8 @@ def parse_line(raw: bytes) -> AuditEntry:
         time=float(moment),
         user=_str(d, "user"),
         uid=_int(d, "uid", 0, 2**32 - 1),
-        pid=_int(d, "pid", 0 if cgroup is not None else 1, 2**22),  # a group's entry: 0
+        # a group's or a drain's entry: 0
+        pid=_int(d, "pid", 0 if cgroup is not None or drain is not None else 1, 2**22),
         process=_str(d, "process"),
         from_nodes=_str(d, "from"),
         to_nodes=_str(d, "to"),
@@ -459,6 +551,7 @@ def parse_line(raw: bytes) -> AuditEntry:
         phase=phase,
         cgroup=cgroup,
         members=None if members is None else tuple(members),
+        drain=drain,
     )
 
 

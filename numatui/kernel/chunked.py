@@ -2,7 +2,12 @@
 
 migrate_pages(2) is one call that nothing can interrupt. A stoppable plan
 (`MigrationPlan.stoppable`) moves the same pages with move_pages(2) instead,
-`CHUNK_PAGES` at a time, checking between chunks whether to go on. Each page
+a chunk at a time, checking between chunks whether to go on. Chunks are
+sized to a stall budget (`ChunkPacer`): migrate_pages holds the process's
+mmap lock for the whole move, so a thread of it that maps or unmaps memory
+waits for all of it; move_pages takes that lock while it looks each page up,
+and a call of about 20 ms keeps such a thread waiting about that long at
+most (benchmarks/bench_stall.py measures it). Each page
 is sent where the plan's kernel pairs would have taken the memory of the
 node it is on (`plan.final_placement`), so the end state is the one the
 preview showed. Only mappings that numa_maps says have pages on a source node
@@ -18,16 +23,23 @@ present pages: a sparse mapping of many GiB costs seconds more.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from numatui.kernel import syscalls
 from numatui.kernel.plan import final_placement
-from numatui.model import MappedRegion, NumaMaps
+from numatui.model import MappedRegion, NumaMaps, Pacing
 
-CHUNK_PAGES = 4096
-"""Pages per move_pages call: 16 MiB of base pages, a few ms of copying between checks."""
+FIRST_CHUNK_PAGES = 64
+"""Pages in the first call of a paced move (256 KiB: a few ms even under emulation),
+before the time of a call has been measured."""
+
+MIN_CHUNK_PAGES = 16
+MAX_CHUNK_PAGES = 1 << 16
+"""Bounds of a chunk: at least a few pages per call (the call's own cost), at most 256 MiB
+of base pages (the address and status arrays numatui builds)."""
 
 MAX_WALK_PAGES = 1 << 24
 """Page addresses a chunked move may pass to the kernel (64 GiB of 4 KiB pages).
@@ -36,6 +48,9 @@ Beyond that (sanitizer shadow maps, huge reserved heaps holding a few pages)
 walking the address space would take far longer than the migration:
 the job makes the one migrate_pages call instead (see `ChunkWalk.pages`).
 """
+
+ChunkListener = Callable[[int, float, bool], None]
+"""Hears (pages, seconds, full) of each chunk moved."""
 
 MovePages = Callable[[int, Sequence[int], Sequence[int] | None, int], list[int]]
 
@@ -81,10 +96,62 @@ def parse_maps_ranges(text: str) -> dict[int, int]:
     return ranges
 
 
-def _chunks(start: int, end: int, page_size: int) -> Iterator[list[int]]:
-    step = CHUNK_PAGES * page_size
-    for chunk_start in range(start, end, step):
-        yield list(range(chunk_start, min(end, chunk_start + step), page_size))
+class ChunkPacer:
+    """Sizes each chunk so its move_pages calls take about `pacing.stall_s`, and holds the
+    move back to `pacing.max_rate_bytes_s`.
+
+    The rate of the last calls (pages per second, smoothed) times the budget gives the
+    next chunk's pages; a chunk of mostly absent pages is cheap, so the size follows what
+    the kernel actually costs here rather than a fixed guess.
+    """
+
+    def __init__(
+        self,
+        pacing: Pacing,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_chunk: ChunkListener | None = None,
+    ) -> None:
+        self.pacing = pacing
+        self.clock = clock
+        self.on_chunk = on_chunk
+        self.pages = FIRST_CHUNK_PAGES
+        self._rate: float | None = None  # pages per second, smoothed
+        self._started = clock()
+        self._bytes = 0
+
+    def record(self, pages: int, page_size: int, seconds: float) -> None:
+        """One chunk of `pages` took `seconds` (its query and move calls)."""
+        full = pages >= self.pages  # not cut short by the end of its mapping
+        if self.on_chunk is not None:
+            self.on_chunk(pages, seconds, full)
+        self._bytes += pages * page_size
+        if not full and seconds < self.pacing.stall_s:
+            # The tail of a small mapping: the call's fixed cost dominates, which says
+            # little about the rate; a slow one still counts (see below).
+            return
+        rate = pages / max(seconds, 1e-5)
+        # Smoothed, but a slow chunk counts at once: overshooting the budget is the harm.
+        self._rate = rate if self._rate is None or rate < self._rate else (self._rate + rate) / 2
+        wanted = int(self._rate * self.pacing.stall_s)
+        # Grow at most fourfold a step: one lucky fast chunk must not make the next huge.
+        self.pages = max(MIN_CHUNK_PAGES, min(MAX_CHUNK_PAGES, wanted, self.pages * 4))
+
+    def pause(self) -> float:
+        """Seconds to wait before the next chunk so the rate cap holds (0 without one)."""
+        cap = self.pacing.max_rate_bytes_s
+        if cap is None:
+            return 0.0
+        due = self._started + self._bytes / cap
+        return max(0.0, due - self.clock())
+
+
+def _chunks(start: int, end: int, page_size: int, pacer: ChunkPacer) -> Iterator[list[int]]:
+    address = start
+    while address < end:
+        step = pacer.pages * page_size
+        yield list(range(address, min(end, address + step), page_size))
+        address += step
 
 
 def move_in_chunks(
@@ -94,6 +161,10 @@ def move_in_chunks(
     flags: int,
     cancel: threading.Event | None = None,
     move_pages: MovePages = syscalls.move_pages,
+    pacing: Pacing | None = None,
+    on_chunk: ChunkListener | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
     """Move `pid`'s pages as the kernel pairs would; True if stopped by `cancel` between chunks.
 
@@ -102,15 +173,27 @@ def move_in_chunks(
     numa_maps afterwards, as for migrate_pages. Raises `SyscallError` when a
     whole call fails (the process exited: ESRCH; no permission: EPERM/EACCES),
     with the chunks before it moved.
+
+    Chunks are sized by `ChunkPacer` to `pacing` (default: about 20 ms a chunk);
+    `on_chunk(pages, seconds, full)` hears of each chunk's size and time, and whether
+    it had the pacer's size (`full`) or was the shorter tail of a mapping.
     """
     placement = walk.placement
     sources = set(placement)
     targets = set(placement.values())
+    pacer = ChunkPacer(pacing or Pacing(), clock=clock, on_chunk=on_chunk)
     for region, end in walk.regions:
         blind = _single_target_suffices(region, sources, targets)
-        for addresses in _chunks(region.start, end, region.page_size):
+        for addresses in _chunks(region.start, end, region.page_size, pacer):
+            wait = pacer.pause()
+            if wait > 0:
+                if cancel is not None:
+                    cancel.wait(wait)
+                else:
+                    sleep(wait)
             if cancel is not None and cancel.is_set():
                 return True
+            chunk_started = clock()
             if blind is not None:
                 chosen, wanted = addresses, [blind] * len(addresses)
             else:
@@ -120,9 +203,9 @@ def move_in_chunks(
                     if node in placement:
                         chosen.append(address)
                         wanted.append(placement[node])
-                if not chosen:
-                    continue
-            move_pages(pid, chosen, wanted, flags)
+            if chosen:
+                move_pages(pid, chosen, wanted, flags)
+            pacer.record(len(addresses), region.page_size, clock() - chunk_started)
     return False
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -23,14 +23,20 @@ from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import (
     AuditStatus,
+    DrainItem,
+    DrainPlan,
+    DrainProgress,
+    DrainReport,
     GroupMigrationResult,
     GroupProgressCallback,
     GroupScan,
     MigrationError,
     MigrationOutcome,
     MigrationPlan,
+    MigrationProgress,
     MigrationResult,
     NumaMaps,
+    Pacing,
     Privileges,
     ProcessScan,
     ProgressCallback,
@@ -205,6 +211,7 @@ class LiveSource:
         to_nodes: Iterable[int],
         *,
         stoppable: bool = False,
+        pacing: Pacing | None = None,
     ) -> MigrationPlan:
         topology = self.topology()
         try:
@@ -227,6 +234,7 @@ class LiveSource:
             process,
             self.privileges(),
             stoppable=stoppable,
+            pacing=pacing,
             proc_root=self.proc_root,
         )
         self.guard.remember(pid, process.start_time)
@@ -414,3 +422,99 @@ class LiveSource:
             raise
         self.audit_warning = audit.append(audit.group_entry_for(result, entry_id), log_path)
         return result
+
+    # ------------------------------------------------------------ draining a node
+
+    def plan_drain(self, node: int, pacing: Pacing | None = None) -> DrainPlan:
+        """Every process with memory on `node` and where it would go (the dry run).
+
+        A refused drain (no such node, the only memory node) is audited here: the
+        operator asked for it, and nothing was done.
+        """
+        from numatui.kernel import drain  # loads the migration code: not for `ps` or `nodes`
+
+        topology = self.topology()
+        plan = drain.plan_drain(
+            node,
+            topology=topology,
+            scanner=self._scanner,
+            privileges=self.privileges(),
+            pacing=pacing,
+            proc_root=self.proc_root,
+        )
+        for item in plan.items:
+            if item.plan is not None and item.plan.process_start_time is not None:
+                self.guard.remember(item.pid, item.plan.process_start_time)
+        if plan.refusal is not None:
+            self.audit_warning = audit.append(
+                audit.drain_refusal_entry(node, plan.refusal.message), self.audit_path
+            )
+        return plan
+
+    def drain(
+        self,
+        plan: DrainPlan,
+        on_progress: Callable[[DrainProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DrainReport:
+        """Run a drain plan: each process as `migrate` runs one (guard, job, audit entries).
+
+        The drain as a whole is on record too: an attempt entry before anything moves
+        (MigrationRefused, nothing moved, when it cannot be written) and its outcome
+        after, with the same id.
+        """
+        from numatui.kernel import drain  # loads the migration code: not for `ps` or `nodes`
+
+        if not self.is_live:
+            raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
+        if plan.refusal is not None:
+            raise MigrationRefused(plan.refusal.message, code=str(plan.refusal.code))
+        log_path = self.audit_path or audit.default_log_path()
+        entry_id = audit.new_id()
+        try:
+            audit.record(audit.drain_attempt_entry(plan, entry_id), log_path)
+        except audit.AuditError as exc:
+            self.audit_warning = f"could not write the audit log: {exc}"
+            raise MigrationRefused(
+                f"the drain's attempt could not be recorded in the audit log: {exc}; "
+                "nothing was moved",
+                code="audit_unwritable",
+            ) from None
+
+        def run_one(
+            item: DrainItem,
+            sample: Callable[[MigrationProgress], None],
+            stop: threading.Event | None,
+        ) -> MigrationResult:
+            assert item.plan is not None  # run_drain runs planned items only
+            return self.migrate(item.plan, sample, stop)
+
+        def bytes_on_node_now(pid: int) -> int | None:
+            try:
+                return self._scanner.node_pages(pid).get(plan.node, 0)
+            except (ProcessGone, PermissionError):
+                return None
+
+        try:
+            report = drain.run_drain(
+                plan,
+                run_one,
+                topology_reader=self._topology_reader,
+                on_progress=on_progress,
+                cancel=cancel,
+                bytes_on_node_now=bytes_on_node_now,
+            )
+        except Exception as exc:
+            status = audit.try_record(
+                audit.drain_outcome_entry(
+                    plan, entry_id, None, f"numatui failed during the drain: {exc!r}"
+                ),
+                log_path,
+            )
+            self.audit_warning = None if status.written else status.reason
+            raise
+        status = audit.try_record(audit.drain_outcome_entry(plan, entry_id, report), log_path)
+        # A process's own entry that could not be written keeps its warning.
+        if not status.written:
+            self.audit_warning = f"could not write the audit log: {status.reason}"
+        return report

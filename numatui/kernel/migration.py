@@ -41,6 +41,7 @@ from numatui.model import (
     MigrationProgress,
     MigrationResult,
     NodeBytes,
+    Pacing,
     Privileges,
     ProcessMemory,
     ProgressCallback,
@@ -96,6 +97,7 @@ def validate(
     privileges: Privileges,
     *,
     stoppable: bool = False,
+    pacing: Pacing | None = None,
     caller_mems: frozenset[int] | None = None,
     process_uid: int | None = None,
     proc_root: Path = Path("/proc"),
@@ -106,8 +108,10 @@ def validate(
     nothing is changed then. An empty source set, or identical sets, is not an
     error: the plan has no pairs ("nothing to move"). `caller_mems` (numatui's
     cpuset mems) and `process_uid` are read from `proc_root` when not given.
-    `stoppable` chooses the chunked move_pages mode for the plan's whole life.
+    `stoppable` chooses the chunked move_pages mode for the plan's whole life, `pacing`
+    its chunk sizing and rate cap (default: chunks of about 20 ms, no cap).
     """
+    pacing = pacing or Pacing()
     sources = frozenset(from_nodes)
     targets = frozenset(to_nodes)
     needs_kernel_facts = process is not None and bool(sources) and sources != targets
@@ -142,6 +146,7 @@ def validate(
             process_start_time=process.start_time,
             stoppable=stoppable,
             free_bytes=free_bytes,
+            pacing=pacing,
         )
     kernel_targets = (
         effective_targets(targets, allowed_here) if allowed_here is not None else targets
@@ -169,6 +174,7 @@ def validate(
         process_start_time=process.start_time,
         stoppable=stoppable,
         free_bytes=free_bytes,
+        pacing=pacing,
     )
 
 
@@ -442,6 +448,9 @@ class MigrationJob:
         self.cancellable = plan.stoppable
         self.unstoppable_because: str | None = None
         """Why a chunked job made the one uninterruptible call after all (see chunked.py)."""
+        self.chunk_times: list[tuple[int, float, bool]] = []
+        """(pages, seconds, full) of each chunk a stoppable job moved, in order: `full`
+        when it had the pacer's size, not the shorter tail of a mapping."""
 
     @property
     def move_flags(self) -> int:
@@ -656,7 +665,13 @@ class MigrationJob:
             )
             return None
         return move_in_chunks(
-            pid, walk, flags=self.move_flags, cancel=cancel, move_pages=self._move_pages
+            pid,
+            walk,
+            flags=self.move_flags,
+            cancel=cancel,
+            move_pages=self._move_pages,
+            pacing=self.plan.pacing,
+            on_chunk=lambda pages, seconds, full: self.chunk_times.append((pages, seconds, full)),
         )
 
 

@@ -14,12 +14,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Footer, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import PlanPreviewed, PlanRefused
-from numatui.model import MigrationPlan, Privileges, ProcessMemory, Topology
+from numatui.model import (
+    DEFAULT_STALL_S,
+    MigrationPlan,
+    Pacing,
+    Privileges,
+    ProcessMemory,
+    Topology,
+)
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
@@ -69,7 +76,16 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                     yield TickList[int](*self._target_options(), id="targets")
             yield Static(plain(CHOOSE_NODES), id="preview")
             with Horizontal(id="buttons"):
-                yield TickBox("stoppable (x): 16 MiB chunks, slower", False, id="stoppable")
+                yield TickBox("stoppable (x), chunks of", False, id="stoppable")
+                # Digits and a dot only: typed text never reaches a plan unparsed.
+                yield Input(
+                    f"{DEFAULT_STALL_S * 1000:g}",
+                    restrict=r"[0-9.]*",
+                    max_length=6,
+                    id="stall-ms",
+                    tooltip="the stall budget: each move_pages call takes about this many ms",
+                )
+                yield Label("ms", id="stall-unit")
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
         # Its own footer: the one of the screen underneath would list the table's keys.
@@ -137,12 +153,24 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
     def stoppable(self) -> bool:
         return self.query_one("#stoppable", Checkbox).value
 
+    @property
+    def pacing(self) -> Pacing | None:
+        """The stall budget typed in the dialog; None while it is not a positive number."""
+        try:
+            stall_ms = float(self.query_one("#stall-ms", Input).value)
+        except ValueError:
+            return None
+        if not 0 < stall_ms <= 10_000:
+            return None
+        return Pacing(stall_s=stall_ms / 1000)
+
     def on_mount(self) -> None:
         self.query_one("#sources", SelectionList).focus()
         self._request_preview()
 
     @on(SelectionList.SelectedChanged)
     @on(Checkbox.Changed, "#stoppable")
+    @on(Input.Changed, "#stall-ms")
     def _selection_changed(self) -> None:
         # The mode is part of the plan: a new choice is a new plan, never an edited one.
         self._request_preview()
@@ -155,18 +183,27 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         if not from_nodes or not to_nodes:
             self._show_preview(plain(CHOOSE_NODES), error=False)
             return
+        pacing = self.pacing
+        if pacing is None:
+            self.refusal = "the stall budget must be a number of milliseconds above 0"
+            self._show_preview(plain(self.refusal), error=True)
+            return
         self._show_preview(plain("asking the kernel layer for the plan…"), error=False)
-        self._preview_worker(from_nodes, to_nodes, self.stoppable)
+        self._preview_worker(from_nodes, to_nodes, self.stoppable, pacing)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
     def _preview_worker(
-        self, from_nodes: frozenset[int], to_nodes: frozenset[int], stoppable: bool
+        self,
+        from_nodes: frozenset[int],
+        to_nodes: frozenset[int],
+        stoppable: bool,
+        pacing: Pacing,
     ) -> None:
         pid = self.process.pid
         source = self.numatui.source
         try:
             plan = call_abandonable(
-                lambda: source.plan(pid, from_nodes, to_nodes, stoppable=stoppable)
+                lambda: source.plan(pid, from_nodes, to_nodes, stoppable=stoppable, pacing=pacing)
             )
         except WorkAbandoned:
             return
@@ -182,6 +219,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             plan.from_nodes != self.from_nodes
             or plan.to_nodes != self.to_nodes
             or plan.stoppable != self.stoppable
+            or plan.pacing != self.pacing
         ):
             return  # an answer to a choice the user has since changed
         self.plan = plan
@@ -230,7 +268,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
 
     def action_confirm(self) -> None:
         plan = self.plan
-        if plan is not None and plan.stoppable != self.stoppable:
+        if plan is not None and (plan.stoppable != self.stoppable or plan.pacing != self.pacing):
             plan = None  # the plan for the current choice is still on its way
         if plan is None or plan.is_noop:
             self.notify(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -15,6 +16,7 @@ from numatui.model import Node, Topology
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, nodes_summary
+from numatui.screens.drain import DrainDialog
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
 
@@ -45,6 +47,10 @@ def node_kind(node: Node) -> str:
 
 class NodesScreen(NumatuiScreen[None]):
     """The machine's nodes and how their use changes."""
+
+    BINDINGS = [
+        Binding("d", "drain", "Drain node", tooltip="Move every process's memory off this node"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,3 +152,13 @@ class NodesScreen(NumatuiScreen[None]):
             self.query_one(f"#used-{node_id}", SparkChart).set_series(series, ceiling)
         for name, _ in RATE_CHARTS:
             self.query_one(f"#rate-{name}", SparkChart).set_series(history.rate_series(name))
+
+    def action_drain(self) -> None:
+        """The drain dialog for the node under the cursor (it plans, then asks)."""
+        table = self.query_one("#nodes", DataTable)
+        if not table.row_count:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        if row_key.value is None:
+            return
+        self.app.push_screen(DrainDialog(int(row_key.value)))

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from numatui import rules
 from numatui.errors import MigrationRefused, ProcessGone
 from numatui.kernel.cgroups import describe
+from numatui.kernel.drain import leftovers
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import validate
 from numatui.model import (
     CgroupSupport,
+    DrainItem,
+    DrainPlan,
+    DrainProgress,
+    DrainReport,
     Group,
     GroupMember,
     GroupMigrationResult,
@@ -39,6 +45,7 @@ from numatui.model import (
     Node,
     NodeCounters,
     NumaMaps,
+    Pacing,
     ProcessMemory,
     ProcessScan,
     Topology,
@@ -349,6 +356,7 @@ class FakeSource:
         to_nodes: Iterable[int],
         *,
         stoppable: bool = False,
+        pacing: Pacing | None = None,
     ) -> MigrationPlan:
         """The real rules and preview (`validate`) over the fake machine's snapshots."""
         self.calls.append("plan")
@@ -362,6 +370,7 @@ class FakeSource:
             self.processes.get(pid),
             privileges,
             stoppable=stoppable,
+            pacing=pacing,
             caller_mems=topology.with_memory,
             process_uid=privileges.uid,
         )
@@ -472,6 +481,50 @@ class FakeSource:
             0.5,
             explanations=why,
             rounds=1,
+        )
+
+    def plan_drain(self, node: int, pacing: Pacing | None = None) -> DrainPlan:
+        """The real rules' choice of targets and `validate` over the fake machine."""
+        self.calls.append("plan_drain")
+        topology = self._topology(self.tick)
+        refusal = rules.drain_refusal(node, topology)
+        if refusal is not None:
+            return DrainPlan(node, refusal=refusal)
+        free = {n.id: n.mem_free for n in topology.nodes}
+        items: list[DrainItem] = []
+        for pid in sorted(self.processes):
+            process = self.processes[pid]
+            size = process.node_bytes.get(node, 0)
+            if not size or process.is_kernel_thread:
+                continue
+            candidates = rules.drain_targets(node, topology, process, self.privileges_value)
+            target, why = rules.pick_drain_target(node, process, candidates, free)
+            if target is None:
+                items.append(DrainItem(pid, process.name, size, None, None, why))
+                continue
+            plan = self.plan(pid, {node}, {target}, stoppable=True, pacing=pacing)
+            free[target] = free.get(target, 0) - size
+            items.append(DrainItem(pid, process.name, size, target, plan))
+        return DrainPlan(node, tuple(items))
+
+    def drain(
+        self,
+        plan: DrainPlan,
+        on_progress: Callable[[DrainProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DrainReport:
+        self.calls.append("drain")
+        results = []
+        planned = [item for item in plan.items if item.plan is not None]
+        for item in planned:
+            if cancel is not None and cancel.is_set():
+                break
+            assert item.plan is not None
+            results.append(self.migrate(item.plan, None, cancel))
+            if on_progress is not None:
+                on_progress(DrainProgress(0.1, len(results), len(planned), 0, plan.bytes_to_move))
+        return DrainReport(
+            plan, tuple(results), 0, 0, leftovers(plan, tuple(results), {}, self._topology(0)), 0.1
         )
 
     # ---------------------------------------------------------------- test helpers

@@ -9,9 +9,16 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numatui.kernel.chunked import CHUNK_PAGES, move_in_chunks, parse_maps_ranges, plan_walk
+from numatui.kernel.chunked import (
+    FIRST_CHUNK_PAGES,
+    MAX_CHUNK_PAGES,
+    ChunkPacer,
+    move_in_chunks,
+    parse_maps_ranges,
+    plan_walk,
+)
 from numatui.kernel.numa_maps import parse_numa_maps
-from numatui.model import MigrationOutcome, MigrationPlan
+from numatui.model import MigrationOutcome, MigrationPlan, Pacing
 from numatui.source import Privileges
 
 PAGE = 4096
@@ -82,7 +89,7 @@ def test_single_target_sends_without_asking_where_pages_may_only_be_on_sources()
     assert len(third) == 512 and all(((a - 0x7F0002000000) // PAGE) % 2 for a in third)
     assert not any(a >= 0x7F0003000000 for a in moved)
     assert recorder.queries == 1
-    assert all(len(addresses) <= CHUNK_PAGES for addresses, _, _ in recorder.moves)
+    assert all(len(addresses) <= MAX_CHUNK_PAGES for addresses, _, _ in recorder.moves)
 
 
 def test_many_to_many_sends_each_page_where_the_kernel_pairs_would() -> None:
@@ -140,3 +147,90 @@ def test_walk_counts_only_mappings_with_pages_on_a_source() -> None:
     assert plan_walk([(0, 1)], maps, MAPS).pages == 0x52 + 4096 + 1024
     assert plan_walk([(1, 0)], maps, MAPS).pages == 4096 + 4
     assert plan_walk([(0, 0)], maps, MAPS).pages == 0
+
+
+class TimedKernel(Recorder):
+    """A move_pages whose calls cost `seconds_per_page` of a fake clock (queries a tenth)."""
+
+    def __init__(self, seconds_per_page: float) -> None:
+        super().__init__({})
+        self.now = 0.0
+        self.seconds_per_page = seconds_per_page
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(
+        self, pid: int, addresses: Sequence[int], targets: Sequence[int] | None, flags: int
+    ) -> list[int]:
+        share = 1.0 if targets is not None else 0.1
+        self.now += len(addresses) * self.seconds_per_page * share
+        return super().__call__(pid, addresses, targets, flags)
+
+
+BIG_NUMA_MAPS = "7f0000000000 default anon=262144 dirty=262144 N0=262144 kernelpagesize_kB=4\n"
+BIG_MAPS = "7f0000000000-7f0040000000 rw-p 00000000 00:00 0\n"
+
+
+def _paced(kernel: TimedKernel, pacing: Pacing) -> list[tuple[int, float]]:
+    chunks: list[tuple[int, float]] = []
+    move_in_chunks(
+        42,
+        plan_walk([(0, 1)], parse_numa_maps(BIG_NUMA_MAPS), BIG_MAPS),
+        flags=2,
+        move_pages=kernel,
+        pacing=pacing,
+        on_chunk=lambda pages, seconds, _full: chunks.append((pages, seconds)),
+        clock=kernel.clock,
+        sleep=kernel.sleep,
+    )
+    return chunks
+
+
+@given(st.sampled_from([2e-6, 1e-5, 5e-5]), st.sampled_from([0.005, 0.02, 0.05]))
+def test_chunks_are_sized_to_the_stall_budget(seconds_per_page: float, budget: float) -> None:
+    kernel = TimedKernel(seconds_per_page)
+    chunks = _paced(kernel, Pacing(stall_s=budget))
+    assert chunks[0][0] == FIRST_CHUNK_PAGES
+    assert sum(pages for pages, _ in chunks) == 262144  # every page of the mapping, once
+    settled = chunks[6:-1]  # after the first few (sizes grow at most 4x a step), but the tail
+    assert settled, chunks
+    for pages, seconds in settled:
+        if pages < MAX_CHUNK_PAGES:
+            assert 0.8 * budget <= seconds <= 1.2 * budget, (pages, seconds)
+    # Only the first chunk, before any call was timed, may exceed the budget.
+    assert max(seconds for _, seconds in chunks[1:]) <= 1.2 * budget
+
+
+def test_a_slow_chunk_shrinks_the_next_at_once() -> None:
+    pacer = ChunkPacer(Pacing(stall_s=0.02))
+    for _ in range(5):
+        pacer.record(pacer.pages, PAGE, pacer.pages * 1e-6)  # fast: grows
+    grown = pacer.pages
+    pacer.record(grown, PAGE, grown * 1e-4)  # the kernel became 100x slower
+    assert pacer.pages <= int(0.02 / 1e-4) + 1 < grown
+
+
+def test_the_rate_cap_holds() -> None:
+    kernel = TimedKernel(1e-6)
+    cap = 64 * 1024 * 1024.0  # 64 MiB/s for 1 GiB: at least 16 s
+    chunks = _paced(kernel, Pacing(max_rate_bytes_s=cap))
+    assert sum(pages for pages, _ in chunks) * PAGE / kernel.now <= cap * 1.01
+    assert kernel.now >= 16.0 * 0.99
+
+
+def test_pacing_refuses_nonsense() -> None:
+    for bad in (0.0, -1.0):
+        try:
+            Pacing(stall_s=bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"stall {bad} accepted")
+    try:
+        Pacing(max_rate_bytes_s=0.0)
+    except ValueError:
+        return
+    raise AssertionError("a zero rate cap accepted")

@@ -202,7 +202,13 @@ class _RecordingSource(LiveSource):
     migrations: list[MigrationPlan] = []
 
     def plan(
-        self, pid: int, from_nodes: Any, to_nodes: Any, *, stoppable: bool = False
+        self,
+        pid: int,
+        from_nodes: Any,
+        to_nodes: Any,
+        *,
+        stoppable: bool = False,
+        pacing: Any = None,
     ) -> MigrationPlan:
         return MigrationPlan(
             pid, frozenset({0}), frozenset({1}), ((0, 1),), (4096,), stoppable=stoppable

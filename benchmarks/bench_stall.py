@@ -1,0 +1,334 @@
+"""Stall benchmark: how long a migration freezes the process it moves.
+
+    python3 benchmarks/bench_stall.py [--size-mib 512] [--rounds 3] [--stall-ms 20] [--json]
+
+Run on the host, it boots the 2-node QEMU guest (virtme-ng, see
+scripts/provision-vm.sh) and runs itself inside with `--inside`. There one
+workload holds `--size-mib` of private anonymous memory on node 0 and runs a
+probe thread that maps one page, touches it and unmaps it, in a loop, timing
+every iteration. mmap and munmap need the process's mmap lock for writing,
+which migrate_pages(2) holds (for reading) for the whole move, so a probe
+iteration that falls into a move waits for as long as the kernel holds it.
+
+Each round moves the memory 0 -> 1 and back with each method, the methods
+interleaved (their order alternating):
+
+  - numactl's `migratepages PID 0 1`            (C, one migrate_pages call)
+  - numatui's single call: the MigrationJob as `numatui migrate` runs it
+  - numatui paced: the job moving with move_pages in chunks sized to the stall
+    budget (`numatui migrate --stall-ms 20`)
+
+Reported per method: the probe's p99 and maximum iteration time while the move
+ran, the move's wall time (median) and its throughput against migratepages; for
+the paced mode, the chunk times it measured. Every move is checked: all pages
+on the target afterwards, the data's checksum unchanged at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import ctypes
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MAX_SAMPLES = 2_000_000  # probe iterations kept per move (16 MiB)
+
+
+# ---------------------------------------------------------------- the workload (a child)
+
+
+def _workload_main(size_mib: int) -> int:
+    """Memory on node 0 and a probe thread; stdin: `start`, `stop` (-> stats), `checksum`."""
+    from numatui.kernel import syscalls
+    from numatui.kernel.nodemask import NodeMask
+
+    syscalls.set_mempolicy(2, NodeMask({0}))  # MPOL_BIND while the memory is filled
+    size = size_mib * 1024 * 1024
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for offset in range(0, size, PAGE):
+        memory[offset : offset + 8] = (offset // PAGE).to_bytes(8, "little")
+    syscalls.set_mempolicy(0)  # MPOL_DEFAULT: the probe's pages wherever it runs
+    # Preallocated and touched now: a buffer growing during a move would put fresh pages
+    # on the probe's own node, behind the mover, and blur the "all moved" check.
+    latencies = array.array("q", bytes(8 * MAX_SAMPLES))
+    count = [0]
+    recording = threading.Event()
+    lock = threading.Lock()
+
+    def probe() -> None:
+        while True:
+            t0 = time.perf_counter_ns()
+            page = mmap.mmap(-1, PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            page[0] = 1
+            page.close()
+            took = time.perf_counter_ns() - t0
+            if recording.is_set():
+                with lock:
+                    if count[0] < MAX_SAMPLES:
+                        latencies[count[0]] = took
+                        count[0] += 1
+
+    threading.Thread(target=probe, daemon=True).start()
+    start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+    digest = hashlib.sha256(memory).hexdigest()
+    print(json.dumps({"pid": os.getpid(), "start": start, "checksum": digest}))
+    sys.stdout.flush()
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "start":
+            with lock:
+                count[0] = 0
+            recording.set()
+            reply: dict[str, Any] = {"ok": True}
+        elif command == "stop":
+            recording.clear()
+            with lock:
+                values = sorted(latencies[: count[0]])
+            reply = {
+                "iterations": len(values),
+                "p50_ms": values[len(values) // 2] / 1e6 if values else None,
+                "p99_ms": values[min(len(values) - 1, len(values) * 99 // 100)] / 1e6
+                if values
+                else None,
+                "max_ms": values[-1] / 1e6 if values else None,
+            }
+        elif command == "checksum":
+            reply = {"checksum": hashlib.sha256(memory).hexdigest()}
+        else:
+            reply = {"error": f"unknown command {command!r}"}
+        print(json.dumps(reply))
+        sys.stdout.flush()
+    return 0
+
+
+class _Probe:
+    def __init__(self, size_mib: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--workload", str(size_mib)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        self.info = self.ask(None)
+        self.pid = int(self.info["pid"])
+
+    def ask(self, command: str | None) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if command is not None:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit("the probe workload exited")
+        return dict(json.loads(line))
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+# ---------------------------------------------------------------- in the guest
+
+
+def _pct(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
+    from numatui.kernel import migration
+    from numatui.kernel.live import LiveSource
+    from numatui.kernel.scanner import ProcessScanner
+    from numatui.kernel.topology import TopologyReader
+    from numatui.model import Pacing
+
+    Path("/proc/sys/kernel/numa_balancing").write_text("0")
+    scanner = ProcessScanner()
+    source = LiveSource(audit_path=Path("/tmp/numatui-bench-stall-audit.jsonl"))
+    privileges = source.privileges()
+    topology_reader = TopologyReader()
+    pacing = Pacing(stall_s=stall_ms / 1000)
+    chunk_times: list[float] = []
+    outcomes: list[str] = []
+    work = _Probe(size_mib)
+    pid = work.pid
+
+    start = int(work.info["start"])
+
+    def on_node(node: int) -> bool:
+        """Every page of the moved memory is on `node`. (The probe thread's own new pages
+        land on its CPU's node while a paced move runs, as they would in any server; the
+        single call stalls it, so it allocates nothing meanwhile: the memory is the fair
+        test.)"""
+        # The mapping holding it: the kernel may have merged it with a neighbour.
+        region = max(
+            (r for r in scanner.numa_maps(pid).mappings if r.start <= start),
+            key=lambda r: r.start,
+        )
+        return sum(n for node_id, n in region.node_pages.items() if node_id != node) == 0
+
+    def migratepages(src: int, dst: int) -> None:
+        tool = shutil.which("migratepages") or "migratepages"
+        subprocess.run([tool, str(pid), str(src), str(dst)], check=True)
+
+    def job(stoppable: bool) -> Callable[[int, int], None]:
+        def run(src: int, dst: int) -> None:
+            plan = source.plan(pid, {src}, {dst}, stoppable=stoppable, pacing=pacing)
+            moving = migration.MigrationJob(
+                plan, scanner=scanner, privileges=privileges, topology_reader=topology_reader
+            )
+            result = moving.run(lambda _sample: None)
+            chunk_times.extend(seconds for _, seconds, full in moving.chunk_times if full)
+            outcomes.append(f"{result.outcome}: {'; '.join(result.explanations)}")
+
+        return run
+
+    methods: dict[str, Callable[[int, int], None]] = {
+        "migratepages": migratepages,
+        "numatui_single_call": job(False),
+        "numatui_paced": job(True),
+    }
+    walls: dict[str, list[float]] = {name: [] for name in methods}
+    p99s: dict[str, list[float]] = {name: [] for name in methods}
+    maxes: dict[str, list[float]] = {name: [] for name in methods}
+    idle: list[dict[str, Any]] = []
+    names = list(methods)
+    try:
+        for r in range(rounds):
+            work.ask("start")
+            time.sleep(1.0)
+            idle.append(work.ask("stop"))
+            for name in names if r % 2 == 0 else names[::-1]:
+                for src, dst in ((0, 1), (1, 0)):
+                    work.ask("start")
+                    t0 = time.perf_counter()
+                    methods[name](src, dst)
+                    walls[name].append(time.perf_counter() - t0)
+                    stats = work.ask("stop")
+                    p99s[name].append(float(stats["p99_ms"]))
+                    maxes[name].append(float(stats["max_ms"]))
+                    if not on_node(dst):
+                        placed = dict(scanner.node_pages(pid))
+                        why = outcomes[-1] if outcomes and name != "migratepages" else ""
+                        raise SystemExit(
+                            f"{name} did not move the pages {src} -> {dst}: {placed} {why}"
+                        )
+        checksum_ok = work.ask("checksum")["checksum"] == work.info["checksum"]
+    finally:
+        work.stop()
+    peer = statistics.median(walls["migratepages"])
+    chunk_ms = [s * 1000 for s in chunk_times]  # chunks of the pacer's size
+    return {
+        "size_mib": size_mib,
+        "moves_per_method": 2 * rounds,
+        "stall_budget_ms": stall_ms,
+        "probe_idle_p99_ms": statistics.median(float(i["p99_ms"]) for i in idle),
+        "probe_idle_max_ms": max(float(i["max_ms"]) for i in idle),
+        "methods": {
+            name: {
+                "probe_p99_ms_median": statistics.median(p99s[name]),
+                "probe_p99_ms_worst": max(p99s[name]),
+                "probe_max_ms_median": statistics.median(maxes[name]),
+                "probe_max_ms_worst": max(maxes[name]),
+                "wall_s_median": statistics.median(walls[name]),
+                "throughput_vs_migratepages": peer / statistics.median(walls[name]),
+            }
+            for name in names
+        },
+        "paced_chunks": {
+            "count": len(chunk_ms),
+            "median_ms": statistics.median(chunk_ms) if chunk_ms else None,
+            "p95_ms": _pct(chunk_ms, 0.95) if chunk_ms else None,
+            "max_ms": max(chunk_ms) if chunk_ms else None,
+        },
+        "per_move": {
+            name: {"wall_s": [round(w, 3) for w in walls[name]], "max_ms": maxes[name]}
+            for name in names
+        },
+        "checksum_unchanged": checksum_ok,
+    }
+
+
+def _boot(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
+    kernels = sorted(Path("/boot").glob("vmlinuz-*-amd64"))
+    kernel = os.environ.get("NUMATUI_KERNEL") or (str(kernels[-1]) if kernels else "")
+    if not kernel or shutil.which("vng") is None:
+        raise SystemExit("needs virtme-ng and a Debian kernel: run scripts/provision-vm.sh as root")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "numatui")], check=True)
+    inner = (
+        f"cd {ROOT} && PYTHONDONTWRITEBYTECODE=1 {sys.executable} {Path(__file__).resolve()} "
+        f"--inside --size-mib {size_mib} --rounds {rounds} --stall-ms {stall_ms}"
+    )
+    proc = subprocess.run(
+        ["timeout", "1500", "vng", "--disable-kvm", "-r", kernel, "-m", "2G", "-p", "2",
+         "--numa", "1G,cpus=0", "--numa", "1G,cpus=1", "--", inner],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return dict(json.loads(line))
+    raise SystemExit(
+        f"guest run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--size-mib", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stall-ms", type=float, default=20.0)
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.workload is not None:
+        return _workload_main(args.workload)
+    if args.inside:
+        result = _guest_main(args.size_mib, args.rounds, args.stall_ms)
+        print(json.dumps(result), flush=True)
+        return 0
+    result = _boot(args.size_mib, args.rounds, args.stall_ms)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{result['size_mib']} MiB private anonymous, 2-node guest (TCG), "
+        f"{result['moves_per_method']} moves per method, stall budget {args.stall_ms} ms; "
+        f"probe idle: p99 {result['probe_idle_p99_ms']:.2f} ms, "
+        f"max {result['probe_idle_max_ms']:.2f} ms"
+    )
+    methods = result["methods"]
+    assert isinstance(methods, dict)
+    print("  method                probe p99 (median/worst)   probe max (median/worst)", end="")
+    print("   wall    throughput")
+    for name, m in methods.items():
+        print(
+            f"  {name:<21} {m['probe_p99_ms_median']:8.1f} / {m['probe_p99_ms_worst']:8.1f} ms"
+            f"   {m['probe_max_ms_median']:8.1f} / {m['probe_max_ms_worst']:8.1f} ms"
+            f"   {m['wall_s_median']:6.3f} s   {m['throughput_vs_migratepages']:.2f}x"
+        )
+    print(f"  paced chunks: {result['paced_chunks']}")
+    print(f"  data checksum unchanged: {result['checksum_unchanged']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
