@@ -8,12 +8,14 @@ refusals with their stable codes, and the dry run's shape.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from numatui import rules
 from numatui.cli import EXIT_FAILED, EXIT_OK, main
+from numatui.kernel import audit
 from numatui.kernel.drain import leftovers
 from numatui.model import (
     DrainItem,
@@ -201,8 +203,16 @@ def test_refused_drains_exit_1_and_are_audited(
     assert main([*_roots("four_nodes"), "drain", "9", "--dry-run"]) == EXIT_FAILED
     assert "does not exist" in capsys.readouterr().err
     assert main([*_roots("no_numa"), "drain", "0", "--yes"]) == EXIT_FAILED
-    lines = (tmp_path / "numatui" / "audit.jsonl").read_text().splitlines()
+    log = Path(os.environ["NUMATUI_AUDIT_LOG"])  # the conftest's private trail
+    lines = log.read_text().splitlines()
     assert [json.loads(line)["outcome"] for line in lines] == ["failed", "failed"]
+    # `numatui log` reads them back (pid 0, the drain's node), not skipped as malformed.
+    got = audit.read_tail(log)
+    assert got.skipped == 0
+    assert [(e.pid, e.drain, e.process) for e in got.entries] == [
+        (0, 9, "drain of node 9"),
+        (0, 0, "drain of node 0"),
+    ]
     # A recorded machine is never changed.
     assert main([*_roots("four_nodes"), "drain", "1", "--yes"]) == EXIT_FAILED
     assert "recorded snapshot" in capsys.readouterr().err
