@@ -80,7 +80,14 @@ def group_stat(path: Path) -> dict[str, dict[int, int]]:
 
 
 def audit_lines(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The outcome entries of the trail; each follows its attempt, written before anything
+    moved, with the same id (checked here)."""
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    attempts = [e["id"] for e in entries if e["phase"] == "attempt"]
+    outcomes = [e for e in entries if e["phase"] == "outcome"]
+    # A path refused before anything could be attempted has its outcome only.
+    assert set(attempts) <= {e["id"] for e in outcomes}, entries
+    return outcomes
 
 
 @pytest.mark.two_nodes
@@ -131,7 +138,7 @@ def test_group_moves_every_member_and_one_that_joins_during_the_move(
     assert isinstance(members, list)
     assert {m["pid"] for m in members} == {w.pid for w in everyone}
     assert all(m["outcome"] == "all moved" for m in members)
-    assert len(audit.read(tmp_path / "audit.jsonl")) == 1
+    assert [e.phase for e in audit.read(tmp_path / "audit.jsonl")] == ["attempt", "outcome"]
 
 
 def _assert_on_node0(work: Workload) -> None:
@@ -169,7 +176,9 @@ def test_bad_group_paths_move_nothing_and_are_audited(
     assert len(entries) == len(BAD_PATHS)
     assert all(e["outcome"] == "failed" and e["pid"] == 0 and "cgroup" in e for e in entries)
     # The CLI says the same: a clear message, status 1, the code in the JSON, audited.
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    trail = tmp_path / "cli-trail"
+    trail.mkdir(mode=0o700)
+    env = {**os.environ, "NUMATUI_AUDIT_LOG": str(trail / "audit.jsonl")}
     argv = ["migrate", "--cgroup", "../../etc", "0", "1", "--yes", "--json"]
     done = subprocess.run(
         [sys.executable, "-m", "numatui", *argv],
@@ -182,7 +191,7 @@ def test_bad_group_paths_move_nothing_and_are_audited(
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["error"]["code"] == "cgroup_unsafe_path"
     assert "refused" in done.stderr
-    assert (tmp_path / "state/numatui/audit.jsonl").exists()
+    assert audit_lines(trail / "audit.jsonl")
 
 
 def _move_out_and_remove(path: Path) -> Callable[[GroupProgress], None]:
