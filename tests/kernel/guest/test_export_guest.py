@@ -16,25 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_external_migration_guest import kernel_node_bytes
 
 pytestmark = [pytest.mark.guest]
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[3]
 NODE_SYSFS = Path("/sys/devices/system/node")
-_NODE_FIELD = re.compile(r" N(\d+)=(\d+)")
-_PAGE_KB = re.compile(r" kernelpagesize_kB=(\d+)")
+
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def kernel_node_bytes(pid: int) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for line in Path(f"/proc/{pid}/numa_maps").read_text().splitlines():
-        size = _PAGE_KB.search(line)
-        page = int(size[1]) * 1024 if size else 4096
-        for node, pages in _NODE_FIELD.findall(line):
-            out[int(node)] = out.get(int(node), 0) + int(pages) * page
-    return out
 
 
 def meminfo(node: int) -> dict[str, int]:
