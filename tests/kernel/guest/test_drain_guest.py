@@ -122,8 +122,26 @@ def _drain_node_1(workload: WorkloadFactory, tmp_path: Path) -> None:
     # The node's own meminfo, before and after.
     assert report.used_after < report.used_before
     assert report.used_before - report.used_after >= 64 * MIB
-    # One audit entry per process moved.
-    assert {int(str(e["pid"])) for e in _audit(audit_path)} == set(results)
+    # The trail: each process moved has its own entries, and the drain as a whole one
+    # attempt (before anything moved) and one outcome with the same id, under pid 0.
+    entries = _audit(audit_path)
+    per_process = [e for e in entries if e.get("drain") is None]
+    assert {int(str(e["pid"])) for e in per_process} == set(results)
+    drains = [e for e in entries if e.get("drain") is not None]
+    assert [(e["drain"], e["phase"], e["pid"]) for e in drains] == [
+        (1, "attempt", 0),
+        (1, "outcome", 0),
+    ]
+    assert drains[0]["id"] == drains[1]["id"] != ""
+    assert entries.index(drains[0]) == 0
+    assert drains[1]["bytes_moved"] == report.bytes_moved
+    # A process with no target (the held one) or one not all moved: the drain moved part.
+    whole = all(r.outcome is MigrationOutcome.ALL_MOVED for r in report.results) and all(
+        item.plan is not None for item in plan.items
+    )
+    assert held is None or not whole
+    expected = MigrationOutcome.ALL_MOVED if whole else MigrationOutcome.PARTLY_MOVED
+    assert drains[1]["outcome"] == str(expected), drains[1]
 
 
 @pytest.mark.four_nodes
@@ -193,6 +211,7 @@ def test_paced_chunks_take_about_the_budget(workload: WorkloadFactory) -> None:
     within = sum(1 for t in settled if t <= 2 * budget) / len(settled)
     # (A vCPU of this emulated guest descheduled by a loaded host stretches a few chunks.)
     print(f"chunks {len(times)}: median {median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
+    print("full chunks (pages, ms):", [(p, round(t * 1000, 1)) for p, t, f in job.chunk_times if f])
     assert 0.5 * budget <= median <= 1.5 * budget, [round(t * 1000, 1) for t in times]
     assert within >= 0.8, [round(t * 1000, 1) for t in times]
     assert work.checksum() == work.info["checksum"]
