@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_SAMPLES = 2_000_000  # probe iterations kept per move (16 MiB)
+SLOW_NS = 20_000_000  # probe iterations longer than this are kept with their start time
 
 
 # ---------------------------------------------------------------- the workload (a child)
@@ -68,6 +69,7 @@ def _workload_main(size_mib: int) -> int:
     # on the probe's own node, behind the mover, and blur the "all moved" check.
     latencies = array.array("q", bytes(8 * MAX_SAMPLES))
     count = [0]
+    slow: list[tuple[int, int]] = []  # (start ns, took ns) of iterations over SLOW_NS
     recording = threading.Event()
     lock = threading.Lock()
 
@@ -83,6 +85,8 @@ def _workload_main(size_mib: int) -> int:
                     if count[0] < MAX_SAMPLES:
                         latencies[count[0]] = took
                         count[0] += 1
+                    if took > SLOW_NS and len(slow) < 10_000:
+                        slow.append((t0, took))
 
     threading.Thread(target=probe, daemon=True).start()
     start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
@@ -94,6 +98,7 @@ def _workload_main(size_mib: int) -> int:
         if command == "start":
             with lock:
                 count[0] = 0
+                slow.clear()
             recording.set()
             reply: dict[str, Any] = {"ok": True}
         elif command == "stop":
@@ -107,6 +112,7 @@ def _workload_main(size_mib: int) -> int:
                 if values
                 else None,
                 "max_ms": values[-1] / 1e6 if values else None,
+                "slow": list(slow),
             }
         elif command == "checksum":
             reply = {"checksum": hashlib.sha256(memory).hexdigest()}
@@ -167,6 +173,30 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     topology_reader = TopologyReader()
     pacing = Pacing(stall_s=stall_ms / 1000)
     chunk_times: list[float] = []
+    # What the mover did, when (CLOCK_MONOTONIC ns, the probe's clock too): each numa_maps
+    # read (the job's snapshots and progress samples) and each move_pages call.
+    events: list[tuple[str, int, int]] = []
+    call_ms: dict[str, list[float]] = {}  # "method: kind" -> each call's ms
+    current = ["checks"]  # the method moving now
+    worst: list[tuple[float, str, float]] = []  # paced: (stall, overlapping call, its ms)
+
+    def timed(kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter_ns()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                t1 = time.perf_counter_ns()
+                events.append((kind, t0, t1))
+                call_ms.setdefault(f"{current[0]}: {kind}", []).append((t1 - t0) / 1e6)
+
+        return run
+
+    from numatui.kernel import syscalls
+
+    scanner.node_pages = timed("numa_maps", scanner.node_pages)  # type: ignore[method-assign]
+    scanner.numa_maps = timed("numa_maps", scanner.numa_maps)  # type: ignore[method-assign]
+    move_pages = timed("move_pages", syscalls.move_pages)
     outcomes: list[str] = []
     work = _Probe(size_mib)
     pid = work.pid
@@ -193,7 +223,11 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         def run(src: int, dst: int) -> None:
             plan = source.plan(pid, {src}, {dst}, stoppable=stoppable, pacing=pacing)
             moving = migration.MigrationJob(
-                plan, scanner=scanner, privileges=privileges, topology_reader=topology_reader
+                plan,
+                scanner=scanner,
+                privileges=privileges,
+                topology_reader=topology_reader,
+                move_pages=move_pages,
             )
             result = moving.run(lambda _sample: None)
             chunk_times.extend(seconds for _, seconds, full in moving.chunk_times if full)
@@ -210,6 +244,9 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     p99s: dict[str, list[float]] = {name: [] for name in methods}
     maxes: dict[str, list[float]] = {name: [] for name in methods}
     idle: list[dict[str, Any]] = []
+    stalls: dict[str, dict[str, list[float]]] = {
+        name: {kind: [] for kind in STALL_KINDS} for name in methods
+    }
     names = list(methods)
     try:
         for r in range(rounds):
@@ -219,10 +256,17 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
             for name in names if r % 2 == 0 else names[::-1]:
                 for src, dst in ((0, 1), (1, 0)):
                     work.ask("start")
+                    events.clear()
+                    current[0] = name
                     t0 = time.perf_counter()
                     methods[name](src, dst)
                     walls[name].append(time.perf_counter() - t0)
+                    current[0] = "checks"
                     stats = work.ask("stop")
+                    for kind, ms, during in _attribute(stats["slow"], list(events)):
+                        stalls[name][kind].append(ms)
+                        if name == "numatui_paced":
+                            worst.append((round(ms, 1), kind, round(during, 1)))
                     p99s[name].append(float(stats["p99_ms"]))
                     maxes[name].append(float(stats["max_ms"]))
                     if not on_node(dst):
@@ -264,7 +308,50 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
             for name in names
         },
         "checksum_unchanged": checksum_ok,
+        "mover_calls_ms": {
+            kind: {
+                "count": len(ms),
+                "median": round(statistics.median(ms), 1) if ms else None,
+                "p95": round(_pct(ms, 0.95), 1) if ms else None,
+                "max": round(max(ms), 1) if ms else None,
+                "total_s": round(sum(ms) / 1000, 2),
+            }
+            for kind, ms in call_ms.items()
+        },
+        "paced_worst_stalls_ms_kind_call_ms": sorted(worst, reverse=True)[:15],
+        "probe_stalls_over_20ms_by_overlap": {
+            name: {
+                kind: {"count": len(ms), "max_ms": round(max(ms), 1) if ms else None}
+                for kind, ms in by_kind.items()
+            }
+            for name, by_kind in stalls.items()
+        },
     }
+
+
+STALL_KINDS = ("numa_maps", "move_pages", "neither")
+
+
+def _attribute(
+    slow: list[list[int]], events: list[tuple[str, int, int]]
+) -> list[tuple[str, float, float]]:
+    """Each slow probe iteration (ms) with what the mover was doing while it ran: reading
+    numa_maps (which holds the mmap lock for its whole walk of a mapping), in a move_pages
+    call, or neither (the guest's scheduling, or a migratepages/migrate_pages call); and
+    how long the longest call it overlapped took (ms)."""
+    out: list[tuple[str, float, float]] = []
+    for start, took in slow:
+        end = start + took
+        overlap = dict.fromkeys(("numa_maps", "move_pages"), 0)
+        longest = 0
+        for kind, t0, t1 in events:
+            shared = max(0, min(end, t1) - max(start, t0))
+            overlap[kind] += shared
+            if shared:
+                longest = max(longest, t1 - t0)
+        kind = max(overlap, key=lambda k: overlap[k])
+        out.append((kind if overlap[kind] > took // 2 else "neither", took / 1e6, longest / 1e6))
+    return out
 
 
 def _boot(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
@@ -326,6 +413,9 @@ def main() -> int:
             f"   {m['wall_s_median']:6.3f} s   {m['throughput_vs_migratepages']:.2f}x"
         )
     print(f"  paced chunks: {result['paced_chunks']}")
+    print(f"  probe stalls over 20 ms by overlap: {result['probe_stalls_over_20ms_by_overlap']}")
+    print(f"  mover's calls: {result['mover_calls_ms']}")
+    print(f"  paced, worst stalls: {result['paced_worst_stalls_ms_kind_call_ms']}")
     print(f"  data checksum unchanged: {result['checksum_unchanged']}")
     return 0
 
