@@ -31,11 +31,12 @@ from prometheus_client.registry import Collector
 from numatui import __version__
 from numatui.exporter.labels import CGROUP_LIMIT, COMM_LIMIT, USER_LIMIT, label_value
 from numatui.kernel import audit, vmstat
-from numatui.kernel.cgroups import cgroup_numa_stat, process_cgroup
+from numatui.kernel.cgroups import ContainerNames, cgroup_numa_stat, describe, process_cgroup
 from numatui.kernel.live import LiveSource
 from numatui.model import MigrationOutcome, ProcessMemory, ProcessScan, Topology
 
-PROCESS_LABELS = ("pid", "comm", "user", "cgroup")
+PROCESS_LABELS = ("pid", "comm", "user", "cgroup", "group")
+GROUP_LABELS = ("cgroup", "group", "group_kind")
 OTHER_OUTCOME = "other"  # an audit line with an outcome numatui does not write (hand edit)
 STAGES = ("topology", "processes", "counters", "cgroups", "audit")
 
@@ -101,6 +102,9 @@ class NumaCollector(Collector):
         self._previous: ProcessScan | None = None
         self._errors = dict.fromkeys(STAGES, 0)
         self._audit: _AuditTotals | None = None
+        # The groups view's names (nginx.service, docker 3f2a9c1b4e5d web, pod 5d3b… (burstable)):
+        # a dashboard can sum by service, container or pod without parsing cgroup paths.
+        self._container_names = ContainerNames()
 
     def describe(self) -> list[Metric]:
         # Registering must not scan the machine (the registry calls collect() otherwise).
@@ -308,17 +312,18 @@ class NumaCollector(Collector):
             "Share of the process's memory on the nodes its threads run on (0-1)",
             labels,
         )
-        cgroups: dict[str, str] = {}  # raw path -> label value
+        cgroups: dict[str, tuple[str, str, str]] = {}  # raw path -> GROUP_LABELS values
         for p in chosen:
             raw = process_cgroup(p.pid, self.source.proc_root) or ""
-            cgroup = label_value(raw, CGROUP_LIMIT)
-            if raw:
-                cgroups[raw] = cgroup
+            if raw and raw not in cgroups:
+                cgroups[raw] = self._group_labels(raw)
+            cgroup, group, _ = cgroups.get(raw, ("", "", ""))
             values = [
                 str(p.pid),
                 label_value(p.name, COMM_LIMIT),
                 label_value(p.user, USER_LIMIT),
                 cgroup,
+                group,
             ]
             for nid in node_ids:
                 resident.add_metric([*values, str(nid)], p.node_bytes.get(nid, 0))
@@ -359,13 +364,18 @@ class NumaCollector(Collector):
         out.append(self._cgroup_family(cgroups))
         return out
 
-    def _cgroup_family(self, cgroups: dict[str, str]) -> Metric:
+    def _group_labels(self, raw: str) -> tuple[str, str, str]:
+        """The cgroup path, what it is called in the groups view, and its kind."""
+        name = describe(raw, self._container_names)
+        return label_value(raw, CGROUP_LIMIT), label_value(name.label, CGROUP_LIMIT), name.kind
+
+    def _cgroup_family(self, cgroups: dict[str, tuple[str, str, str]]) -> Metric:
         family = _gauge(
             "numatui_cgroup_memory_bytes",
             "Bytes per node by kind of the exported processes' cgroups (memory.numa_stat)",
-            ["cgroup", "node", "kind"],
+            [*GROUP_LABELS, "node", "kind"],
         )
-        for raw, label in sorted(cgroups.items()):
+        for raw, labels in sorted(cgroups.items()):
             try:
                 stat = cgroup_numa_stat(raw, self.cgroup_root)
             except Exception:
@@ -373,7 +383,7 @@ class NumaCollector(Collector):
                 continue
             for kind, per_node in sorted((stat or {}).items()):
                 for nid, value in sorted(per_node.items()):
-                    family.add_metric([label, str(nid), kind], value)
+                    family.add_metric([*labels, str(nid), kind], value)
         return family
 
     def _audit_families(self) -> list[Metric]:

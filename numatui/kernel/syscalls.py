@@ -19,27 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from numatui.errors import SyscallError, UnsupportedArchitecture
-from numatui.kernel.nodemask import ULONG_BITS, NodeMask
+from numatui.kernel.nodemask import NodeMask
 
 # ------------------------------------------------ constants (uapi/linux/mempolicy.h)
 
-MPOL_DEFAULT = 0
-MPOL_PREFERRED = 1
-MPOL_BIND = 2
-MPOL_INTERLEAVE = 3
-MPOL_LOCAL = 4
-MPOL_PREFERRED_MANY = 5
-MPOL_WEIGHTED_INTERLEAVE = 6
-
-MPOL_F_STATIC_NODES = 1 << 15
-MPOL_F_RELATIVE_NODES = 1 << 14
-
-# get_mempolicy flags
-MPOL_F_NODE = 1 << 0
-MPOL_F_ADDR = 1 << 1
-MPOL_F_MEMS_ALLOWED = 1 << 2
-
-# mbind / move_pages flags
+# move_pages flags
 MPOL_MF_STRICT = 1 << 0
 MPOL_MF_MOVE = 1 << 1
 MPOL_MF_MOVE_ALL = 1 << 2
@@ -48,12 +32,10 @@ MPOL_MF_MOVE_ALL = 1 << 2
 # did not get to untouched, so they keep this value.
 STATUS_NOT_TRIED = -(1 << 20)
 
-# Room for any node id the kernel can have (MAX_NUMNODES is at most 1024):
-# get_mempolicy refuses a buffer smaller than the kernel's node count.
-_QUERY_MASK_BITS = 1024
-
 # ---------------------------------------------------------------- syscall numbers
 
+# The memory-policy calls are numbered too: the tests place memory with them
+# (tests/tooling/mempolicy.py) through this module's one syscall path.
 _CALLS = ("mbind", "set_mempolicy", "get_mempolicy", "migrate_pages", "move_pages")
 
 
@@ -181,17 +163,6 @@ _CALL_MESSAGES: dict[tuple[str, int], str] = {
         "or pick a node inside it"
     ),
     ("move_pages", errno.EINVAL): "invalid flags or node numbers passed to move_pages",
-    ("mbind", errno.EINVAL): (
-        "invalid range, mode or node mask (nodes must be online with memory and in the cpuset)"
-    ),
-    ("mbind", errno.EIO): (
-        "MPOL_MF_STRICT: some pages are not on the allowed nodes and could not be moved"
-    ),
-    ("mbind", errno.EPERM): "MPOL_MF_MOVE_ALL needs CAP_SYS_NICE; run as root",
-    ("set_mempolicy", errno.EINVAL): (
-        "invalid mode or node mask (nodes must be online with memory and in the cpuset)"
-    ),
-    ("get_mempolicy", errno.EINVAL): "invalid flags, or the node mask buffer is too small",
 }
 
 
@@ -257,46 +228,3 @@ def move_pages(
     status = ffi.from_buffer("int[]", status_buffer, require_writable=True)
     _call("move_pages", _long(pid), _ulong(count), pages, node_array, status, _long(flags))
     return status_buffer.tolist()
-
-
-def get_mempolicy(address: int | None = None, flags: int = 0) -> tuple[int, NodeMask]:
-    """The calling thread's policy (or the one at `address` with MPOL_F_ADDR).
-
-    Returns (mode, nodes). With MPOL_F_NODE | MPOL_F_ADDR, `mode` is the node
-    the page at `address` is on; with MPOL_F_MEMS_ALLOWED, `nodes` is the
-    thread's cpuset mems.
-    """
-    ffi, _ = _ffi_lib()
-    mode = ffi.new("int *")
-    words = ffi.new("unsigned long[]", _QUERY_MASK_BITS // ULONG_BITS)
-    addr = ffi.NULL if address is None else ffi.cast("void *", address)
-    _call("get_mempolicy", mode, words, _ulong(_QUERY_MASK_BITS + 1), addr, _ulong(flags))
-    return int(mode[0]), NodeMask.from_kernel(list(words))
-
-
-def set_mempolicy(mode: int, nodes: NodeMask | None = None) -> None:
-    """Set the calling thread's policy (`mode` may carry MPOL_F_STATIC/RELATIVE_NODES)."""
-    if nodes is None:
-        _call("set_mempolicy", _long(mode), _ffi_lib()[0].NULL, _ulong(0))
-        return
-    words, maxnode = nodes.to_kernel()
-    _call("set_mempolicy", _long(mode), _mask_buffer(words), _ulong(maxnode))
-
-
-def mbind(address: int, length: int, mode: int, nodes: NodeMask | None, flags: int = 0) -> None:
-    """Set the policy of [address, address+length) (page aligned); flags MPOL_MF_*."""
-    ffi, _ = _ffi_lib()
-    if nodes is None:
-        mask, maxnode = ffi.NULL, 0
-    else:
-        words, maxnode = nodes.to_kernel()
-        mask = _mask_buffer(words)
-    _call(
-        "mbind",
-        ffi.cast("void *", address),
-        _ulong(length),
-        _long(mode),
-        mask,
-        _ulong(maxnode),
-        _ulong(flags),
-    )

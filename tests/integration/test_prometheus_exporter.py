@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,3 +237,28 @@ def test_dashboard_queries_run_on_prometheus(
     remote = dashboard["panels"][2]["targets"][0]["expr"].replace("$instance", ".*")
     rows = wait_for("the remote-memory table to have rows", lambda: query(prometheus, remote))
     assert isinstance(rows, list) and all("pid" in r["metric"] for r in rows)  # type: ignore[operator]
+
+
+def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(
+    exporter: str, workload: subprocess.Popen[str]
+) -> None:
+    """Prometheus asks for OpenMetrics first; the library's own parser reads the reply."""
+    request = urllib.request.Request(
+        f"{exporter}/metrics",
+        headers={"Accept": "application/openmetrics-text; version=1.0.0; charset=utf-8"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        content_type = response.headers["Content-Type"]
+        text = response.read().decode("utf-8")
+    assert content_type.startswith("application/openmetrics-text"), content_type
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in openmetrics_families(text)}
+    resident = families["numatui_process_resident_bytes"]
+    mine = [s for s in resident.samples if s.labels["pid"] == str(workload.pid)]
+    assert mine and all("group" in s.labels for s in mine), mine
+    expected = numa_maps_bytes(workload.pid)
+    assert {int(s.labels["node"]): int(s.value) for s in mine} == {
+        int(s.labels["node"]): expected.get(int(s.labels["node"]), 0) for s in mine
+    }
+    # Counters keep their _total sample in OpenMetrics, under the family's base name.
+    assert any(s.name == "numatui_migrations_total" for s in families["numatui_migrations"].samples)

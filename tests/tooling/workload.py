@@ -57,7 +57,9 @@ PROT_READ = 0x1
 PROT_WRITE = 0x2
 MADV_HUGEPAGE = 14
 
-# set_mempolicy(2) syscall numbers, per architecture (the kernel's syscall tables).
+# set_mempolicy(2) syscall numbers, per architecture (the kernel's syscall tables). Its own
+# table, not numatui's: this child runs with `python -S` (no site-packages, so no cffi) and,
+# for another user, from a copy of this one file.
 SET_MEMPOLICY_NR = {
     "x86_64": 238,
     "aarch64": 237,

@@ -251,6 +251,35 @@ def test_cgroup_series_from_memory_numa_stat(
     assert pick(data, "numatui_process_resident_bytes", pid=str(climbing), cgroup="/../../etc")
 
 
+def test_groups_are_named_as_the_groups_view_names_them(
+    capsys: pytest.CaptureFixture[str], four_nodes_copy: Path
+) -> None:
+    service, container, pod, *_ = workload_pids(four_nodes_copy)
+    docker_id = "3f2a9c1b4e5d" + "a" * 52
+    pod_uid = "5d3b1c2a_1111_2222_3333_444455556666"
+    pod_dir = f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{pod_uid}.slice"
+    paths = {
+        service: "/system.slice/nginx.service",
+        container: f"/system.slice/docker-{docker_id}.scope",
+        pod: "/" + pod_dir,
+    }
+    cgroups = four_nodes_copy / "sys/fs/cgroup"
+    for pid, path in paths.items():
+        (four_nodes_copy / f"proc/{pid}/cgroup").write_text(f"0::{path}\n")
+        (cgroups / path.lstrip("/")).mkdir(parents=True)
+        (cgroups / path.lstrip("/") / "memory.numa_stat").write_text("anon N0=4096 N1=0\n")
+    data = samples(export_once(capsys, four_nodes_copy, "--min-bytes", "0"))
+    expected = {
+        service: ("nginx.service", "service"),
+        container: ("docker 3f2a9c1b4e5d", "container"),
+        pod: ("pod 5d3b1c2a-1111-2222-3333-444455556666 (burstable)", "pod"),
+    }
+    for pid, (group, kind) in expected.items():
+        assert pick(data, "numatui_process_resident_bytes", pid=str(pid), group=group)
+        labels = {"cgroup": paths[pid], "group": group, "group_kind": kind}
+        assert one(data, "numatui_cgroup_memory_bytes", node="0", kind="anon", **labels) == 4096
+
+
 def test_cgroup_paths_that_climb_out_are_refused() -> None:
     assert safe_relative("/a/b.scope") == "a/b.scope"
     assert safe_relative("/") == ""

@@ -90,7 +90,7 @@ def test_target_fills_up_mid_migration(workload: WorkloadFactory) -> None:
 
 POLICY_CHILD = r"""
 import ctypes, mmap, signal, sys, time
-from numatui.kernel import syscalls
+from tests.tooling import mempolicy
 from numatui.kernel.nodemask import NodeMask
 size_a, size_b = int(sys.argv[1]), int(sys.argv[2])
 def guard():  # an inaccessible page: keeps the kernel from merging a and b with neighbours
@@ -108,7 +108,7 @@ def address(m):
     return ctypes.addressof(ctypes.c_char.from_buffer(m))
 def change_of_mind(signum, frame):
     # The process's own policy change mid-migration: bind to node 0, then allocate.
-    syscalls.set_mempolicy(syscalls.MPOL_BIND, NodeMask([0]))
+    mempolicy.set_mempolicy(mempolicy.MPOL_BIND, NodeMask([0]))
     b.write(b"y" * size_b)
     print("rebound", flush=True)
 signal.signal(signal.SIGUSR1, change_of_mind)
