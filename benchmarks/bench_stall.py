@@ -56,15 +56,15 @@ SLOW_NS = 20_000_000  # probe iterations longer than this are kept with their st
 
 def _workload_main(size_mib: int) -> int:
     """Memory on node 0 and a probe thread; stdin: `start`, `stop` (-> stats), `checksum`."""
-    from numatui.kernel import syscalls
     from numatui.kernel.nodemask import NodeMask
+    from tests.tooling.mempolicy import MPOL_BIND, MPOL_DEFAULT, set_mempolicy
 
-    syscalls.set_mempolicy(2, NodeMask({0}))  # MPOL_BIND while the memory is filled
+    set_mempolicy(MPOL_BIND, NodeMask({0}))  # while the memory is filled
     size = size_mib * 1024 * 1024
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     for offset in range(0, size, PAGE):
         memory[offset : offset + 8] = (offset // PAGE).to_bytes(8, "little")
-    syscalls.set_mempolicy(0)  # MPOL_DEFAULT: the probe's pages wherever it runs
+    set_mempolicy(MPOL_DEFAULT)  # the probe's pages wherever it runs
     # Preallocated and touched now: a buffer growing during a move would put fresh pages
     # on the probe's own node, behind the mover, and blur the "all moved" check.
     latencies = array.array("q", bytes(8 * MAX_SAMPLES))
