@@ -356,6 +356,7 @@ def main() -> int:
     ap.add_argument("--app-procs", type=int, nargs="*", default=[2000])
     ap.add_argument("--app-rounds", type=int, default=3)
     ap.add_argument("--scale-procs", type=int, nargs="*", default=[], help="e.g. 10000")
+    ap.add_argument("--scale-rounds", type=int, default=3)
     ap.add_argument("--big-mappings", type=int, default=0, help="e.g. 100000")
     ap.add_argument("--hyperfine", action="store_true", help="cross-check with hyperfine")
     ap.add_argument("--json", action="store_true")
@@ -367,8 +368,7 @@ def main() -> int:
         out["startup"] = bench_startup(args.startup_rounds, args.hyperfine)
     out["ps"] = [bench_ps(n, args.mappings, args.rounds, args.hyperfine) for n in args.procs]
     out["scale"] = [
-        bench_ps(n, args.mappings, max(3, args.rounds // 2), args.hyperfine)
-        for n in args.scale_procs
+        bench_ps(n, args.mappings, args.scale_rounds, args.hyperfine) for n in args.scale_procs
     ]
     if args.big_mappings:
         out["big"] = bench_big(args.big_mappings, args.rounds, args.hyperfine)
