@@ -2,14 +2,21 @@
 
     python3 benchmarks/bench_commands.py [--procs 300 2000] [--mappings 300] [--rounds 7]
                                          [--startup-rounds 20] [--hyperfine] [--json]
+                                         [--scale-procs 10000] [--big-mappings 100000]
 
-Every figure is a whole process, started and waited for: wall time, and the CPU
-(user + system) the kernel charged to it (`os.wait4`). Commands of one table run
-interleaved, round by round, so machine noise hits them alike; medians and ratios.
+Every figure is a whole process, started and waited for: wall time, the CPU
+(user + system) the kernel charged to it and its peak resident memory (`os.wait4`).
+Commands of one table run interleaved, round by round, so machine noise hits them
+alike; medians and ratios.
 
   ps        N idle processes with about `--mappings` VMAs each (benchmarks/workers.py);
             `numastat -p PIDS` against `numatui ps --json --pid PIDS` and
-            `numatui ps --pid PIDS` on the same pids.
+            `numatui ps --pid PIDS` on the same pids. `--scale-procs`: the same
+            at a larger N (10,000), where the peak RSS column is the memory used.
+  big       `--big-mappings M`: one process with M mappings (one page each),
+            `numastat -p PID` against `numatui ps [--json] --pid PID`. Needs
+            vm.max_map_count above M (65,530 by default: raise it as root with
+            `sysctl vm.max_map_count=262144`).
   start-up  `python3 -c pass` against `numatui --version` and `numatui nodes`, the
             same interpreter; then `-X importtime`'s largest numatui-caused imports.
   app       `--app-procs` idle processes; the app, headless (Textual's test driver), in a
@@ -63,6 +70,23 @@ def run(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def peak_rss(cmd: list[str]) -> float | None:
+    """The peak resident memory (bytes) of one run, as GNU time measures it; None without it.
+
+    Not `wait4`'s ru_maxrss: a child inherits its parent's peak across fork and
+    exec, and this benchmark's parent holds the workers' mappings. GNU time's
+    own child starts from time's small address space.
+    """
+    exe = Path("/usr/bin/time")
+    if not exe.exists():
+        return None
+    with tempfile.NamedTemporaryFile("r") as report:
+        cmd = [str(exe), "-f", "%M", "-o", report.name, *cmd]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        text = report.read().strip().splitlines()
+    return int(text[-1]) * 1024.0 if text and text[-1].isdigit() else None
+
+
 def interleaved(commands: dict[str, list[str]], rounds: int) -> dict[str, dict[str, float]]:
     for cmd in commands.values():
         run(cmd)  # warm caches alike
@@ -75,10 +99,13 @@ def interleaved(commands: dict[str, list[str]], rounds: int) -> dict[str, dict[s
             wall, cpu = run(commands[name])
             walls[name].append(wall)
             cpus[name].append(cpu)
-    return {
-        k: {"wall_s": statistics.median(walls[k]), "cpu_s": statistics.median(cpus[k])}
-        for k in commands
-    }
+    table: dict[str, dict[str, float]] = {}
+    for k, cmd in commands.items():
+        table[k] = {"wall_s": statistics.median(walls[k]), "cpu_s": statistics.median(cpus[k])}
+        rss = peak_rss(cmd)
+        if rss is not None:
+            table[k]["max_rss_bytes"] = rss
+    return table
 
 
 def hyperfine(commands: dict[str, list[str]], runs: int) -> dict[str, dict[str, float]] | None:
@@ -124,11 +151,13 @@ def ratios(table: dict[str, dict[str, float]], base: str) -> dict[str, dict[str,
 
 def print_table(title: str, table: dict[str, dict[str, float]], base: str) -> None:
     print(f"\n{title}   [{load()}]")
-    print(f"  {'command':<34} {'wall':>9} {'ratio':>7} {'CPU':>9} {'ratio':>7}")
+    print(f"  {'command':<34} {'wall':>9} {'ratio':>7} {'CPU':>9} {'ratio':>7} {'peak RSS':>9}")
     for name, v in ratios(table, base).items():
+        rss = v.get("max_rss_bytes")
         print(
             f"  {name:<34} {v['wall_s'] * 1000:>7.1f}ms {v['wall_ratio']:>6.2f}x"
             f" {v['cpu_s'] * 1000:>7.1f}ms {v['cpu_ratio']:>6.2f}x"
+            + (f" {rss / 2**20:>6.1f}MiB" if rss is not None else "")
         )
 
 
@@ -154,6 +183,38 @@ def bench_ps(n: int, mappings: int, rounds: int, use_hyperfine: bool) -> dict[st
         "load": os.getloadavg()[0],
         "results": ratios(table, "numastat -p PIDS"),
         "hyperfine": hf and ratios(hf, "numastat -p PIDS"),
+    }
+
+
+def bench_big(mappings: int, rounds: int, use_hyperfine: bool) -> dict[str, Any]:
+    """One process with `mappings` VMAs: numastat against numatui on its pid."""
+    numastat = shutil.which("numastat")
+    if numastat is None:
+        raise SystemExit("numastat not found: apt-get install numactl")
+    limit = int(Path("/proc/sys/vm/max_map_count").read_text())
+    if limit < mappings + 1000:
+        raise SystemExit(
+            f"--big-mappings {mappings}: vm.max_map_count is {limit}; raise it as root"
+            f" (sysctl vm.max_map_count={max(262144, mappings * 2)}) or ask for fewer"
+        )
+    with idle_processes(1, mappings) as pids:
+        pid = str(pids[0])
+        lines = Path(f"/proc/{pid}/numa_maps").read_bytes().count(b"\n")
+        commands = {
+            "numastat -p PID": [numastat, "-p", pid],
+            "numatui ps --json --pid PID": [*NUMATUI, "ps", "--json", "--pid", pid],
+            "numatui ps --pid PID": [*NUMATUI, "ps", "--pid", pid],
+        }
+        table = interleaved(commands, rounds)
+        print_table(f"one process with {lines} mappings", table, "numastat -p PID")
+        hf = hyperfine(commands, rounds) if use_hyperfine else None
+        if hf:
+            print_table("  (hyperfine, same commands)", hf, "numastat -p PID")
+    return {
+        "mappings": lines,
+        "load": os.getloadavg()[0],
+        "results": ratios(table, "numastat -p PID"),
+        "hyperfine": hf and ratios(hf, "numastat -p PID"),
     }
 
 
@@ -294,6 +355,9 @@ def main() -> int:
     ap.add_argument("--startup-rounds", type=int, default=20)
     ap.add_argument("--app-procs", type=int, nargs="*", default=[2000])
     ap.add_argument("--app-rounds", type=int, default=3)
+    ap.add_argument("--scale-procs", type=int, nargs="*", default=[], help="e.g. 10000")
+    ap.add_argument("--scale-rounds", type=int, default=3)
+    ap.add_argument("--big-mappings", type=int, default=0, help="e.g. 100000")
     ap.add_argument("--hyperfine", action="store_true", help="cross-check with hyperfine")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -303,6 +367,11 @@ def main() -> int:
     if args.startup_rounds:
         out["startup"] = bench_startup(args.startup_rounds, args.hyperfine)
     out["ps"] = [bench_ps(n, args.mappings, args.rounds, args.hyperfine) for n in args.procs]
+    out["scale"] = [
+        bench_ps(n, args.mappings, args.scale_rounds, args.hyperfine) for n in args.scale_procs
+    ]
+    if args.big_mappings:
+        out["big"] = bench_big(args.big_mappings, args.rounds, args.hyperfine)
     out["app"] = [bench_app(n, args.mappings, args.app_rounds) for n in args.app_procs]
     if args.json:
         print(json.dumps(out, indent=2))

@@ -19,9 +19,19 @@ from collections.abc import Iterator
 
 def _make_mappings(count: int) -> mmap.mmap:
     """One anonymous region split into `count` VMAs by alternating protections."""
-    chunk = mmap.PAGESIZE * 4
-    region = mmap.mmap(-1, chunk * count, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    region[:] = b"x" * len(region)  # present pages, so numa_maps lists N<node>= fields
+    # Four pages a VMA; one for very many VMAs (100,000 of them: 400 MB, not 1.6 GB).
+    chunk = mmap.PAGESIZE * (4 if count <= 10_000 else 1)
+    # Private: fork copies the page tables of private anonymous memory, so every
+    # child has these pages present too (a shared mapping's children fault them
+    # in only when they touch them: their numa_maps would list no pages).
+    region = mmap.mmap(
+        -1,
+        chunk * count,
+        flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+        prot=mmap.PROT_READ | mmap.PROT_WRITE,
+    )
+    for offset in range(0, len(region), mmap.PAGESIZE):
+        region[offset] = 0x78  # present pages, so numa_maps lists N<node>= fields
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     base = ctypes.addressof(ctypes.c_char.from_buffer(region))

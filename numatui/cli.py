@@ -255,7 +255,9 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     key = _sort_key(args.sort, topo)
     # The text table shows bytes per node only: kinds, shared bytes and command
     # lines (json, --match) are not read for it.
-    scan = source.scan(pids=args.pid or None, nodes_only=not (args.json or args.match))
+    scan = source.scan(
+        pids=args.pid or None, nodes_only=not (args.json or args.match), one_shot=True
+    )
     procs = [p for p in scan.processes if not p.is_kernel_thread]
     # numatui never lists itself (unless asked by pid); with --match, neither the shell or
     # sudo that started it: their command lines hold TEXT because numatui's own arguments do.

@@ -188,10 +188,16 @@ class LiveSource:
         pids: Iterable[int] | None = None,
         *,
         nodes_only: bool = False,
+        one_shot: bool = False,
     ) -> ProcessScan:
-        """`nodes_only`: bytes per node only (see `ProcessScanner.scan`), for a process list."""
+        """`nodes_only`: bytes per node only, for a process list; `one_shot`: a command's
+        only scan, on more threads (see `ProcessScanner.scan`)."""
         return self._scanner.scan(
-            previous, pids=pids, topology=self._current_topology(), nodes_only=nodes_only
+            previous,
+            pids=pids,
+            topology=self._current_topology(),
+            nodes_only=nodes_only,
+            one_shot=one_shot,
         )
 
     def numa_maps(self, pid: int) -> NumaMaps:

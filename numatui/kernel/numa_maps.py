@@ -198,6 +198,12 @@ class _SummaryPatterns:
         )
         self.shared = re.compile(rb" mapmax=" + run)
         self.odd_size = re.compile(rb" kernelpagesize_kB=(?!" + kb + rb"\n)")
+        # Every line the summary parses one by one, in one pass: any other page
+        # size (hugetlb), heap, stack (older kernels print "stack:<tid>") and
+        # private mappings of /dev/zero (anonymous memory with a file name).
+        self.one_by_one = re.compile(
+            rb" (?:heap|stack|file=/dev/zero |kernelpagesize_kB=(?!" + kb + rb"\n))"
+        )
 
 
 _PATTERNS: dict[int, _SummaryPatterns] = {}
@@ -228,19 +234,6 @@ def _line_at(data: bytes, pos: int) -> tuple[int, bytes]:
     start = data.rfind(b"\n", 0, pos) + 1
     end = data.find(b"\n", pos)
     return start, data[start : end if end >= 0 else len(data)]
-
-
-def _lines_with(data: bytes, marker: bytes, seen: set[int]) -> list[bytes]:
-    """Each line holding `marker`, once (by line start), skipping lines already in `seen`."""
-    out: list[bytes] = []
-    pos = data.find(marker)
-    while pos >= 0:
-        start, line = _line_at(data, pos)
-        if start not in seen:
-            seen.add(start)
-            out.append(line)
-        pos = data.find(marker, start + len(line))
-    return out
 
 
 def summarize_numa_maps(
@@ -300,16 +293,12 @@ def _summarize_fast(data: bytes, base_page_size: int, nodes: Iterable[int] | Non
     # private /dev/zero): their pages come out of the base-page sums.
     taken: set[int] = set()
     raw_lines: list[bytes] = []
-    for match in patterns.odd_size.finditer(text):
+    for match in patterns.one_by_one.finditer(text):
         start, line = _line_at(text, match.start())
         if start not in taken:
             taken.add(start)
             raw_lines.append(line)
-    raw_lines.extend(_lines_with(text, b" heap", taken))
-    raw_lines.extend(_lines_with(text, b" stack", taken))
     shm_or_zero = _SHMEM_OR_ZERO.search(text) is not None
-    if shm_or_zero:
-        raw_lines.extend(_lines_with(text, b" file=/dev/zero ", taken))
     regions: list[MappedRegion] = []
     special_pages: dict[int, int] = {}
     for line in raw_lines:

@@ -235,3 +235,74 @@ def test_many_pids_in_one_option(monkeypatch: pytest.MonkeyPatch) -> None:
     pids = [str(n) for n in range(100_000, 103_000)]
     args = cli.build_parser().parse_args(["ps", "--pid", *pids[:2000], "--pid", ",".join(pids)])
     assert cli._flat_pids(args.pid) == [int(p) for p in pids]
+
+
+# ---------------------------------------------------------------- one-shot scans
+
+
+def test_ps_asks_for_a_one_shot_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from numatui.kernel.live import LiveSource
+
+    seen: list[dict[str, Any]] = []
+    original = LiveSource.scan
+
+    def spy(self: LiveSource, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LiveSource, "scan", spy)
+    for argv in (["ps"], ["ps", "--json"]):
+        rc, _ = run_ps(monkeypatch, TREES[0], *argv)
+        assert rc == cli.EXIT_OK
+    assert [kw.get("one_shot") for kw in seen] == [True, True]
+
+
+def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
+    scanner = ProcessScanner(proc_root=TREES[0] / "proc")
+    assert scanner.one_shot_threads >= scanner.read_threads >= 1
+    assert scanner.one_shot_threads == min(8, 2 * len(os.sched_getaffinity(0)))
+    assert ProcessScanner(read_threads=3).one_shot_threads == 3  # an explicit count wins
+
+    used: list[int | None] = []
+
+    class Spy(ProcessScanner):
+        def _read_many(self, pids: Any, cpu_map: Any, nodes_only: bool = False,
+                       threads: int | None = None) -> Any:  # fmt: skip
+            used.append(threads)
+            return super()._read_many(pids, cpu_map, nodes_only, threads)
+
+    spy = Spy(proc_root=TREES[0] / "proc", read_threads=None)
+    spy.one_shot_threads, spy.read_threads = 5, 2
+    spy.scan()
+    spy.scan(one_shot=True)
+    assert used == [2, 5]
+
+
+def test_threaded_one_shot_scan_agrees_with_a_serial_scan() -> None:
+    """Real processes, read on several threads and on one: the same bytes per node."""
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(60)
+    ]
+    try:
+        for child in children:  # each is in its sleep: its memory no longer changes
+            assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        pids = [c.pid for c in children]
+        topology = TopologyReader().read()
+        threaded = ProcessScanner(read_threads=None)
+        threaded.one_shot_threads = 4
+        serial = ProcessScanner(read_threads=1)
+        many = threaded.scan(pids=pids, topology=topology, nodes_only=True, one_shot=True)
+        one = serial.scan(pids=pids, topology=topology, nodes_only=True)
+        assert len(many.processes) == len(one.processes) == len(pids)
+        assert [(p.pid, p.node_bytes) for p in many.processes] == [
+            (p.pid, p.node_bytes) for p in one.processes
+        ]
+        assert all(p.node_bytes for p in many.processes)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
