@@ -74,8 +74,10 @@ class NumatuiApp(App[None]):
         Binding("ctrl+c", "interrupt", show=False, priority=True),
     ]
 
-    state: reactive[AppState | None] = reactive(None, always_update=True)
-    first_topology: reactive[Topology | None] = reactive(None)
+    # Not repainting: screens watch these and redraw only what changed; a repaint here
+    # would redraw the whole terminal on every refresh (kilobytes a second, idle).
+    state: reactive[AppState | None] = reactive(None, always_update=True, repaint=False)
+    first_topology: reactive[Topology | None] = reactive(None, repaint=False)
     """The nodes, as soon as the first refresh has read them (before its process scan)."""
 
     def __init__(

@@ -18,6 +18,7 @@ from numatui.safe_text import plain, plain_lines, shorten, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
 from numatui.units import human_bytes, node_list
+from numatui.widgets.quiet_static import QuietStatic
 
 MAPPINGS_SHOWN = 200
 """Largest mappings listed; a big process has tens of thousands."""
@@ -48,10 +49,12 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail-body"):
-            yield Static(id="identity")
+            yield QuietStatic(id="identity")
             yield Static("Memory per node by kind", classes="section-title")
             yield DataTable(id="kinds", cursor_type="none", show_cursor=False)
-            yield Static("Mappings (largest first)", classes="section-title", id="mappings-title")
+            yield QuietStatic(
+                "Mappings (largest first)", classes="section-title", id="mappings-title"
+            )
             yield DataTable(id="mappings", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -104,7 +107,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         message.stop()
         table = self.query_one("#mappings", DataTable)
         table.loading = False
-        title = self.query_one("#mappings-title", Static)
+        title = self.query_one("#mappings-title", QuietStatic)
         title.update(plain(f"Mappings: {message.message}"))
         title.add_class("-error")
 
@@ -131,7 +134,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         if self.gone:
             exited = ("this process has exited", "bold")
             rows.append(plain(exited, ": the numbers are its last scan"))
-        identity = self.query_one("#identity", Static)
+        identity = self.query_one("#identity", QuietStatic)
         identity.update(plain_lines(rows))
         identity.set_class(self.gone, "-gone")
 
@@ -190,7 +193,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         title = f"Mappings (largest first): {len(ordered)}"
         if hidden > 0:
             title += f", {MAPPINGS_SHOWN} shown"
-        self.query_one("#mappings-title", Static).update(plain(title))
+        self.query_one("#mappings-title", QuietStatic).update(plain(title))
 
     def _unreadable_reason(self) -> str:
         state = self.numatui.state
