@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import NumaMapsFetched, SourceFailed
@@ -18,6 +18,7 @@ from numatui.safe_text import plain, plain_lines, shorten, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
 from numatui.units import human_bytes, node_list
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.quiet_static import QuietStatic
 
 MAPPINGS_SHOWN = 200
@@ -38,6 +39,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         Binding("escape,b", "back", "Back", tooltip="Back to the process list"),
         Binding("m", "migrate", "Migrate", tooltip="Move this process's pages"),
         Binding("u", "reload", "Update", tooltip="Read the mappings again"),
+        Binding("c", "toggle_command", "Command", tooltip="The whole command line, or one line"),
     ]
 
     def __init__(self, process: ProcessMemory) -> None:
@@ -50,13 +52,14 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         yield Header()
         with VerticalScroll(id="detail-body"):
             yield QuietStatic(id="identity")
+            yield QuietStatic(id="command")
             yield Static("Memory per node by kind", classes="section-title")
             yield DataTable(id="kinds", cursor_type="none", show_cursor=False)
             yield QuietStatic(
                 "Mappings (largest first)", classes="section-title", id="mappings-title"
             )
             yield DataTable(id="mappings", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = visible(f"{self.process.name} ({self.process.pid})")
@@ -118,7 +121,6 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         in_maps = human_bytes(p.numa_bytes) if p.memory_readable else UNKNOWN
         rows: list[str | Text] = [
             plain((p.name, "bold"), f"  pid {p.pid}  user {p.user}  threads {p.threads}"),
-            plain("command   ", shorten(p.cmdline, COMMAND_SHOWN) or "-"),
             f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {in_maps}"
             f"   mappings {p.mapping_count}",
             f"locality  {locality}{mark}",
@@ -137,6 +139,11 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         identity = self.query_one("#identity", QuietStatic)
         identity.update(plain_lines(rows))
         identity.set_class(self.gone, "-gone")
+        # One line unless asked (`c`): a JVM's or QEMU's command line would fill the
+        # screen and push the memory table below the fold.
+        self.query_one("#command", QuietStatic).update(
+            plain("command   ", shorten(p.cmdline, COMMAND_SHOWN) or "-")
+        )
 
     def _node_ids(self) -> list[int]:
         state = self.numatui.state
@@ -203,6 +210,9 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_toggle_command(self) -> None:
+        self.query_one("#command").toggle_class("-whole")
 
     def action_reload(self) -> None:
         self._fetch_maps(self.process.pid)

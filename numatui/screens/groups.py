@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import GROUP_STAT_KINDS, Group, GroupScan, Topology
@@ -23,6 +23,7 @@ from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, memory_nodes
 from numatui.units import human_bytes
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 from numatui.widgets.quiet_static import QuietStatic
 
@@ -131,7 +132,7 @@ class GroupsScreen(NumatuiScreen[None]):
         with Horizontal(id="groups-filter-bar"):
             yield Static("filter:", id="groups-filter-label")
             yield Input(placeholder="name, path or kind", id="groups-filter", restrict=PRINTABLE)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#groups-filter-bar").display = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from numatui.model import Node, Topology
 from numatui.safe_text import plain, plain_lines
@@ -17,6 +17,7 @@ from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, nodes_summary
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.quiet_static import QuietStatic
 
 RATE_CHARTS: tuple[tuple[str, str], ...] = (
@@ -44,6 +45,15 @@ def node_kind(node: Node) -> str:
     return "CPU+memory"
 
 
+NODE_COLUMNS = (
+    "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HIT/s", "MISS/s",
+    "HUGE free/total", "TIER",
+)  # fmt: skip
+NARROW_DROPPED = frozenset({"TOTAL", "USED", "HIT/s", "MISS/s"})
+NODES_FULL_WIDTH = 110
+"""Columns of terminal the whole nodes table needs (with a CPU list like 0-23,48-71)."""
+
+
 class NodesScreen(NumatuiScreen[None]):
     """The machine's nodes and how their use changes."""
 
@@ -67,11 +77,16 @@ class NodesScreen(NumatuiScreen[None]):
             with Vertical(id="rate-charts"):
                 for name, label in RATE_CHARTS:
                     yield SparkChart(label, human_count_rate, id=f"rate-{name}")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "nodes"
         self.watch(self.app, "state", self._on_state, init=True)
+
+    def on_resize(self) -> None:
+        state = self.numatui.state
+        if state is not None:
+            self._show_nodes(state.topology)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
@@ -115,15 +130,21 @@ class NodesScreen(NumatuiScreen[None]):
                 plain(huge_pages(node)),
                 plain("-" if node.tier is None else str(node.tier)),
             ))  # fmt: skip
-        if self._unchanged("nodes", rows):
+        # A narrow terminal drops the columns others imply (TOTAL, USED: FREE and USED%)
+        # or the charts below show (HIT/s, MISS/s), so HUGE and TIER stay in view.
+        keep = [
+            i
+            for i, title in enumerate(NODE_COLUMNS)
+            if not (self.size.width < NODES_FULL_WIDTH and title in NARROW_DROPPED)
+        ]
+        rows = [tuple(row[i] for i in keep) for row in rows]
+        titles = [NODE_COLUMNS[i] for i in keep]
+        if self._unchanged("nodes", [tuple(map(Text, titles)), *rows]):
             return
         table = self.query_one("#nodes", DataTable)
         cursor = table.cursor_row
         table.clear(columns=True)
-        table.add_columns(
-            "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HIT/s", "MISS/s",
-            "HUGE free/total", "TIER",
-        )  # fmt: skip
+        table.add_columns(*titles)
         for row in rows:
             table.add_row(*row, key=row[0].plain)
         if table.row_count:

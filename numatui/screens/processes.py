@@ -15,7 +15,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
@@ -31,6 +31,7 @@ from numatui.screens.common import (
 )
 from numatui.source import Privileges
 from numatui.units import human_bytes
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
 # Locality comes before the per-node columns so it stays visible on 80 columns.
@@ -181,7 +182,7 @@ class ProcessesScreen(NumatuiScreen[None]):
             yield Static("filter:", id="filter-label")
             # A pasted control character would reach the terminal as typed: refused.
             yield Input(placeholder="name, user or pid", id="filter", restrict=PRINTABLE)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter-bar").display = False
