@@ -38,6 +38,8 @@ from numatui.source import DataSource, Privileges
 
 NARROW_WIDTH = 81
 """Terminals narrower than this get the `narrow` class (fewer columns, shorter labels)."""
+SHORT_HEIGHT = 30
+"""Terminals lower than this get the `short` class (dialogs drop margins, 1-line buttons)."""
 
 
 class NumatuiApp(App[None]):
@@ -305,3 +307,4 @@ class NumatuiApp(App[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW_WIDTH, "narrow")
+        self.set_class(event.size.height < SHORT_HEIGHT, "short")
