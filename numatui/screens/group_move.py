@@ -76,6 +76,8 @@ class GroupMoveDialog(NumatuiModal[GroupMoveRequest | None]):
             with Horizontal(id="group-move-buttons"):
                 yield Button("Move", variant="primary", id="group-move-go")
                 yield Button("Cancel", id="group-move-cancel")
+        # Its own keys: the footer of the groups view underneath would list the table's.
+        yield KeysFooter()
 
     @on(Button.Pressed, "#group-move-go")
     def _go(self) -> None:

@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 
 from numatui.app import NumatuiApp
 from numatui.screens.detail import ProcessDetailScreen
+from numatui.screens.group_move import GroupMoveDialog
 from numatui.screens.groups import GroupsScreen
 from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.migration import MigrationScreen
@@ -99,6 +100,24 @@ async def test_groups_view_fits_with_its_keys() -> None:
         assert isinstance(app.screen, GroupsScreen)
         assert_footer_has(app, "q Quit", "? Help", "m Move", "/ Filter", "g Processes")
         assert any("GROUP" in line and "MAPPED" in line for line in shown_lines(app))
+
+
+async def test_group_move_dialog_fits_with_its_own_keys() -> None:
+    app = quiet_app(FakeSource())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, GroupMoveDialog)
+        box = dialog.query_one("#group-move-dialog").region
+        assert box.bottom <= SIZE[1] - 1, box
+        for button in ("#group-move-go", "#group-move-cancel"):
+            assert box.contains_region(dialog.query_one(button).region), button
+        assert_footer_has(app, "esc Cancel")
+        assert "m Move" not in footer(app)  # not the keys of the view underneath
 
 
 async def _detail_of(pilot: Pilot[None], pid: int) -> ProcessDetailScreen:
