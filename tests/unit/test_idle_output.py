@@ -128,7 +128,7 @@ SCREENS = {
     "groups": ("g", "CGROUP"),
     "process detail": ("p\r", "Memory per node by kind"),
     "migrate dialog": ("\x1bm", "Migrate"),
-    "help": ("\x1b?", "Columns and marks"),
+    "help": ("\x1b?", "close this help"),
 }
 
 
