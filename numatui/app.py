@@ -38,6 +38,8 @@ from numatui.source import DataSource, Privileges
 
 NARROW_WIDTH = 81
 """Terminals narrower than this get the `narrow` class (fewer columns, shorter labels)."""
+SHORT_HEIGHT = 30
+"""Terminals lower than this get the `short` class (dialogs drop margins, 1-line buttons)."""
 
 
 class NumatuiApp(App[None]):
@@ -74,8 +76,10 @@ class NumatuiApp(App[None]):
         Binding("ctrl+c", "interrupt", show=False, priority=True),
     ]
 
-    state: reactive[AppState | None] = reactive(None, always_update=True)
-    first_topology: reactive[Topology | None] = reactive(None)
+    # Not repainting: screens watch these and redraw only what changed; a repaint here
+    # would redraw the whole terminal on every refresh (kilobytes a second, idle).
+    state: reactive[AppState | None] = reactive(None, always_update=True, repaint=False)
+    first_topology: reactive[Topology | None] = reactive(None, repaint=False)
     """The nodes, as soon as the first refresh has read them (before its process scan)."""
 
     def __init__(
@@ -303,3 +307,4 @@ class NumatuiApp(App[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW_WIDTH, "narrow")
+        self.set_class(event.size.height < SHORT_HEIGHT, "short")

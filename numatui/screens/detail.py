@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import NumaMapsFetched, SourceFailed
@@ -18,6 +18,8 @@ from numatui.safe_text import plain, plain_lines, shorten, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
 from numatui.units import human_bytes, node_list
+from numatui.widgets.footer import KeysFooter
+from numatui.widgets.quiet_static import QuietStatic
 
 MAPPINGS_SHOWN = 200
 """Largest mappings listed; a big process has tens of thousands."""
@@ -37,6 +39,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         Binding("escape,b", "back", "Back", tooltip="Back to the process list"),
         Binding("m", "migrate", "Migrate", tooltip="Move this process's pages"),
         Binding("u", "reload", "Update", tooltip="Read the mappings again"),
+        Binding("c", "toggle_command", "Command", tooltip="The whole command line, or one line"),
     ]
 
     def __init__(self, process: ProcessMemory) -> None:
@@ -48,12 +51,15 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail-body"):
-            yield Static(id="identity")
+            yield QuietStatic(id="identity")
+            yield QuietStatic(id="command")
             yield Static("Memory per node by kind", classes="section-title")
             yield DataTable(id="kinds", cursor_type="none", show_cursor=False)
-            yield Static("Mappings (largest first)", classes="section-title", id="mappings-title")
+            yield QuietStatic(
+                "Mappings (largest first)", classes="section-title", id="mappings-title"
+            )
             yield DataTable(id="mappings", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = visible(f"{self.process.name} ({self.process.pid})")
@@ -104,7 +110,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         message.stop()
         table = self.query_one("#mappings", DataTable)
         table.loading = False
-        title = self.query_one("#mappings-title", Static)
+        title = self.query_one("#mappings-title", QuietStatic)
         title.update(plain(f"Mappings: {message.message}"))
         title.add_class("-error")
 
@@ -115,7 +121,6 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         in_maps = human_bytes(p.numa_bytes) if p.memory_readable else UNKNOWN
         rows: list[str | Text] = [
             plain((p.name, "bold"), f"  pid {p.pid}  user {p.user}  threads {p.threads}"),
-            plain("command   ", shorten(p.cmdline, COMMAND_SHOWN) or "-"),
             f"resident  {human_bytes(p.rss_bytes)}   in numa_maps {in_maps}"
             f"   mappings {p.mapping_count}",
             f"locality  {locality}{mark}",
@@ -131,9 +136,14 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         if self.gone:
             exited = ("this process has exited", "bold")
             rows.append(plain(exited, ": the numbers are its last scan"))
-        identity = self.query_one("#identity", Static)
+        identity = self.query_one("#identity", QuietStatic)
         identity.update(plain_lines(rows))
         identity.set_class(self.gone, "-gone")
+        # One line unless asked (`c`): a JVM's or QEMU's command line would fill the
+        # screen and push the memory table below the fold.
+        self.query_one("#command", QuietStatic).update(
+            plain("command   ", shorten(p.cmdline, COMMAND_SHOWN) or "-")
+        )
 
     def _node_ids(self) -> list[int]:
         state = self.numatui.state
@@ -190,7 +200,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         title = f"Mappings (largest first): {len(ordered)}"
         if hidden > 0:
             title += f", {MAPPINGS_SHOWN} shown"
-        self.query_one("#mappings-title", Static).update(plain(title))
+        self.query_one("#mappings-title", QuietStatic).update(plain(title))
 
     def _unreadable_reason(self) -> str:
         state = self.numatui.state
@@ -200,6 +210,9 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_toggle_command(self) -> None:
+        self.query_one("#command").toggle_class("-whole")
 
     def action_reload(self) -> None:
         self._fetch_maps(self.process.pid)

@@ -22,6 +22,7 @@ from numatui.model import DrainPlan, DrainProgress, DrainReport
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.units import human_bytes
+from numatui.widgets.footer import KeysFooter
 
 
 class DrainPlanned(Message):
@@ -109,6 +110,7 @@ class DrainDialog(NumatuiModal[None]):
             with VerticalScroll(id="drain-body"):
                 yield Static(plain("planning: reading every process…"), id="drain-text")
             yield Static(plain("enter: drain   escape: close"), id="drain-status")
+        yield KeysFooter()  # the dialog's own keys, not the nodes screen's underneath
 
     def on_mount(self) -> None:
         self._plan_worker()

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Footer, Header, Select, Static
+from textual.widgets import Button, Header, Select, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.model import (
@@ -30,6 +30,7 @@ from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiModal, NumatuiScreen
 from numatui.screens.common import memory_nodes
 from numatui.units import human_bytes
+from numatui.widgets.footer import KeysFooter
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class GroupMoveDialog(NumatuiModal[GroupMoveRequest | None]):
             with Horizontal(id="group-move-buttons"):
                 yield Button("Move", variant="primary", id="group-move-go")
                 yield Button("Cancel", id="group-move-cancel")
+        # Its own keys: the footer of the groups view underneath would list the table's.
+        yield KeysFooter()
 
     @on(Button.Pressed, "#group-move-go")
     def _go(self) -> None:
@@ -170,7 +173,7 @@ class GroupMigrationScreen(NumatuiScreen[None]):
             )
             yield Static("starting…", id="group-move-progress")
             yield Static("", id="group-move-summary")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.title = visible(f"{self.app.title} · group move")

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import GROUP_STAT_KINDS, Group, GroupScan, Topology
@@ -23,7 +23,9 @@ from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, memory_nodes
 from numatui.units import human_bytes
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
+from numatui.widgets.quiet_static import QuietStatic
 
 FIXED_COLUMNS: tuple[TableColumn, ...] = (
     TableColumn("name", "GROUP"),
@@ -118,17 +120,19 @@ class GroupsScreen(NumatuiScreen[None]):
         self._node_ids: list[int] = []
         self._keys: dict[str, int] = {}
         self._shown: dict[int, Group] = {}
+        self._behind = False
+        """A refresh came while another screen covered this one."""
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("reading the groups…", id="groups-summary")
-        yield Static("", id="groups-status")
+        yield QuietStatic("reading the groups…", id="groups-summary")
+        yield QuietStatic("", id="groups-status")
         yield ProcessTable(id="groups")
-        yield Static("", id="group-detail")
+        yield QuietStatic("", id="group-detail")
         with Horizontal(id="groups-filter-bar"):
             yield Static("filter:", id="groups-filter-label")
             yield Input(placeholder="name, path or kind", id="groups-filter", restrict=PRINTABLE)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#groups-filter-bar").display = False
@@ -146,8 +150,19 @@ class GroupsScreen(NumatuiScreen[None]):
     # ------------------------------------------------------------ data
 
     def _on_state(self, state: AppState | None) -> None:
-        if state is not None:
-            self._read_groups(state)
+        if state is None:
+            return
+        if not self.is_active and self.groups is not None:
+            # Covered by a dialog: the whole top screen would be repainted for every
+            # message handled here (Textual); caught up when shown again.
+            self._behind = True
+            return
+        self._read_groups(state)
+
+    def on_screen_resume(self) -> None:
+        if self._behind:
+            self._behind = False
+            self._on_state(self.numatui.state)
 
     @work(thread=True, exclusive=True, group="groups", exit_on_error=False)
     def _read_groups(self, state: AppState) -> None:
@@ -185,7 +200,7 @@ class GroupsScreen(NumatuiScreen[None]):
             lines.append(self.groups.support.missing)
         if self.error:
             lines.append(self.error)
-        summary = self.query_one("#groups-summary", Static)
+        summary = self.query_one("#groups-summary", QuietStatic)
         summary.update(plain_lines(lines))
 
     def _key(self, path: str) -> int:
@@ -234,11 +249,11 @@ class GroupsScreen(NumatuiScreen[None]):
             parts.append(f"node {self.node_limit} only")
         if self.filter_text:
             parts.append(f"filter “{self.filter_text}”")
-        self.query_one("#groups-status", Static).update(plain(" · ".join(parts)))
+        self.query_one("#groups-status", QuietStatic).update(plain(" · ".join(parts)))
 
     def _update_detail(self) -> None:
         group = self.selected_group
-        detail = self.query_one("#group-detail", Static)
+        detail = self.query_one("#group-detail", QuietStatic)
         if group is None:
             detail.update("")
             return

@@ -6,7 +6,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Markdown
+
+from numatui.widgets.footer import KeysFooter
 
 CLOSING = "Press **escape** or **?** to close this help; **q** quits numatui, as everywhere."
 
@@ -67,7 +69,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help"):
             keys = bindings_markdown(self.underneath)
             yield Markdown(f"# numatui keys\n\n{CLOSING}\n\n{keys}\n\n{GLOSSARY}")
-        yield Footer()  # its own keys, not those of the screen underneath
+        yield KeysFooter()  # its own keys, not those of the screen underneath
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -14,7 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Footer, Input, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
@@ -31,6 +31,7 @@ from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
 from numatui.units import format_bytes, human_bytes
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.ticks import TickBox, TickList
 
 CHOOSE_NODES = "choose at least one source and one target"
@@ -89,7 +90,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
                 yield Button("Migrate", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
         # Its own footer: the one of the screen underneath would list the table's keys.
-        yield Footer()
+        yield KeysFooter()
 
     def _source_options(self) -> list[Selection[int]]:
         # Every node the process has pages on, even unusual ones, and the memory nodes.

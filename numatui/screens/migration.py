@@ -14,7 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import MigrationCrashed, MigrationFinished, MigrationSampled
@@ -32,6 +32,7 @@ from numatui.model import (
 from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiScreen
 from numatui.units import human_bytes, human_rate
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.node_bars import NodeBar
 
 
@@ -103,7 +104,7 @@ class MigrationScreen(NumatuiScreen[None]):
             yield Static("starting…", id="stats")
             yield Static("", id="summary")
             yield DataTable(id="before-after", cursor_type="none", show_cursor=False)
-        yield Footer()
+        yield KeysFooter()
 
     def _scale(self) -> int:
         """Bars share one scale: the most any involved node could hold during the move."""

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from numatui.model import Node, Topology
 from numatui.safe_text import plain, plain_lines
@@ -19,6 +19,8 @@ from numatui.screens.common import machine_migration_blocker, nodes_summary
 from numatui.screens.drain import DrainDialog
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
+from numatui.widgets.footer import KeysFooter
+from numatui.widgets.quiet_static import QuietStatic
 
 RATE_CHARTS: tuple[tuple[str, str], ...] = (
     ("numa_hit", "numa hit/s"),
@@ -45,6 +47,15 @@ def node_kind(node: Node) -> str:
     return "CPU+memory"
 
 
+NODE_COLUMNS = (
+    "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HIT/s", "MISS/s",
+    "HUGE free/total", "TIER",
+)  # fmt: skip
+NARROW_DROPPED = frozenset({"TOTAL", "USED", "HIT/s", "MISS/s"})
+NODES_FULL_WIDTH = 110
+"""Columns of terminal the whole nodes table needs (with a CPU list like 0-23,48-71)."""
+
+
 class NodesScreen(NumatuiScreen[None]):
     """The machine's nodes and how their use changes."""
 
@@ -55,11 +66,14 @@ class NodesScreen(NumatuiScreen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._chart_nodes: list[int] = []
+        # What each table shows, as text: an unchanged table is not rebuilt (a rebuilt
+        # one is drawn again, kilobytes a second on an idle terminal).
+        self._drawn: dict[str, list[tuple[str, ...]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="nodes-body"):
-            yield Static("reading the machine…", id="nodes-summary")
+            yield QuietStatic("reading the machine…", id="nodes-summary")
             yield DataTable(id="nodes", cursor_type="row", zebra_stripes=True)
             yield Static("Distances (relative access cost, 10 = local)", classes="section-title")
             yield DataTable(id="distances", cursor_type="none", show_cursor=False)
@@ -69,11 +83,16 @@ class NodesScreen(NumatuiScreen[None]):
             with Vertical(id="rate-charts"):
                 for name, label in RATE_CHARTS:
                     yield SparkChart(label, human_count_rate, id=f"rate-{name}")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "nodes"
         self.watch(self.app, "state", self._on_state, init=True)
+
+    def on_resize(self) -> None:
+        state = self.numatui.state
+        if state is not None:
+            self._show_nodes(state.topology)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
@@ -83,27 +102,28 @@ class NodesScreen(NumatuiScreen[None]):
         blocker = machine_migration_blocker(topology)
         if blocker:
             lines.append(blocker)
-        self.query_one("#nodes-summary", Static).update(plain_lines(lines))
+        self.query_one("#nodes-summary", QuietStatic).update(plain_lines(lines))
         self._show_nodes(topology)
         self._show_distances(topology)
         self._show_charts(topology)
 
+    def _unchanged(self, table_id: str, rows: list[tuple[Text, ...]]) -> bool:
+        drawn = [tuple(cell.plain for cell in row) for row in rows]
+        if self._drawn.get(table_id) == drawn:
+            return True
+        self._drawn[table_id] = drawn
+        return False
+
     def _show_nodes(self, topology: Topology) -> None:
-        table = self.query_one("#nodes", DataTable)
-        cursor = table.cursor_row
-        table.clear(columns=True)
-        table.add_columns(
-            "NODE", "KIND", "CPUS", "TOTAL", "USED", "FREE", "USED%", "HIT/s", "MISS/s",
-            "HUGE free/total", "TIER",
-        )  # fmt: skip
         history = self.numatui.history
+        rows: list[tuple[Text, ...]] = []
         for node in sorted(topology.nodes, key=lambda n: n.id):
             used_share = f"{node.mem_used / node.mem_total:.0%}" if node.mem_total else "-"
             # This node's own counters: pages allocated here as intended (hit) and
             # here although another node was intended (miss), per second.
             hits = history.node_rate_series(node.id, "numa_hit")
             misses = history.node_rate_series(node.id, "numa_miss")
-            table.add_row(
+            rows.append((
                 plain(str(node.id)),
                 plain(node_kind(node)),
                 plain(node_list(node.cpus)),
@@ -115,25 +135,46 @@ class NodesScreen(NumatuiScreen[None]):
                 Text(human_count_rate(misses[-1]) if misses else "-", justify="right"),
                 plain(huge_pages(node)),
                 plain("-" if node.tier is None else str(node.tier)),
-                key=str(node.id),
-            )
+            ))  # fmt: skip
+        # A narrow terminal drops the columns others imply (TOTAL, USED: FREE and USED%)
+        # or the charts below show (HIT/s, MISS/s), so HUGE and TIER stay in view.
+        keep = [
+            i
+            for i, title in enumerate(NODE_COLUMNS)
+            if not (self.size.width < NODES_FULL_WIDTH and title in NARROW_DROPPED)
+        ]
+        rows = [tuple(row[i] for i in keep) for row in rows]
+        titles = [NODE_COLUMNS[i] for i in keep]
+        if self._unchanged("nodes", [tuple(map(Text, titles)), *rows]):
+            return
+        table = self.query_one("#nodes", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        table.add_columns(*titles)
+        for row in rows:
+            table.add_row(*row, key=row[0].plain)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1), animate=False)
 
     def _show_distances(self, topology: Topology) -> None:
-        table = self.query_one("#distances", DataTable)
-        table.clear(columns=True)
         ids = sorted(n.id for n in topology.nodes if n.online)
-        table.add_column("from\\to", key="from")
-        for node_id in ids:
-            table.add_column(plain(str(node_id)), key=str(node_id))
+        rows: list[tuple[Text, ...]] = [tuple(plain(str(node_id)) for node_id in ids)]
         for node_id in ids:
             node = topology.node(node_id)
             distances = node.distances if node is not None else {}
-            table.add_row(
+            rows.append((
                 plain(str(node_id)),
                 *(Text(str(distances.get(other, "-")), justify="right") for other in ids),
-            )
+            ))  # fmt: skip
+        if self._unchanged("distances", rows):
+            return
+        table = self.query_one("#distances", DataTable)
+        table.clear(columns=True)
+        table.add_column("from\\to", key="from")
+        for node_id, header in zip(ids, rows[0], strict=True):
+            table.add_column(header, key=str(node_id))
+        for row in rows[1:]:
+            table.add_row(*row)
 
     def _show_charts(self, topology: Topology) -> None:
         history = self.numatui.history

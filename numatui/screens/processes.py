@@ -15,7 +15,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
@@ -31,6 +31,7 @@ from numatui.screens.common import (
 )
 from numatui.source import Privileges
 from numatui.units import human_bytes
+from numatui.widgets.footer import KeysFooter
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
 # Locality comes before the per-node columns so it stays visible on 80 columns.
@@ -160,6 +161,8 @@ class ProcessesScreen(NumatuiScreen[None]):
         self.shown_state: AppState | None = None
         """The refresh whose processes the table shows (rows are built off the UI thread)."""
         self._table: ProcessTable | None = None
+        self._behind = False
+        """A refresh came while another screen covered this one."""
 
     class RowsPrepared(Message):
         """The row worker formatted a refresh's processes."""
@@ -179,7 +182,7 @@ class ProcessesScreen(NumatuiScreen[None]):
             yield Static("filter:", id="filter-label")
             # A pasted control character would reach the terminal as typed: refused.
             yield Input(placeholder="name, user or pid", id="filter", restrict=PRINTABLE)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter-bar").display = False
@@ -212,6 +215,12 @@ class ProcessesScreen(NumatuiScreen[None]):
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
             return
+        if not self.is_active and self.shown_state is not None:
+            # Covered (detail, dialog, help): Textual repaints the whole top screen for
+            # every message a screen beneath handles, kilobytes a second while idle.
+            # The table catches up when it is shown again (on_screen_resume).
+            self._behind = True
+            return
         self._update_summary(state.topology, state.privileges)
         self._prepare_rows(state)
         # Re-evaluating every binding costs ~1.4% of a core at a 2 s refresh (measured,
@@ -220,6 +229,11 @@ class ProcessesScreen(NumatuiScreen[None]):
         if blocker != self._last_blocker:
             self._last_blocker = blocker
             self.refresh_bindings()
+
+    def on_screen_resume(self) -> None:
+        if self._behind:
+            self._behind = False
+            self._on_state(self.numatui.state)
 
     def _update_summary(self, topology: Topology, privileges: Privileges | None) -> None:
         lines = [nodes_summary(topology)]

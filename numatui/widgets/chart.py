@@ -62,19 +62,30 @@ class SparkChart(Widget):
         self.value_width = value_width
 
     def set_series(self, values: Sequence[float], ceiling: float | None = None) -> None:
-        self.ceiling = ceiling if ceiling is not None else self.ceiling
-        self.values = tuple(values)
+        ceiling = ceiling if ceiling is not None else self.ceiling
+        new = tuple(values)
+        # New samples that draw the same line (a steady counter, a full window of equal
+        # values) are kept without a redraw: an idle screen writes nothing.
+        if self._drawn(new, ceiling) == self._drawn(self.values, self.ceiling):
+            self.ceiling = ceiling
+            self.set_reactive(SparkChart.values, new)
+            return
+        self.ceiling = ceiling
+        self.values = new
+
+    def _line_width(self) -> int:
+        return max(0, self.size.width - self.label_width - self.value_width - 2)
+
+    def _drawn(self, values: tuple[float, ...], ceiling: float | None) -> tuple[str, str]:
+        latest = self.formatter(values[-1]) if values else "-"
+        return spark(values, self._line_width(), ceiling), latest
 
     def render(self) -> Text:
-        width = self.size.width - self.label_width - self.value_width - 2
-        latest = self.formatter(self.values[-1]) if self.values else "-"
+        line, latest = self._drawn(self.values, self.ceiling)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(self.label[: self.label_width].ljust(self.label_width), style="bold")
         text.append(" ")
-        text.append(
-            spark(self.values, max(0, width), self.ceiling),
-            style=self.get_component_rich_style("spark-chart--line"),
-        )
+        text.append(line, style=self.get_component_rich_style("spark-chart--line"))
         text.append(" ")
         text.append(latest.rjust(self.value_width))
         return text

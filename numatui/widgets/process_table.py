@@ -158,8 +158,13 @@ class ProcessTable(ScrollView, can_focus=True):
         """Show `rows` in this order; the cursor stays on `keep_key` (or its row's key)."""
         if keep_key is None:
             keep_key = self.cursor_key
+        rows = list(rows)
+        # Unchanged rows are the same objects (the list compares by identity first): an
+        # unchanged table draws nothing, so an idle screen writes nothing to the terminal.
+        if rows == self._rows and (keep_key is None or self.cursor_key == keep_key):
+            return
         old_cursor = self._cursor
-        self._rows = list(rows)
+        self._rows = rows
         self._index = {row.key: i for i, row in enumerate(self._rows)}
         if keep_key is not None and keep_key in self._index:
             self._cursor = self._index[keep_key]

@@ -33,7 +33,8 @@ async def settle(pilot: Pilot[None]) -> None:
         if all(
             screen.shown_state is state
             for screen in app.screen_stack
-            if isinstance(screen, ProcessesScreen) and screen.is_mounted
+            # A covered process screen catches up only when shown again (idle output).
+            if isinstance(screen, ProcessesScreen) and screen.is_mounted and screen.is_active
         ):
             break
         await app.workers.wait_for_complete()

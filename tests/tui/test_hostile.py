@@ -145,10 +145,11 @@ async def test_every_screen_shows_hostile_text_escaped(case: Hostile) -> None:
         detail = app.screen
         assert isinstance(detail, ProcessDetailScreen)
         identity = rendered(detail.query_one("#identity", Static))
+        command = rendered(detail.query_one("#command", Static))
         assert visible(case.name) in identity
-        assert visible(case.cmdline[:COMMAND_SHOWN]) in identity
+        assert visible(case.cmdline[:COMMAND_SHOWN]) in command
         if len(case.cmdline) > COMMAND_SHOWN:
-            assert f"{len(case.cmdline) - COMMAND_SHOWN:,} more characters" in identity
+            assert f"{len(case.cmdline) - COMMAND_SHOWN:,} more characters" in command
         mappings = detail.query_one("#mappings", DataTable)
         paths = [str(c) for c in mappings.get_column_at(len(mappings.columns) - 1)]
         assert visible(case.path) in paths
@@ -353,8 +354,9 @@ async def test_live_source_with_real_hostile_processes(
             detail = app.screen
             assert isinstance(detail, ProcessDetailScreen), process.case.id
             identity = rendered(detail.query_one("#identity", Static))
+            command = rendered(detail.query_one("#command", Static))
             assert visible(process.name) in identity
-            assert visible(process.cmdline[:COMMAND_SHOWN]) in identity
+            assert visible(process.cmdline[:COMMAND_SHOWN]) in command
             mappings = detail.query_one("#mappings", DataTable)
             paths = [str(c) for c in mappings.get_column_at(len(mappings.columns) - 1)]
             assert visible(process.path_text) in paths, process.case.id

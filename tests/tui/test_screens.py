@@ -388,6 +388,8 @@ async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
         await pilot.press("x")  # the dialog's "stoppable" box
         assert dialog.query_one("#stoppable", Checkbox).value
         await pilot.press("enter")
+        # The migration starts in a worker thread: under load, after the key is handled.
+        assert await wait_until(lambda: bool(source.migrations))
         assert source.migrations[-1].stoppable
         await pilot.pause()
         view = app.screen

@@ -15,10 +15,11 @@ import pytest
 from textual.pilot import Pilot
 
 from .conftest import quiet_app, settle
-from .fakes import FakeSource, MigrationScript, four_nodes, no_numa
+from .fakes import FakeSource, MigrationScript, RecordedSource, four_nodes, no_numa
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 MISPLACED_PID = 396  # envoy: 1.5 GiB, three quarters on memory-only node 5
+RECORDED_LONG_COMMAND_PID = 266  # four_nodes workload: a `python3 -c` script
 
 
 def sparse_source(**kwargs: Any) -> FakeSource:
@@ -102,3 +103,19 @@ def test_help(snap_compare: Any) -> None:
     assert snap_compare(
         quiet_app(sparse_source()), terminal_size=(80, 24), run_before=keys("question_mark")
     )
+
+
+def test_detail_long_command(snap_compare: Any) -> None:
+    """A 1,400-character command line (a `python3 -c` script) folds to one line at 80x24."""
+
+    async def open_detail(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.screen.select_pid(RECORDED_LONG_COMMAND_PID)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    app = quiet_app(RecordedSource("four_nodes"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=then(open_detail, keys("enter")))
+
+
+def test_groups(snap_compare: Any) -> None:
+    assert snap_compare(quiet_app(sparse_source()), terminal_size=(80, 24), run_before=keys("g"))
