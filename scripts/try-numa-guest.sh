@@ -60,22 +60,65 @@ alias numatui='$py -m numatui'
 cd '$REPO'
 echo "numatui quit. Workloads: cat $demo/*.json; run numatui again: numatui; power off: Ctrl-D"
 EOF
-    "$py" -m numatui || echo "numatui exited with status $?"
+    local trace
+    trace=$(cmdline_value numatui.trace_dir)
+    if [ -n "$trace" ]; then
+        trace_app "$trace" &
+        "$py" -c "$TRACED_APP" "$trace" || echo "numatui exited with status $?"
+    else
+        "$py" -m numatui || echo "numatui exited with status $?"
+    fi
     exec bash --rcfile "$demo/bashrc" -i
 }
 
-# Prints the interpreter that can run numatui (>= 3.11 with Textual, psutil and cffi), as its
-# sys.executable: a venv's own path, never a pyenv shim or the python3 that happens to be
-# first on PATH (after scripts/install.sh or a venv, that one has no Textual). The guest
-# shares this machine's files, so the same path works there.
+# NUMATUI_DEMO_TRACE_DIR (tests/kernel/test_try_demo.py sets it): where the app waits, read
+# every 10 s from inside the guest into that host folder: each thread's Python stack
+# (faulthandler on SIGUSR1, which works while another thread holds the GIL), its kernel
+# stack and wchan, and the console's tty state (a frozen demo cannot be asked anything).
+TRACED_APP='
+import faulthandler, os, runpy, signal, sys
+trace = sys.argv[1]
+faulthandler.register(signal.SIGUSR1, open(f"{trace}/python-stacks.txt", "a"), all_threads=True)
+with open(f"{trace}/app.pid", "w") as pid_file:
+    pid_file.write(str(os.getpid()))
+sys.argv = ["numatui"]
+runpy.run_module("numatui", run_name="__main__", alter_sys=True)
+'
+
+trace_app() { # trace folder
+    local trace=$1 pid task
+    while sleep 10; do
+        pid=$(cat "$trace/app.pid" 2>/dev/null) && [ -d "/proc/$pid" ] || continue
+        {
+            echo "== uptime $(cut -d' ' -f1 /proc/uptime) s"
+            for task in /proc/"$pid"/task/*; do
+                echo "-- thread ${task##*/} $(cat "$task/comm") state=$(cut -d' ' -f3 "$task/stat")" \
+                    "wchan=$(cat "$task/wchan") syscall=$(cut -d' ' -f1-3 "$task/syscall")"
+                cat "$task/stack"
+            done
+            grep -E '^ *[0-9]+: uart' /proc/tty/driver/serial
+            stty -a </dev/ttyS0 | tr '\n' ' '
+            echo
+            dmesg | tail -n 5
+        } >>"$trace/kernel-stacks.txt" 2>&1
+        echo "== uptime $(cut -d' ' -f1 /proc/uptime) s" >>"$trace/python-stacks.txt"
+        kill -USR1 "$pid"
+    done
+}
+
+# Prints the interpreter that can run this checkout's numatui (>= 3.11, and the app and CLI
+# import with every dependency), as its sys.executable: a venv's own path, never a pyenv
+# shim or the python3 that happens to be first on PATH (after scripts/install.sh, pipx or a
+# venv, that one has no Textual). The guest shares this machine's files, so the same path
+# works there.
 find_python() {
     local candidate entry_point data=${XDG_DATA_HOME:-$HOME/.local/share}
     entry_point=$(command -v numatui 2>/dev/null) && entry_point=$(sed -n '1s/^#!//p' "$entry_point")
     for candidate in "${NUMATUI_PYTHON:-}" "$REPO/.venv/bin/python" "$entry_point" \
         /opt/numatui/bin/python "$data/numatui/bin/python" python3; do
         [ -n "$candidate" ] || continue
-        if "$candidate" -c 'import sys, textual, psutil, cffi; assert sys.version_info >= (3, 11)' \
-            >/dev/null 2>&1; then
+        if PYTHONPATH="$REPO" "$candidate" -c 'import sys; assert sys.version_info >= (3, 11)
+import numatui.app, numatui.cli' >/dev/null 2>&1; then
             "$candidate" -c 'import sys; print(sys.executable)'
             return
         fi
@@ -97,14 +140,21 @@ host_main() {
         exit 1
     fi
     py=$(find_python) || exit 1
+    local trace_args=()
+    if [ -n "${NUMATUI_DEMO_TRACE_DIR:-}" ]; then
+        mkdir -p "$NUMATUI_DEMO_TRACE_DIR"
+        trace_args=(--rwdir "$NUMATUI_DEMO_TRACE_DIR" --append "numatui.trace_dir=$NUMATUI_DEMO_TRACE_DIR")
+    fi
     echo "Booting a 4-node guest with $kernel (no KVM: 20-60 s)..."
-    exec vng --disable-kvm -r "$kernel" --user root \
+    exec vng "${trace_args[@]}" --disable-kvm -r "$kernel" --user root \
         -m 2G -p 2 --numa 512M,cpus=0 --numa 512M,cpus=1 --numa 512M --numa 512M \
         --cwd "$REPO" --shell "$REPO/scripts/try-numa-guest.sh" \
         --append numatui.try_guest=1 --append "numatui.python=$py"
 }
 
-if grep -qw numatui.try_guest=1 /proc/cmdline 2>/dev/null; then
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+    return 0 # sourced (tests/unit/test_try_demo_script.py calls find_python)
+elif grep -qw numatui.try_guest=1 /proc/cmdline 2>/dev/null; then
     guest_main
 else
     host_main "$@"

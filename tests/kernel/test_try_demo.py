@@ -44,6 +44,8 @@ class DemoTerminal:
     def __init__(self, workdir: Path) -> None:
         self.socket = f"numatui-demo-{os.getpid()}"
         self.exit_file = workdir / "demo_exit"
+        # Where the guest writes each thread's stacks every 10 s (the script's trace_app).
+        self.trace_dir = workdir / "trace"
         self.began = time.monotonic()
         self.timings: dict[str, float] = {}
 
@@ -58,7 +60,9 @@ class DemoTerminal:
         )
 
     def start(self) -> None:
-        command = f"bash {DEMO}; echo $? > {self.exit_file}"
+        command = (
+            f"NUMATUI_DEMO_TRACE_DIR={self.trace_dir} bash {DEMO}; echo $? > {self.exit_file}"
+        )
         self.tmux(
             "new-session", "-d", "-s", "demo", "-x", str(WIDTH), "-y", str(HEIGHT), command,
             ";", "set-option", "-t", "demo", "remain-on-exit", "on",
@@ -75,9 +79,18 @@ class DemoTerminal:
         pytest.fail(
             f"{why} ({elapsed:.0f} s into the demo; steps: {self.timings})\n"
             f"--- terminal with scrollback ---\n{self.screen(history=True)[-12000:]}\n"
-            f"--- terminal now ---\n{self.screen()}",
+            f"--- terminal now ---\n{self.screen()}\n{self.traces()}",
             pytrace=False,
         )
+
+    def traces(self) -> str:
+        """The last samples of where the app's threads wait (kernel and Python stacks)."""
+        parts = []
+        for name in ("kernel-stacks.txt", "python-stacks.txt"):
+            path = self.trace_dir / name
+            text = path.read_text(errors="replace") if path.exists() else "(none)"
+            parts.append(f"--- {path} (tail) ---\n{text[-6000:]}")
+        return "\n".join(parts)
 
     def wait_for(
         self, what: str, found: Callable[[str], object], timeout: float, history: bool = False
