@@ -79,6 +79,12 @@ TRACED_APP='
 import faulthandler, os, runpy, signal, sys
 trace = sys.argv[1]
 faulthandler.register(signal.SIGUSR1, open(f"{trace}/python-stacks.txt", "a"), all_threads=True)
+import threading, traceback
+def thread_died(args):  # Textual captures stderr while the app runs: keep deaths here
+    with open(f"{trace}/thread-exceptions.txt", "a") as log:
+        log.write(f"thread {args.thread.name if args.thread else None!r} died:\n")
+        traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=log)
+threading.excepthook = thread_died
 with open(f"{trace}/app.pid", "w") as pid_file:
     pid_file.write(str(os.getpid()))
 sys.argv = ["numatui"]
@@ -89,20 +95,24 @@ trace_app() { # trace folder
     local trace=$1 pid task
     while sleep 10; do
         pid=$(cat "$trace/app.pid" 2>/dev/null) && [ -d "/proc/$pid" ] || continue
+        echo "== uptime $(cut -d' ' -f1 /proc/uptime) s" >>"$trace/python-stacks.txt"
+        kill -USR1 "$pid"
+        echo w >/proc/sysrq-trigger # every blocked (D-state) task's stack, into the kernel log
         {
             echo "== uptime $(cut -d' ' -f1 /proc/uptime) s"
             for task in /proc/"$pid"/task/*; do
                 echo "-- thread ${task##*/} $(cat "$task/comm") state=$(cut -d' ' -f3 "$task/stat")" \
                     "wchan=$(cat "$task/wchan") syscall=$(cut -d' ' -f1-3 "$task/syscall")"
                 cat "$task/stack"
-            done
-            grep -E '^ *[0-9]+: uart' /proc/tty/driver/serial
-            stty -a </dev/ttyS0 | tr '\n' ' '
+            done 2>/dev/null
+            grep -H flags /proc/"$pid"/fdinfo/[012] # O_NONBLOCK is 04000 (octal)
+            # Reading the uart's state takes its port mutex: bounded, a blocked read says so.
+            timeout 3 grep -E '^ *[0-9]+: uart' /proc/tty/driver/serial || echo "(serial state: blocked)"
+            timeout 3 stty -a -F /dev/ttyS0 | tr '\n' ' ' || echo "(stty: blocked)"
             echo
-            dmesg | tail -n 5
+            timeout 5 ps -eLo pid,tid,stat,wchan:28,comm | awk '$3 !~ /^[SI]/ || $5 ~ /python|bash/'
+            dmesg | tail -n 60
         } >>"$trace/kernel-stacks.txt" 2>&1
-        echo "== uptime $(cut -d' ' -f1 /proc/uptime) s" >>"$trace/python-stacks.txt"
-        kill -USR1 "$pid"
     done
 }
 

@@ -60,9 +60,7 @@ class DemoTerminal:
         )
 
     def start(self) -> None:
-        command = (
-            f"NUMATUI_DEMO_TRACE_DIR={self.trace_dir} bash {DEMO}; echo $? > {self.exit_file}"
-        )
+        command = f"NUMATUI_DEMO_TRACE_DIR={self.trace_dir} bash {DEMO}; echo $? > {self.exit_file}"
         self.tmux(
             "new-session", "-d", "-s", "demo", "-x", str(WIDTH), "-y", str(HEIGHT), command,
             ";", "set-option", "-t", "demo", "remain-on-exit", "on",
