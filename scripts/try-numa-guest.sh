@@ -26,12 +26,19 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cmdline_value() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
 
 guest_main() {
-    local py demo=/tmp/numatui-demo
+    local py trace demo=/tmp/numatui-demo
     py=$(cmdline_value numatui.python)
     cd "$REPO"
     export PYTHONPATH="$REPO" PYTHONDONTWRITEBYTECODE=1 HOME=/root
     case "${TERM:-dumb}" in linux | dumb | vt100 | vt102 | "") export TERM=xterm-256color ;; esac
     mkdir -p "$demo"
+    # virtme-ng-init opens the console O_NONBLOCK and hands that one open file to this shell
+    # as stdin, stdout and stderr. The emulated serial port drains slower than a full-screen
+    # app writes: a non-blocking write then fails (EAGAIN), Textual's writer thread dies of
+    # it and the app freezes, its frame half drawn, keys dead. The console blocks again:
+    trace=$(cmdline_value numatui.trace_dir)
+    [ -z "$trace" ] || echo "console before: $(grep flags /proc/$$/fdinfo/0) (04000: O_NONBLOCK)" >>"$trace/console.txt"
+    "$py" -c 'import os; os.set_blocking(0, True); os.set_blocking(1, True); os.set_blocking(2, True)'
     echo 20 >/proc/sys/vm/nr_hugepages
     echo "nodes online: $(cat /sys/devices/system/node/online)  (with CPUs: $(cat /sys/devices/system/node/has_cpu))"
     start_workload() { # name, then workload options
@@ -60,8 +67,6 @@ alias numatui='$py -m numatui'
 cd '$REPO'
 echo "numatui quit. Workloads: cat $demo/*.json; run numatui again: numatui; power off: Ctrl-D"
 EOF
-    local trace
-    trace=$(cmdline_value numatui.trace_dir)
     if [ -n "$trace" ]; then
         trace_app "$trace" &
         "$py" -c "$TRACED_APP" "$trace" || echo "numatui exited with status $?"
