@@ -96,28 +96,31 @@ sys.argv = ["numatui"]
 runpy.run_module("numatui", run_name="__main__", alter_sys=True)
 '
 
+trace_sample() { # app pid: its threads' kernel side, the console, the kernel log
+    local pid=$1 task
+    echo "== uptime $(cut -d' ' -f1 /proc/uptime) s"
+    for task in /proc/"$pid"/task/*; do
+        echo "-- thread ${task##*/} $(cat "$task/comm") state=$(cut -d' ' -f3 "$task/stat")" \
+            "wchan=$(cat "$task/wchan") syscall=$(cut -d' ' -f1-3 "$task/syscall")"
+        cat "$task/stack"
+    done 2>/dev/null
+    grep -H flags /proc/"$pid"/fdinfo/[012] # O_NONBLOCK is 04000 (octal)
+    grep -E '^ *[0-9]+: uart' /proc/tty/driver/serial
+    stty -a -F /dev/ttyS0 | tr '\n' ' '
+    echo
+    ps -eLo pid,tid,stat,wchan:28,comm | awk '$3 !~ /^[SI]/ || $5 ~ /python|bash/'
+    dmesg | tail -n 20
+}
+
 trace_app() { # trace folder
-    local trace=$1 pid task
+    local trace=$1 pid
     while sleep 10; do
         pid=$(cat "$trace/app.pid" 2>/dev/null) && [ -d "/proc/$pid" ] || continue
         echo "== uptime $(cut -d' ' -f1 /proc/uptime) s" >>"$trace/python-stacks.txt"
         kill -USR1 "$pid"
-        echo w >/proc/sysrq-trigger # every blocked (D-state) task's stack, into the kernel log
-        {
-            echo "== uptime $(cut -d' ' -f1 /proc/uptime) s"
-            for task in /proc/"$pid"/task/*; do
-                echo "-- thread ${task##*/} $(cat "$task/comm") state=$(cut -d' ' -f3 "$task/stat")" \
-                    "wchan=$(cat "$task/wchan") syscall=$(cut -d' ' -f1-3 "$task/syscall")"
-                cat "$task/stack"
-            done 2>/dev/null
-            grep -H flags /proc/"$pid"/fdinfo/[012] # O_NONBLOCK is 04000 (octal)
-            # Reading the uart's state takes its port mutex: bounded, a blocked read says so.
-            timeout 3 grep -E '^ *[0-9]+: uart' /proc/tty/driver/serial || echo "(serial state: blocked)"
-            timeout 3 stty -a -F /dev/ttyS0 | tr '\n' ' ' || echo "(stty: blocked)"
-            echo
-            timeout 5 ps -eLo pid,tid,stat,wchan:28,comm | awk '$3 !~ /^[SI]/ || $5 ~ /python|bash/'
-            dmesg | tail -n 60
-        } >>"$trace/kernel-stacks.txt" 2>&1
+        # Bounded: some /proc reads wait for locks the traced threads may hold.
+        timeout 20 bash -c "$(declare -f trace_sample); trace_sample $pid" >>"$trace/kernel-stacks.txt" 2>&1 ||
+            echo "(sample cut short after 20 s)" >>"$trace/kernel-stacks.txt"
     done
 }
 
