@@ -35,6 +35,10 @@ WIDTH, HEIGHT = 80, 24
 BOOT_TIMEOUT_S = 420.0  # boot + workloads filling 392 MiB under TCG, on a loaded host
 APP_TIMEOUT_S = 300.0  # Textual's imports over 9p, then the first scan
 STEP_TIMEOUT_S = 120.0
+# Moving the 256 MiB workload, then the summary: 43 s and 94 s in two passing runs here
+# (6.6 MiB/s under TCG beside other guests); the guest tier measured 249 s for 256 MiB on
+# a host at load 8-15 (tests/kernel/harness.py).
+MIGRATION_TIMEOUT_S = 300.0
 TOTAL_TIMEOUT_S = float(os.environ.get("NUMATUI_DEMO_TIMEOUT", "1200"))
 
 
@@ -212,7 +216,7 @@ def test_demo_boots_and_a_migration_reaches_its_summary(demo: DemoTerminal) -> N
     preview = demo.wait_for("plan preview", lambda s: "The kernel will move" in s, STEP_TIMEOUT_S)
     assert re.search(r"node 0 → node 1\s+[\d.]+ MiB", preview), preview
     demo.keys("Enter")
-    summary = demo.wait_for("migration summary", lambda s: "Outcome:" in s, STEP_TIMEOUT_S)
+    summary = demo.wait_for("migration summary", lambda s: "Outcome:" in s, MIGRATION_TIMEOUT_S)
     if "Outcome: all moved" not in summary:
         demo.fail("the migration did not move everything")
 
