@@ -9,7 +9,8 @@
 # memory-only (how CXL memory appears), 512 MiB each, and 20 x 2 MiB huge pages spread over
 # them. Demo workloads start in the background (tests/tooling/workload.py):
 #   - 256 MiB private anonymous memory bound to node 0, running on node 1's CPU (misplaced)
-#   - 128 MiB shared anonymous memory bound to node 1
+#   - 128 MiB shared anonymous memory bound to node 3 (memory-only: node 1 keeps room for
+#     the private one, which needs 256 MiB of its 512 MiB beside the kernel and caches)
 #   -   8 MiB hugetlb memory bound to node 2
 # then numatui starts in the terminal: pick a workload, migrate it to another node, watch it
 # move. Quitting numatui leaves a root shell in the guest (`numatui` runs it again,
@@ -49,7 +50,7 @@ guest_main() {
     }
     # Memory on node 0, running on node 1's CPU: misplaced, so `m` proposes moving it home.
     start_workload private --kind private --size-mib 256 --node 0 --cpu 1
-    start_workload shared --kind shared --size-mib 128 --node 1
+    start_workload shared --kind shared --size-mib 128 --node 3
     start_workload hugetlb --kind hugetlb --size-mib 8 --node 2
     echo "starting demo workloads (filling memory takes a few seconds under emulation)..."
     local name waited
