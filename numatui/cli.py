@@ -1192,6 +1192,29 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+@contextlib.contextmanager
+def blocking_terminal(fds: Sequence[int] = (0, 1, 2)) -> Iterator[None]:
+    """The terminal in blocking mode while the app runs, as it was afterwards.
+
+    Textual writes each frame from a thread that dies on the first EAGAIN: on a
+    terminal left non-blocking (virtme-ng's guest console is opened O_NONBLOCK) a
+    frame larger than the tty can take at once kills it, and the app freezes with
+    its frame half drawn (issue 12: the demo guest's emulated serial port).
+    """
+    changed: list[int] = []
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.isatty(fd) and not os.get_blocking(fd):
+                os.set_blocking(fd, True)
+                changed.append(fd)
+    try:
+        yield
+    finally:
+        for fd in changed:
+            with contextlib.suppress(OSError):
+                os.set_blocking(fd, False)
+
+
 def run_tui(source: LiveSource) -> int:
     """The app's exit status: 0, 130 for Ctrl-C, 128+N for signal N, 1 after a crash.
 
@@ -1203,7 +1226,8 @@ def run_tui(source: LiveSource) -> int:
         from numatui.app import NumatuiApp  # Textual loads only for the UI
 
         app = NumatuiApp(source)
-        app.run()
+        with blocking_terminal():
+            app.run()
         # Textual prints a crash's traceback itself, after the terminal is restored.
         return app.return_code or EXIT_OK
     finally:
