@@ -78,9 +78,12 @@ EOF
 }
 
 # NUMATUI_DEMO_TRACE_DIR (tests/kernel/test_try_demo.py sets it): where the app waits, read
-# every 10 s from inside the guest into that host folder: each thread's Python stack
-# (faulthandler on SIGUSR1, which works while another thread holds the GIL), its kernel
-# stack and wchan, and the console's tty state (a frozen demo cannot be asked anything).
+# every 10 s from inside the guest into that host folder: each thread's kernel stack and
+# wchan, and the console's tty state (a frozen demo cannot be asked anything). Each
+# thread's Python stack (faulthandler on SIGUSR1, which works while another thread holds
+# the GIL) only when the test asks for it (the file dump-python-stacks), once it is about
+# to fail: faulthandler reads the other threads' frames while they run, which can crash a
+# busy process (CPython issue 116008; it crashed the demo once, at a migration's start).
 TRACED_APP='
 import faulthandler, os, runpy, signal, sys
 trace = sys.argv[1]
@@ -115,10 +118,16 @@ trace_sample() { # app pid: its threads' kernel side, the console, the kernel lo
 
 trace_app() { # trace folder
     local trace=$1 pid
-    while sleep 10; do
+    local tick=0
+    while sleep 1; do
         pid=$(cat "$trace/app.pid" 2>/dev/null) && [ -d "/proc/$pid" ] || continue
-        echo "== uptime $(cut -d' ' -f1 /proc/uptime) s" >>"$trace/python-stacks.txt"
-        kill -USR1 "$pid"
+        if [ -e "$trace/dump-python-stacks" ]; then
+            echo "== uptime $(cut -d' ' -f1 /proc/uptime) s" >>"$trace/python-stacks.txt"
+            kill -USR1 "$pid"
+            rm -f "$trace/dump-python-stacks"
+        fi
+        tick=$((tick + 1))
+        [ $((tick % 10)) -eq 0 ] || continue
         # Bounded: some /proc reads wait for locks the traced threads may hold.
         timeout 20 bash -c "$(declare -f trace_sample); trace_sample $pid" >>"$trace/kernel-stacks.txt" 2>&1 ||
             echo "(sample cut short after 20 s)" >>"$trace/kernel-stacks.txt"

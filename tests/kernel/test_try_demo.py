@@ -48,7 +48,8 @@ class DemoTerminal:
     def __init__(self, workdir: Path) -> None:
         self.socket = f"numatui-demo-{os.getpid()}"
         self.exit_file = workdir / "demo_exit"
-        # Where the guest writes each thread's stacks every 10 s (the script's trace_app).
+        # Where the guest writes its threads' kernel stacks every 10 s, and Python stacks
+        # when asked (the script's trace_app).
         self.trace_dir = workdir / "trace"
         self.began = time.monotonic()
         self.timings: dict[str, float] = {}
@@ -79,12 +80,23 @@ class DemoTerminal:
 
     def fail(self, why: str) -> None:
         elapsed = time.monotonic() - self.began
+        self.request_python_stacks()
         pytest.fail(
             f"{why} ({elapsed:.0f} s into the demo; steps: {self.timings})\n"
             f"--- terminal with scrollback ---\n{self.screen(history=True)[-12000:]}\n"
             f"--- terminal now ---\n{self.screen()}\n{self.traces()}",
             pytrace=False,
         )
+
+    def request_python_stacks(self, timeout_s: float = 30) -> None:
+        """Ask the guest for every thread's Python stack once (only now: see the script)."""
+        request = self.trace_dir / "dump-python-stacks"
+        with contextlib.suppress(OSError):
+            request.touch()
+            deadline = time.monotonic() + timeout_s
+            while request.exists() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)  # the handler writes after the request is taken
 
     def traces(self) -> str:
         """The last samples of where the app's threads wait (kernel and Python stacks)."""
