@@ -34,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from guest import run_in_two_node_guest  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 
@@ -160,47 +164,9 @@ def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str,
 
 
 def _boot(size_mib: int, rounds: int, only: list[str] | None) -> dict[str, object]:
-    kernels = sorted(Path("/boot").glob("vmlinuz-*-amd64"))
-    kernel = os.environ.get("NUMATUI_KERNEL") or (str(kernels[-1]) if kernels else "")
-    if not kernel or shutil.which("vng") is None:
-        raise SystemExit("needs virtme-ng and a Debian kernel: run scripts/provision-vm.sh as root")
-    # Byte-compiled as an installed package is (pip compiles on install): otherwise
-    # every `numatui migrate` in the guest compiles numatui's sources first.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "numatui")], check=True)
-    inner = (
-        f"cd {ROOT} && PYTHONDONTWRITEBYTECODE=1 {sys.executable} {Path(__file__).resolve()} "
-        f"--inside --size-mib {size_mib} --rounds {rounds}"
-        + (f" --methods {' '.join(only)}" if only else "")
-    )
-    proc = subprocess.run(
-        [
-            "timeout",
-            "1500",
-            "vng",
-            "--disable-kvm",
-            "-r",
-            kernel,
-            "-m",
-            "2G",
-            "-p",
-            "2",
-            "--numa",
-            "1G,cpus=0",
-            "--numa",
-            "1G,cpus=1",
-            "--",
-            inner,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return dict(json.loads(line))
-    raise SystemExit(
-        f"guest run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
+    options = f"--size-mib {size_mib} --rounds {rounds}"
+    options += f" --methods {' '.join(only)}" if only else ""
+    return run_in_two_node_guest(Path(__file__), options)
 
 
 def main() -> int:

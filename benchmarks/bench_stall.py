@@ -44,6 +44,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from guest import run_in_two_node_guest  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -355,26 +359,8 @@ def _attribute(
 
 
 def _boot(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
-    kernels = sorted(Path("/boot").glob("vmlinuz-*-amd64"))
-    kernel = os.environ.get("NUMATUI_KERNEL") or (str(kernels[-1]) if kernels else "")
-    if not kernel or shutil.which("vng") is None:
-        raise SystemExit("needs virtme-ng and a Debian kernel: run scripts/provision-vm.sh as root")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "numatui")], check=True)
-    inner = (
-        f"cd {ROOT} && PYTHONDONTWRITEBYTECODE=1 {sys.executable} {Path(__file__).resolve()} "
-        f"--inside --size-mib {size_mib} --rounds {rounds} --stall-ms {stall_ms}"
-    )
-    proc = subprocess.run(
-        ["timeout", "1500", "vng", "--disable-kvm", "-r", kernel, "-m", "2G", "-p", "2",
-         "--numa", "1G,cpus=0", "--numa", "1G,cpus=1", "--", inner],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            return dict(json.loads(line))
-    raise SystemExit(
-        f"guest run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
+    options = f"--size-mib {size_mib} --rounds {rounds} --stall-ms {stall_ms}"
+    return run_in_two_node_guest(Path(__file__), options)
 
 
 def main() -> int:
