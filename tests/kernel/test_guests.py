@@ -52,8 +52,8 @@ def test_guest_tests_collect() -> None:
 def test_every_guest_test_has_a_topology() -> None:
     orphans = COLLECTION.without_topology()
     assert not orphans, (
-        "these guest tests are marked neither two_nodes nor four_nodes, so no guest runs them: "
-        + ", ".join(orphans)
+        f"these guest tests are marked with no topology ({', '.join(TOPOLOGIES)}), "
+        "so no guest runs them: " + ", ".join(orphans)
     )
 
 

@@ -1,6 +1,7 @@
 """Fixtures for tests that run INSIDE a multi-node guest kernel (tests/kernel/harness.py).
 
-Mark every test `two_nodes` and/or `four_nodes`. Outside a guest (a single-node machine
+Mark every test `two_nodes` and/or `four_nodes`, or `two_nodes_quiet` (a timing test:
+a fresh 2-node guest of its own, tests/kernel/harness.py). Outside a guest (a single-node machine
 without NUMATUI_IN_GUEST) every test here skips: the host reaches them through
 tests/kernel/test_guests.py. Fixtures: `nodes` (online node ids), `memory_nodes`,
 `cpu_nodes`, `no_numa_balancing` (autouse), `workload` (factory of tests.tooling.workload children),
@@ -27,7 +28,7 @@ from tests.tooling.workload import Workload
 NODE_SYSFS = Path("/sys/devices/system/node")
 NUMA_BALANCING = Path("/proc/sys/kernel/numa_balancing")
 # Fewest online nodes each topology marker needs.
-MIN_NODES = {"two_nodes": 2, "four_nodes": 4}
+MIN_NODES = {"two_nodes": 2, "two_nodes_quiet": 2, "four_nodes": 4}
 
 
 def _node_list(name: str) -> list[int]:

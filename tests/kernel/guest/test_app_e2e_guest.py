@@ -154,6 +154,15 @@ def audit_entries(state_home: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
+def _lines_on_node(pid: int, node: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/numa_maps").read_text()
+    except OSError as exc:
+        return f"numa_maps unreadable: {exc}"
+    lines = [line for line in text.splitlines() if f" N{node}=" in line]
+    return f"numa_maps lines with pages on node {node}:\n" + "\n".join(lines)
+
+
 def test_migrate_a_misplaced_process_from_the_app(
     app: TmuxApp,
     workload: Callable[..., Workload],
@@ -194,7 +203,8 @@ def test_migrate_a_misplaced_process_from_the_app(
 
     app.keys("Enter")
     summary = app.wait_for("migration summary", lambda s: "Outcome:" in s, STEP_TIMEOUT_S)
-    assert "Outcome: all moved" in summary, summary
+    # (If not: which mappings kept pages on node 0, for the next reader of a failure.)
+    assert "Outcome: all moved" in summary, summary + "\n" + _lines_on_node(pid, 0)
     moved = re.search(r"pages moved: ([\d,]+)", summary)
     assert moved and int(moved[1].replace(",", "")) >= size // os.sysconf("SC_PAGE_SIZE"), summary
 

@@ -3,8 +3,8 @@
 A drain moves every process's pages off a node; afterwards no process numatui
 reports as moved keeps user pages there (numa_maps), and what stayed is reported
 with its reason, in the amount numa_maps shows. The paced mover's chunks take about
-the stall budget, and Stop between chunks stops a drain part way with every byte
-intact.
+the stall budget (measured in a fresh guest of its own), and Stop between chunks stops
+a drain part way with every byte intact.
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def test_a_drain_numatui_refuses_changes_nothing_and_is_audited(
     assert kernel_node_bytes(work.pid)[0].get(3, 0) >= 16 * MIB
 
 
-@pytest.mark.two_nodes
+# In a guest of its own: see "two_nodes_quiet" in tests/kernel/harness.py.
+@pytest.mark.two_nodes_quiet
 def test_paced_chunks_take_about_the_budget(workload: WorkloadFactory) -> None:
     work = workload(kind="private", size_mib=128, node=0, cpu=0)
     budget = 0.020
@@ -226,6 +227,7 @@ def test_stop_between_chunks_stops_a_drain_part_way(
     source = LiveSource(audit_path=tmp_path / "audit.jsonl")
     plan = source.plan_drain(1, Pacing(stall_s=0.01))
     assert plan.items[0].pid == first.pid  # largest first
+    on_1_before = kernel_node_bytes(first.pid)[0].get(1, 0)
     cancel = threading.Event()
 
     def stop_once_some_moved(progress: DrainProgress) -> None:
@@ -238,7 +240,9 @@ def test_stop_between_chunks_stops_a_drain_part_way(
     result = report.results[0]
     assert result.outcome is MigrationOutcome.PARTLY_MOVED, result.explanations
     on_1 = kernel_node_bytes(first.pid)[0].get(1, 0)
-    assert 0 < on_1 < 384 * MIB
+    # Part way: at least the 4 MiB a sample saw moved, not all of it. (Which of its mappings
+    # moved first is the walk's order: the interpreter's heap can come before the 384 MiB.)
+    assert 0 < on_1 <= on_1_before - 4 * MIB + 64 * PAGE, (on_1_before, on_1)
     assert abs(result.after.get(1, 0) - on_1) <= 64 * PAGE
     assert first.checksum() == first.info["checksum"]
     # The second process was never started: still all on node 1, and reported so.
