@@ -23,6 +23,7 @@ from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, memory_nodes
 from numatui.units import human_bytes
+from numatui.widgets.filter_input import FilterInput
 from numatui.widgets.footer import KeysFooter
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 from numatui.widgets.quiet_static import QuietStatic
@@ -131,7 +132,9 @@ class GroupsScreen(NumatuiScreen[None]):
         yield QuietStatic("", id="group-detail")
         with Horizontal(id="groups-filter-bar"):
             yield Static("filter:", id="groups-filter-label")
-            yield Input(placeholder="name, path or kind", id="groups-filter", restrict=PRINTABLE)
+            yield FilterInput(
+                placeholder="name, path or kind", id="groups-filter", restrict=PRINTABLE
+            )
         yield KeysFooter()
 
     def on_mount(self) -> None:

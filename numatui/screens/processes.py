@@ -31,6 +31,7 @@ from numatui.screens.common import (
 )
 from numatui.source import Privileges
 from numatui.units import human_bytes
+from numatui.widgets.filter_input import FilterInput
 from numatui.widgets.footer import KeysFooter
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
@@ -181,7 +182,7 @@ class ProcessesScreen(NumatuiScreen[None]):
         with Horizontal(id="filter-bar"):
             yield Static("filter:", id="filter-label")
             # A pasted control character would reach the terminal as typed: refused.
-            yield Input(placeholder="name, user or pid", id="filter", restrict=PRINTABLE)
+            yield FilterInput(placeholder="name, user or pid", id="filter", restrict=PRINTABLE)
         yield KeysFooter()
 
     def on_mount(self) -> None:

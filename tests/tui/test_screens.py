@@ -128,6 +128,26 @@ async def test_filter_by_name_user_pid_and_escape_clears() -> None:
         assert pids(screen) == [211]
 
 
+async def test_a_key_typed_right_behind_enter_in_the_filter_acts_on_the_table() -> None:
+    """Enter and `m` read together (fast typing, a paste, a slow link): both reach the
+    filter input before the screen moves focus; `m` must open the dialog, not be typed."""
+    from textual import events
+
+    source = FakeSource()
+    app = quiet_app(source)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await pilot.press("slash", *"211")
+        await pilot.pause()
+        assert pids(screen) == [211]
+        app.post_message(events.Key("enter", "\r"))
+        app.post_message(events.Key("m", "m"))
+        assert await wait_until(lambda: isinstance(app.screen, MigrateDialog)), app.screen
+        assert screen.filter_text == "211"
+
+
 async def test_node_limit_cycles_through_memory_nodes() -> None:
     source = sparse_source()
     app = quiet_app(source)

@@ -32,6 +32,14 @@ from tests.tooling.workload import Workload, free_huge_pages
 pytestmark = [pytest.mark.guest]
 
 
+def _node_used(node: int) -> int:
+    """MemUsed of the node's meminfo, in bytes."""
+    for line in Path(f"/sys/devices/system/node/node{node}/meminfo").read_text().splitlines():
+        if line.split()[2] == "MemUsed:":
+            return int(line.split()[3]) * 1024
+    raise AssertionError(f"no MemUsed in node{node}/meminfo")
+
+
 def _audit(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -86,7 +94,9 @@ def _drain_node_1(workload: WorkloadFactory, tmp_path: Path) -> None:
     assert items[private.pid].bytes_on_node >= 64 * MIB
 
     seen: list[DrainProgress] = []
+    used_before = _node_used(1)
     report = source.drain(plan, on_progress=seen.append)
+    used_after = _node_used(1)
     results = {result.plan.pid: result for result in report.results}
     assert set(results) == {item.pid for item in plan.items if item.plan is not None}
     assert seen[-1].processes_done == seen[-1].processes_total == len(results)
@@ -119,9 +129,12 @@ def _drain_node_1(workload: WorkloadFactory, tmp_path: Path) -> None:
         assert abs(stayed[0].bytes - on_1) <= 32 * PAGE, (stayed[0].bytes, on_1)
         assert on_1 >= 16 * MIB
 
-    # The node's own meminfo, before and after.
+    # The node's own meminfo, before and after, as read around the drain. (Not "dropped by
+    # at least what moved": the guest's other allocations land on the node meanwhile; in
+    # one quiet run 125 MiB moved and the node's use dropped 62.5 MiB.)
     assert report.used_after < report.used_before
-    assert report.used_before - report.used_after >= 64 * MIB
+    assert abs(report.used_before - used_before) <= 16 * MIB, (report.used_before, used_before)
+    assert abs(report.used_after - used_after) <= 16 * MIB, (report.used_after, used_after)
     # The trail: each process moved has its own entries, and the drain as a whole one
     # attempt (before anything moved) and one outcome with the same id, under pid 0.
     entries = _audit(audit_path)
