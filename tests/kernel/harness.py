@@ -30,14 +30,15 @@ REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = "tests/kernel/guest"
 
 # qemu memory/cpu layout per topology marker; nodes the guest must then show online.
+TWO_NODES = ["-m", "2G", "-p", "2", "--numa", "1G,cpus=0", "--numa", "1G,cpus=1"]
 TOPOLOGIES: dict[str, list[str]] = {
-    "two_nodes": ["-m", "2G", "-p", "2", "--numa", "1G,cpus=0", "--numa", "1G,cpus=1"],
+    "two_nodes": TWO_NODES,
     # The same machine, booted afresh for timing tests alone. Measured: after the 2-node
     # guest's drain test, move_pages calls in that guest take 100 ms to 4 s at times (the
     # caller in synchronize_rcu_expedited < lru_cache_disable, or running), where a fresh
     # guest under two host CPU hogs keeps them at the budget. A timing test must not depend
     # on what the tests before it left in the kernel.
-    "two_nodes_quiet": ["-m", "2G", "-p", "2", "--numa", "1G,cpus=0", "--numa", "1G,cpus=1"],
+    "two_nodes_quiet": TWO_NODES,
     # Nodes 2 and 3 have memory and no CPUs (as CXL expanders appear); node 4 has a CPU
     # and no memory (a memory-less node: a target the kernel refuses).
     "four_nodes": [
