@@ -15,13 +15,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Header, Input, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from numatui.model import GROUP_STAT_KINDS, Group, GroupScan, Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
-from numatui.screens.base import AppState, NumatuiScreen
+from numatui.screens.base import AppState
 from numatui.screens.common import machine_migration_blocker, memory_nodes
+from numatui.screens.table_screen import FilteredTableScreen
 from numatui.units import human_bytes
 from numatui.widgets.filter_input import FilterInput
 from numatui.widgets.footer import KeysFooter
@@ -35,7 +36,6 @@ FIXED_COLUMNS: tuple[TableColumn, ...] = (
     TableColumn("numa", "MAPPED", numeric=True),
     TableColumn("cgroup", "CGROUP", numeric=True),
 )
-ASCENDING = ("name", "kind", "path")
 
 
 def _values(group: Group, node_ids: list[int]) -> dict[str, Any]:
@@ -88,8 +88,14 @@ def group_detail_lines(group: Group, node_ids: list[int]) -> list[str]:
     return lines
 
 
-class GroupsScreen(NumatuiScreen[None]):
+class GroupsScreen(FilteredTableScreen):
     """Every cgroup with processes, its memory per node; `g` back to the processes."""
+
+    TABLE_ID = "groups"
+    FILTER_ID = "groups-filter"
+    FILTER_BAR_ID = "groups-filter-bar"
+    DEFAULT_SORT = "numa"
+    ASCENDING = frozenset({"name", "kind", "path"})
 
     BINDINGS = [
         Binding("g", "back", "Processes", tooltip="Back to the processes"),
@@ -112,13 +118,8 @@ class GroupsScreen(NumatuiScreen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filter_text = ""
-        self.node_limit: int | None = None
-        self.sort_key = "numa"
-        self.sort_reverse = True
         self.groups: GroupScan | None = None
         self.error = ""
-        self._node_ids: list[int] = []
         self._keys: dict[str, int] = {}
         self._shown: dict[int, Group] = {}
         self._behind = False
@@ -140,10 +141,6 @@ class GroupsScreen(NumatuiScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#groups-filter-bar").display = False
         self.watch(self.app, "state", self._on_state, init=True)
-
-    @property
-    def table(self) -> ProcessTable:
-        return self.query_one("#groups", ProcessTable)
 
     @property
     def selected_group(self) -> Group | None:
@@ -269,15 +266,6 @@ class GroupsScreen(NumatuiScreen[None]):
         event.stop()
         self._update_detail()
 
-    @on(ProcessTable.HeaderSelected, "#groups")
-    def _header_selected(self, event: ProcessTable.HeaderSelected) -> None:
-        if event.column_key == self.sort_key:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_key = event.column_key
-            self.sort_reverse = event.column_key not in ASCENDING
-        self._show_sorted()
-
     def action_back(self) -> None:
         self.app.switch_mode("processes")
 
@@ -301,47 +289,3 @@ class GroupsScreen(NumatuiScreen[None]):
                 self.app.push_screen(GroupMigrationScreen(request))
 
         self.app.push_screen(GroupMoveDialog(group, state.topology), start)
-
-    def action_cycle_sort(self) -> None:
-        keys = list(self.table.columns)
-        if not keys:
-            return
-        index = keys.index(self.sort_key) if self.sort_key in keys else -1
-        self.sort_key = keys[(index + 1) % len(keys)]
-        self.sort_reverse = self.sort_key not in ASCENDING
-        self._show_sorted()
-
-    def action_reverse_sort(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._show_sorted()
-
-    def action_cycle_node(self) -> None:
-        ids: list[int | None] = [None, *self._node_ids]
-        index = ids.index(self.node_limit) if self.node_limit in ids else 0
-        self.node_limit = ids[(index + 1) % len(ids)]
-        self._refilter()
-
-    def action_filter(self) -> None:
-        self.query_one("#groups-filter-bar").display = True
-        self.query_one("#groups-filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#groups-filter", Input)
-        if box.value or self.node_limit is not None:
-            box.value = ""
-            self.filter_text = ""
-            self.node_limit = None
-            self._refilter()
-        self.query_one("#groups-filter-bar").display = False
-        self.table.focus()
-
-    @on(Input.Changed, "#groups-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        self._refilter()
-
-    @on(Input.Submitted, "#groups-filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value:
-            self.query_one("#groups-filter-bar").display = False
-        self.table.focus()

@@ -15,12 +15,12 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Header, Input, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from numatui.model import MigrationPlan, ProcessMemory, Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
-from numatui.screens.base import AppState, NumatuiScreen
+from numatui.screens.base import AppState
 from numatui.screens.common import (
     is_misplaced,
     machine_migration_blocker,
@@ -29,6 +29,7 @@ from numatui.screens.common import (
     privilege_note,
     process_migration_blocker,
 )
+from numatui.screens.table_screen import FilteredTableScreen
 from numatui.source import Privileges
 from numatui.units import human_bytes
 from numatui.widgets.filter_input import FilterInput
@@ -127,8 +128,14 @@ def prepare_rows(
 NO_PROCESS = "no process is selected: the list is empty (escape clears the filter)"
 
 
-class ProcessesScreen(NumatuiScreen[None]):
+class ProcessesScreen(FilteredTableScreen):
     """Processes with memory per node; Enter for detail, `m` to migrate."""
+
+    TABLE_ID = "processes"
+    FILTER_ID = "filter"
+    FILTER_BAR_ID = "filter-bar"
+    DEFAULT_SORT = "rss"
+    ASCENDING = frozenset({"pid", "user", "name", "locality"})
 
     BINDINGS = [
         Binding("m", "migrate", "Migrate", tooltip="Move this process's pages to other nodes"),
@@ -144,16 +151,11 @@ class ProcessesScreen(NumatuiScreen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filter_text = ""
-        self.node_limit: int | None = None
         # Kernel threads have no user memory to see or move: hidden unless asked for.
         self.show_kernel_threads = False
         self._summary_text = ""
         self._status_text = ""
         self._last_blocker: str | None = "not read yet"
-        self.sort_key = "rss"
-        self.sort_reverse = True
-        self._node_ids: list[int] = []
         self._shown: dict[int, ProcessMemory] = {}
         self._pending_pid: int | None = None
         # Rows of every process in `shown_state`, with the node columns they were built
@@ -161,7 +163,6 @@ class ProcessesScreen(NumatuiScreen[None]):
         self._prepared: tuple[list[int], dict[int, ProcessRow]] = ([], {})
         self.shown_state: AppState | None = None
         """The refresh whose processes the table shows (rows are built off the UI thread)."""
-        self._table: ProcessTable | None = None
         self._behind = False
         """A refresh came while another screen covered this one."""
 
@@ -191,12 +192,6 @@ class ProcessesScreen(NumatuiScreen[None]):
         self.watch(self.app, "state", self._on_state, init=True)
 
     # ------------------------------------------------------------ data
-
-    @property
-    def table(self) -> ProcessTable:
-        if self._table is None:
-            self._table = self.query_one(ProcessTable)
-        return self._table
 
     @property
     def selected_pid(self) -> int | None:
@@ -396,65 +391,9 @@ class ProcessesScreen(NumatuiScreen[None]):
         event.stop()
         self.action_open_detail()
 
-    @on(ProcessTable.HeaderSelected, "#processes")
-    def _header_selected(self, event: ProcessTable.HeaderSelected) -> None:
-        key = event.column_key
-        if key == self.sort_key:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_key = key
-            self.sort_reverse = key not in ("pid", "user", "name")
-        self._show_sorted()
-
-    def action_cycle_sort(self) -> None:
-        keys = list(self.table.columns)
-        if not keys:
-            return
-        index = keys.index(self.sort_key) if self.sort_key in keys else -1
-        self.sort_key = keys[(index + 1) % len(keys)]
-        # Sizes and locality read best largest first; names and ids ascending.
-        self.sort_reverse = self.sort_key not in ("pid", "user", "name", "locality")
-        self._show_sorted()
-
-    def action_reverse_sort(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._show_sorted()
-
     def action_toggle_kernel_threads(self) -> None:
         self.show_kernel_threads = not self.show_kernel_threads
         self._refilter()
-
-    def action_cycle_node(self) -> None:
-        ids: list[int | None] = [None, *self._node_ids]
-        index = ids.index(self.node_limit) if self.node_limit in ids else 0
-        self.node_limit = ids[(index + 1) % len(ids)]
-        self._refilter()
-
-    def action_filter(self) -> None:
-        bar = self.query_one("#filter-bar")
-        bar.display = True
-        self.query_one("#filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        filter_input = self.query_one("#filter", Input)
-        if filter_input.value or self.node_limit is not None:
-            filter_input.value = ""
-            self.filter_text = ""
-            self.node_limit = None
-            self._refilter()
-        self.query_one("#filter-bar").display = False
-        self.table.focus()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
-        self._refilter()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if not event.value:
-            self.query_one("#filter-bar").display = False
-        self.table.focus()
 
     def action_migrate(self) -> None:
         state = self.numatui.state
