@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from textual.pilot import Pilot
@@ -67,6 +68,17 @@ async def settle(pilot: Pilot[None]) -> None:
 def quiet_app(source: object, **kwargs: object) -> NumatuiApp:
     """An app that refreshes only when asked (snapshots and counts stay deterministic)."""
     return NumatuiApp(source, refresh_interval=3600.0, **kwargs)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def settled_app(
+    source: object, *, size: tuple[int, int] = (160, 48), **kwargs: object
+) -> AsyncIterator[tuple[NumatuiApp, Pilot[None]]]:
+    """`quiet_app(source)` running headless at `size`, its first refresh shown."""
+    app = quiet_app(source, **kwargs)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        yield app, pilot
 
 
 async def open_dialog(pilot: Pilot[None], pid: int) -> MigrateDialog:

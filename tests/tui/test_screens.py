@@ -21,7 +21,7 @@ from numatui.screens.processes import ProcessesScreen
 from numatui.source import Privileges
 from numatui.units import human_count_rate
 
-from .conftest import open_dialog, quiet_app, settle, wait_until
+from .conftest import open_dialog, settle, settled_app, wait_until
 from .fakes import (
     ROOT,
     USER,
@@ -49,17 +49,20 @@ def pids(screen: ProcessesScreen) -> list[int]:
     return [int(p) for p in table_column(screen.table, "pid")]
 
 
+def processes_screen(app: object) -> ProcessesScreen:
+    screen = getattr(app, "screen", None)
+    assert isinstance(screen, ProcessesScreen)
+    return screen
+
+
 def sparse_source(**kwargs: object) -> FakeSource:
     return FakeSource(topology_factory=lambda t: four_nodes(t, sparse=True), **kwargs)  # type: ignore[arg-type]
 
 
 async def test_processes_table_has_a_column_per_memory_node_and_marks_misplaced() -> None:
     source = sparse_source()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, _pilot):
+        screen = processes_screen(app)
         labels = [str(c.label) for c in screen.table.columns.values()]
         assert labels == ["PID", "NAME", "USER", "RSS", "LOCAL", "N0", "N1", "N4", "N5"]
         assert screen.table.row_count == listed(source)
@@ -75,11 +78,8 @@ async def test_processes_table_has_a_column_per_memory_node_and_marks_misplaced(
 
 async def test_sort_cycles_reverses_and_header_click() -> None:
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         await pilot.press("s")  # from RSS to locality: least local first
         assert screen.sort_key == "locality"
         local = [source.processes[p].locality for p in pids(screen)]
@@ -107,11 +107,8 @@ async def test_sort_cycles_reverses_and_header_click() -> None:
 
 async def test_filter_by_name_user_pid_and_escape_clears() -> None:
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         await pilot.press("slash", *"postgres")
         await pilot.pause()
         shown = pids(screen)
@@ -134,11 +131,8 @@ async def test_a_key_typed_right_behind_enter_in_the_filter_acts_on_the_table() 
     from textual import events
 
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         await pilot.press("slash", *"211")
         await pilot.pause()
         assert pids(screen) == [211]
@@ -150,11 +144,8 @@ async def test_a_key_typed_right_behind_enter_in_the_filter_acts_on_the_table() 
 
 async def test_node_limit_cycles_through_memory_nodes() -> None:
     source = sparse_source()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         seen = []
         for _ in range(5):
             await pilot.press("n")
@@ -170,11 +161,8 @@ async def test_node_limit_cycles_through_memory_nodes() -> None:
 
 async def test_refresh_keeps_selected_pid_and_drops_exited_processes() -> None:
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         await pilot.press("down", "down", "down", "down", "down")
         selected = screen.selected_pid
         assert selected is not None
@@ -200,11 +188,8 @@ async def test_refresh_keeps_selected_pid_and_drops_exited_processes() -> None:
 
 async def test_detail_shows_kinds_and_largest_mappings_first() -> None:
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         pid = screen.selected_pid
         await pilot.press("enter")
         await settle(pilot)
@@ -244,9 +229,7 @@ async def test_detail_unreadable_mappings_say_why_not_the_raw_error(
     source = FakeSource(
         fail_numa_maps="Permission denied: /proc/211/numa_maps", privileges_value=privileges
     )
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ProcessDetailScreen)
@@ -257,11 +240,8 @@ async def test_detail_unreadable_mappings_say_why_not_the_raw_error(
 
 async def test_migrate_from_detail_opens_the_dialog_for_that_process() -> None:
     # The detail screen hands the request back through dismiss; the list opens the dialog.
-    app = quiet_app(FakeSource())
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(FakeSource()) as (app, pilot):
+        screen = processes_screen(app)
         pid = screen.selected_pid
         await pilot.press("enter")
         await settle(pilot)
@@ -284,9 +264,7 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs(
     source = FakeSource(topology_factory=topology, privileges_value=ROOT if as_root else USER)
     pid = 100 + 3 * 37  # a misplaced process: home node 1, most memory on another node
     source.processes[pid] = replace(source.processes[pid], mems_allowed=frozenset({0, 1, 3}))
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (_app, pilot):
         dialog = await open_dialog(pilot, pid)
         targets = dialog.query_one("#targets", SelectionList)
         prompts = {
@@ -322,9 +300,7 @@ async def test_dialog_offers_nodes_disables_refused_targets_and_previews_pairs(
 
 async def test_dialog_cancel_does_nothing() -> None:
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         await open_dialog(pilot, 211)
         await pilot.press("escape")
         await settle(pilot)
@@ -335,9 +311,7 @@ async def test_dialog_cancel_does_nothing() -> None:
 
 async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
     source = FakeSource(privileges_value=USER)
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         dialog = await open_dialog(pilot, 211)
         sources = dialog.query_one("#sources", SelectionList)
         targets = dialog.query_one("#targets", SelectionList)
@@ -365,10 +339,8 @@ async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> 
         hold_after_first=release,
     )
     source = FakeSource(script=script)
-    app = quiet_app(source)
     pid = 100 + 3 * 37
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         await open_dialog(pilot, pid)
         await pilot.press("enter")
         await pilot.pause()
@@ -400,10 +372,8 @@ async def test_confirm_runs_migration_shows_progress_then_summary_and_back() -> 
 async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
     script = MigrationScript(steps=40, step_s=0.1, sleep_s=0.1)
     source = FakeSource(script=script)
-    app = quiet_app(source)
     pid = 100 + 3 * 37
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         dialog = await open_dialog(pilot, pid)
         await pilot.press("x")  # the dialog's "stoppable" box
         assert dialog.query_one("#stoppable", Checkbox).value
@@ -428,9 +398,7 @@ async def test_stop_key_stops_a_running_migration_and_then_goes_away() -> None:
 
 async def test_stop_is_disabled_when_the_job_says_it_cannot_stop() -> None:
     script = MigrationScript(steps=20, step_s=0.1, sleep_s=0.05, stoppable=False)
-    app = quiet_app(FakeSource(script=script))
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(FakeSource(script=script)) as (app, pilot):
         await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("x", "enter")  # asked for stoppable; the job says it cannot
         await pilot.pause()
@@ -445,9 +413,7 @@ async def test_stop_is_disabled_when_the_job_says_it_cannot_stop() -> None:
 async def test_migration_failure_shows_a_message_not_a_traceback() -> None:
     script = MigrationScript(raise_message="the data source exploded")
     source = FakeSource(script=script)
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("enter")
         await settle(pilot)
@@ -461,9 +427,7 @@ async def test_migration_failure_shows_a_message_not_a_traceback() -> None:
 async def test_kernel_refusal_outcome_shows_errno_and_reason() -> None:
     error = MigrationError("EPERM", "numatui may not move another user's process: run as root")
     source = FakeSource(script=MigrationScript(error=error))
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("enter")
         await settle(pilot)
@@ -473,11 +437,8 @@ async def test_kernel_refusal_outcome_shows_errno_and_reason() -> None:
 
 
 async def check_blocked(source: FakeSource, expected: str) -> None:
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         assert screen.table.row_count == listed(source)
         assert expected in text_of(screen, "#summary")
         assert screen.check_action("migrate", ()) is None
@@ -496,9 +457,7 @@ async def test_container_without_numa_says_why() -> None:
 
 async def test_non_root_says_what_it_cannot_do() -> None:
     source = FakeSource(privileges_value=USER)
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, _pilot):
         summary = text_of(app.screen, "#summary")
         assert "other users' processes need root or CAP_SYS_NICE" in summary
         assert app.screen.check_action("migrate", ()) is True
@@ -506,11 +465,8 @@ async def test_non_root_says_what_it_cannot_do() -> None:
 
 async def test_kernel_thread_cannot_be_migrated() -> None:
     source = FakeSource()
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
         # Hidden by default, and said so; `k` shows them.
         assert 2 not in screen.table.row_keys
         assert "1 kernel thread hidden (k)" in text_of(screen, "#status")
@@ -527,9 +483,7 @@ async def test_kernel_thread_cannot_be_migrated() -> None:
 
 async def test_scan_failure_is_notified_and_app_keeps_running() -> None:
     source = FakeSource(fail_scan="Permission denied: /proc")
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         assert any("Permission denied" in n.message for n in app._notifications)
         assert app.is_running
         assert app.last_error is not None
@@ -541,9 +495,7 @@ async def test_scan_failure_is_notified_and_app_keeps_running() -> None:
 
 async def test_nodes_screen_scales_to_sixteen_nodes_with_charts() -> None:
     source = FakeSource(topology_factory=sixteen_nodes)
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         for _ in range(3):
             await pilot.press("u")
             await settle(pilot)
@@ -572,9 +524,7 @@ async def test_nodes_screen_scales_to_sixteen_nodes_with_charts() -> None:
 
 
 async def test_help_opens_and_lists_keys() -> None:
-    app = quiet_app(FakeSource())
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(FakeSource()) as (app, pilot):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -585,9 +535,7 @@ async def test_help_opens_and_lists_keys() -> None:
 
 
 async def test_palette_lists_the_apps_actions() -> None:
-    app = quiet_app(FakeSource())
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(FakeSource()) as (app, pilot):
         await pilot.press("colon")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
@@ -604,9 +552,7 @@ async def test_palette_lists_the_apps_actions() -> None:
 
 
 async def test_narrow_class_below_81_columns() -> None:
-    app = quiet_app(FakeSource())
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
+    async with settled_app(FakeSource(), size=(80, 24)) as (app, pilot):
         assert app.has_class("narrow")
         await pilot.resize_terminal(120, 30)
         await pilot.pause()
@@ -616,9 +562,7 @@ async def test_narrow_class_below_81_columns() -> None:
 async def test_blocked_migration_does_not_stop_other_screens() -> None:
     gate = threading.Event()
     source = FakeSource(script=MigrationScript(block=gate))
-    app = quiet_app(source)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
+    async with settled_app(source) as (app, pilot):
         await open_dialog(pilot, 100 + 3 * 37)
         await pilot.press("enter")
         await pilot.pause()
