@@ -211,13 +211,10 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         """Every page of the moved memory is on `node`. (The probe thread's own new pages
         land on its CPU's node while a paced move runs, as they would in any server; the
         single call stalls it, so it allocates nothing meanwhile: the memory is the fair
-        test.)"""
-        # The mapping holding it: the kernel may have merged it with a neighbour.
-        region = max(
-            (r for r in scanner.numa_maps(pid).mappings if r.start <= start),
-            key=lambda r: r.start,
-        )
-        return sum(n for node_id, n in region.node_pages.items() if node_id != node) == 0
+        test.) Asked of the kernel page by page over exactly that memory: its mapping may
+        have merged with the probe's page next to it, whose page can be on either node."""
+        addresses = range(start, start + size_mib * 1024 * 1024, PAGE)
+        return all(where == node for where in syscalls.move_pages(pid, addresses, None, 0))
 
     def migratepages(src: int, dst: int) -> None:
         tool = shutil.which("migratepages") or "migratepages"

@@ -53,9 +53,12 @@ def test_stopped_part_way_reports_what_moved_and_keeps_every_byte(
     assert result.error is not None and "stopped by the user" in result.error.message
     assert "stopped by the user after" in result.explanations[0]
     assert_counts_agree(result, work.pid)
+    # The progress that stopped it saw 16 MiB moved; some of that can be the
+    # interpreter's own pages, walked before the region: the whole process is judged.
+    assert result.bytes_moved >= 16 * MIB, result.bytes_moved
     pages = page_nodes(work.pid, start, size)
     on_1 = pages.count(1)
-    assert 16 * MIB // PAGE <= on_1 < size // PAGE, on_1
+    assert 0 < on_1 < size // PAGE, on_1
     assert pages.count(0) + on_1 == size // PAGE  # every page is on one of the two
     assert work.checksum() == work.info["checksum"]
     # What the result says moved is what the kernel shows moved (within a page per
