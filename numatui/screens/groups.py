@@ -225,8 +225,7 @@ class GroupsScreen(FilteredTableScreen):
         self._show_sorted()
 
     def _show_sorted(self) -> None:
-        if self.sort_key not in self.table.columns:
-            self.sort_key = "numa"
+        self._keep_sort_column()
         key = self.sort_key
         rows = [(_values(g, self._node_ids)[key], g.path, k, g) for k, g in self._shown.items()]
         rows.sort(key=lambda r: (r[0], r[1]), reverse=self.sort_reverse)

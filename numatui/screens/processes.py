@@ -320,8 +320,7 @@ class ProcessesScreen(FilteredTableScreen):
         if message.node_ids != self._node_ids or not self.table.columns:
             self._node_ids = message.node_ids
             self._build_columns()
-        if self.sort_key not in self.table.columns:
-            self.sort_key = "rss"
+        self._keep_sort_column()
         self._prepared = (message.node_ids, message.rows)
         self.shown_state = message.state
         self._refilter()

@@ -52,6 +52,11 @@ class FilteredTableScreen(NumatuiScreen[None]):
         """Hand the shown rows to the table in `sort_key` order."""
         raise NotImplementedError
 
+    def _keep_sort_column(self) -> None:
+        """Sort by `DEFAULT_SORT` when the column sorted by is gone (its node went away)."""
+        if self.sort_key not in self.table.columns:
+            self.sort_key = self.DEFAULT_SORT
+
     def _sort_by(self, key: str) -> None:
         self.sort_key = key
         self.sort_reverse = key not in self.ASCENDING
