@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.worker import Worker
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
+from numatui.first_read import FirstRead
 from numatui.history import NodeHistory
 from numatui.messages import Refreshed, SourceFailed, TopologyRead
 from numatui.model import ProcessScan, Topology
@@ -88,15 +89,19 @@ class NumatuiApp(App[None]):
         *,
         refresh_interval: float = 2.0,
         history_capacity: int = 120,
+        first_read: FirstRead | None = None,
     ) -> None:
         super().__init__()
         self.source = source
+        self._first_read = first_read
         self.refresh_interval = refresh_interval
         self.history = NodeHistory(history_capacity)
         self.last_error: str | None = None
         self._refreshing = False
         self._refresh_count = 0
         self._timer: Timer | None = None
+        self._full_scan_due = False  # the last scan was a list scan: the full one next
+        self._completing_list_scan = False
         self._privileges: Privileges | None = None
         self.collector = QuietCollector()
         self._is_ready = False
@@ -110,6 +115,11 @@ class NumatuiApp(App[None]):
     EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
     def on_load(self) -> None:
+        # Before the first screen mounts: read already (numatui/first_read.py), the nodes
+        # are in its first frame.
+        early = self._first_read.ready() if self._first_read is not None else None
+        if early is not None:
+            self._privileges, self.first_topology = early
         # Through the event loop, so the exit takes Textual's normal way out, which gives
         # the terminal back (alternate screen left, mouse tracking off, cursor shown).
         if threading.current_thread() is threading.main_thread() and not self.is_headless:
@@ -171,7 +181,10 @@ class NumatuiApp(App[None]):
                 # The first scan reads every process (seconds on a loaded machine): show
                 # the nodes meanwhile.
                 self.post_message(TopologyRead(topology, privileges))
-            scan = call_abandonable(lambda: self.source.scan(previous))
+            # The first scan reads what the table shows, bytes per node (several times
+            # cheaper than the split by kind); the full read follows at once.
+            first = previous is None
+            scan = call_abandonable(lambda: self.source.scan(previous, nodes_only=first))
         except WorkAbandoned:
             return
         except Exception as exc:
@@ -183,12 +196,14 @@ class NumatuiApp(App[None]):
     def _on_refreshed(self, message: Refreshed) -> None:
         self._privileges = message.privileges
         self._refresh_count += 1
-        self.history.add(message.topology)
+        if not self._completing_list_scan:  # the same refresh, for the charts' time axis
+            self.history.add(message.topology)
+        self._completing_list_scan = False
         self.last_error = None
         self.state = AppState(
             message.topology, message.scan, message.privileges, self._refresh_count
         )
-        self._rearm()
+        self._rearm(at_once=not all(p.kinds_read for p in message.scan.processes))
 
     @on(TopologyRead)
     def _on_topology_read(self, message: TopologyRead) -> None:
@@ -206,16 +221,28 @@ class NumatuiApp(App[None]):
     @on(Worker.StateChanged)
     def _on_worker_state(self, event: Worker.StateChanged) -> None:
         # Safety net: the worker catches source errors itself; anything else lands here.
-        if event.worker.group == "refresh" and event.state.name in ("ERROR", "CANCELLED"):
+        if event.worker.group != "refresh":
+            return
+        if event.state.name in ("ERROR", "CANCELLED"):
             self._refreshing = False
             if event.worker.error is not None:
                 self.notify(describe_error(event.worker.error), severity="error")
+        elif event.state.name == "SUCCESS" and self._full_scan_due:
+            # Started only once the list scan's worker has ended: a new worker in the
+            # exclusive group would cancel it.
+            self._full_scan_due = False
+            self._completing_list_scan = True
+            self.refresh_data()
 
-    def _rearm(self) -> None:
+    def _rearm(self, at_once: bool = False) -> None:
         self._refreshing = False
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(self.refresh_interval, self.refresh_data)
+            self._timer = None
+        if at_once:
+            self._full_scan_due = True
+        else:
+            self._timer = self.set_timer(self.refresh_interval, self.refresh_data)
 
     # ------------------------------------------------------------ actions
 

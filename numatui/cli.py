@@ -253,10 +253,13 @@ def cmd_ps(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
             return EXIT_OK
     topo = source.topology()
     key = _sort_key(args.sort, topo)
-    # The text table shows bytes per node only: kinds, shared bytes and command
-    # lines (json, --match) are not read for it.
+    # The text table shows bytes per node only: kinds and shared bytes (json) and
+    # command lines (json, --match) are not read for it.
     scan = source.scan(
-        pids=args.pid or None, nodes_only=not (args.json or args.match), one_shot=True
+        pids=args.pid or None,
+        nodes_only=not args.json,
+        cmdline=bool(args.json or args.match),
+        one_shot=True,
     )
     procs = [p for p in scan.processes if not p.is_kernel_thread]
     # numatui never lists itself (unless asked by pid); with --match, neither the shell or
@@ -1223,9 +1226,12 @@ def run_tui(source: LiveSource) -> int:
     """
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
+        from numatui.first_read import FirstRead
+
+        first_read = FirstRead(source)  # while Textual loads: the first frame shows the nodes
         from numatui.app import NumatuiApp  # Textual loads only for the UI
 
-        app = NumatuiApp(source)
+        app = NumatuiApp(source, first_read=first_read)
         with blocking_terminal():
             app.run()
         # Textual prints a crash's traceback itself, after the terminal is restored.

@@ -234,6 +234,9 @@ class ProcessMemory:
     start_time: float = 0.0
     is_kernel_thread: bool = False
     memory_readable: bool = True  # False: numa_maps denied (other user, hidepid); bytes unknown
+    kinds_read: bool = True
+    """False: read for a list, bytes per node only; `kind_bytes` and `shared_bytes`
+    were not read (empty, not zero)."""
 
     @property
     def numa_bytes(self) -> int:

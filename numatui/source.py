@@ -37,8 +37,12 @@ class DataSource(Protocol):
         """Nodes, sizes, distances, tiers and counters right now."""
         ...
 
-    def scan(self, previous: ProcessScan | None = None) -> ProcessScan:
-        """Every process's memory per node; reuses `previous` for unchanged ones."""
+    def scan(self, previous: ProcessScan | None = None, *, nodes_only: bool = False) -> ProcessScan:
+        """Every process's memory per node; reuses `previous` for unchanged ones.
+
+        `nodes_only`: bytes per node and command lines only, several times
+        cheaper to read; kinds and shared bytes are left out (`kinds_read` False).
+        """
         ...
 
     def numa_maps(self, pid: int) -> NumaMaps:

@@ -188,15 +188,18 @@ class LiveSource:
         pids: Iterable[int] | None = None,
         *,
         nodes_only: bool = False,
+        cmdline: bool = True,
         one_shot: bool = False,
     ) -> ProcessScan:
-        """`nodes_only`: bytes per node only, for a process list; `one_shot`: a command's
-        only scan, on more threads (see `ProcessScanner.scan`)."""
+        """`nodes_only`: bytes per node only, for a process list; `cmdline`: read command
+        lines; `one_shot`: a command's only scan, on more threads (see
+        `ProcessScanner.scan`)."""
         return self._scanner.scan(
             previous,
             pids=pids,
             topology=self._current_topology(),
             nodes_only=nodes_only,
+            cmdline=cmdline,
             one_shot=one_shot,
         )
 

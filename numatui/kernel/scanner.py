@@ -66,6 +66,11 @@ class _Known:
     read_at: float
     unreadable: bool
     nodes_only: bool = False
+    cmdline_read: bool = True
+
+    def lacks(self, nodes_only: bool, cmdline: bool) -> bool:
+        """Read with less than a scan asking for this shows."""
+        return (self.nodes_only and not nodes_only) or (cmdline and not self.cmdline_read)
 
 
 class _Forced:
@@ -234,12 +239,13 @@ class ProcessScanner:
         cpu_map: Mapping[int, int],
         want_memory: bool = True,
         nodes_only: bool = False,
+        cmdline: bool = True,
     ) -> tuple[PidStat, ProcessMemory, bool]:
         """Read one process through a held directory fd; (stat, memory, numa_maps unreadable).
 
-        `nodes_only`: bytes per node only (no kinds, shared bytes or command
-        line), what a process list shows; numa_maps is then summed in one
-        C-level pass per node instead of being split by kind.
+        `nodes_only`: bytes per node only (no kinds or shared bytes), what a
+        process list shows; numa_maps is then summed in one C-level pass per
+        node instead of being split by kind. `cmdline`: read the command line.
 
         Raises ProcessUnreadable when its stat may not be read, ProcessGone
         (or another OSError) when it exited meanwhile or is a zombie.
@@ -264,8 +270,8 @@ class ProcessScanner:
                     unreadable = True
             try:
                 status = parse_status(pid_dir.read("status"))
-                skip_cmdline = is_kthread or nodes_only
-                cmdline = "" if skip_cmdline else parse_cmdline(pid_dir.read("cmdline"))
+                skip_cmdline = is_kthread or not cmdline
+                command = "" if skip_cmdline else parse_cmdline(pid_dir.read("cmdline"))
             except ProcessUnreadable as e:  # stat was readable: a dying process's files
                 raise ProcessGone(pid) from e
             # Read after numa_maps: a live user process still has its mm
@@ -275,7 +281,9 @@ class ProcessScanner:
             if status.get("State", "")[:1] in ("Z", "X"):
                 raise ProcessGone(pid)
             cpu_nodes = self._cpu_nodes(pid_dir, stat, cpu_map)
-        memory = self._build(pid, stat, status, cmdline, summary, cpu_nodes, is_kthread)
+        memory = self._build(
+            pid, stat, status, command, summary, cpu_nodes, is_kthread, kinds_read=not nodes_only
+        )
         if unreadable:
             memory = dataclasses.replace(memory, memory_readable=False)
         return stat, memory, unreadable
@@ -289,6 +297,7 @@ class ProcessScanner:
         summary: MemorySummary | None,
         cpu_nodes: frozenset[int],
         is_kthread: bool,
+        kinds_read: bool = True,
     ) -> ProcessMemory:
         try:
             uid = int(status.get("Uid", "").split()[0])
@@ -317,6 +326,7 @@ class ProcessScanner:
             mapping_count=summary.mapping_count if summary else 0,
             start_time=self.boot_time() + stat.start_ticks / self._clock_ticks,
             is_kernel_thread=is_kthread,
+            kinds_read=kinds_read or summary is None,
         )
 
     def _poll_counters(self, now: float) -> tuple[float, float]:
@@ -376,13 +386,15 @@ class ProcessScanner:
         topology: Topology | None = None,
         *,
         nodes_only: bool = False,
+        cmdline: bool = True,
         one_shot: bool = False,
     ) -> ProcessScan:
         """Every process (or `pids`), reusing `previous` for processes that did not change.
 
-        `nodes_only`: read only what a process list shows (bytes per node;
-        no kinds, shared bytes or command line: those stay empty). An entry
-        read that way is not reused by a later full scan.
+        `nodes_only`: read only what a process list shows (bytes per node; no
+        kinds or shared bytes: those stay empty, and `kinds_read` is False).
+        `cmdline`: read command lines (else they stay empty). An entry read
+        with less than a later scan asks for is read again by it.
         `one_shot`: nothing else in this process waits on the GIL meanwhile (a
         command's one scan): read on `one_shot_threads` threads, not `read_threads`.
 
@@ -417,8 +429,8 @@ class ProcessScanner:
         for pid in pid_list:
             prior = previous_by_pid.get(pid)
             known = self._reusable(pid, prior, started, max_age_s, stale_before)
-            if isinstance(known, _Known) and known.nodes_only and not nodes_only:
-                known = None  # read with less than this scan shows
+            if isinstance(known, _Known) and known.lacks(nodes_only, cmdline):
+                known = None
             if known is _FORCED:
                 forced += 1
             elif isinstance(known, _Known):
@@ -429,7 +441,7 @@ class ProcessScanner:
             self._forced_at = started
         self.last_forced_by_counters = forced
         threads = self.one_shot_threads if one_shot else self.read_threads
-        fresh = self._read_many(to_read, cpu_map, nodes_only, threads)
+        fresh = self._read_many(to_read, cpu_map, nodes_only, threads, cmdline)
         for pid in pid_list:
             known = reused.get(pid)
             if known is not None:
@@ -449,7 +461,9 @@ class ProcessScanner:
             assert isinstance(outcome, tuple)
             stat, memory, unreadable = outcome
             processes.append(memory)
-            known_now[pid] = _Known(stat.change_signature, memory, started, unreadable, nodes_only)
+            known_now[pid] = _Known(
+                stat.change_signature, memory, started, unreadable, nodes_only, cmdline
+            )
             if unreadable:
                 unreadable_pids.append(pid)
         if pids is None:
@@ -467,10 +481,14 @@ class ProcessScanner:
         )
 
     def _read_one(
-        self, pid: int, cpu_map: Mapping[int, int], nodes_only: bool = False
+        self,
+        pid: int,
+        cpu_map: Mapping[int, int],
+        nodes_only: bool = False,
+        cmdline: bool = True,
     ) -> _ReadOutcome:
         try:
-            return self._read_full(pid, cpu_map, nodes_only=nodes_only)
+            return self._read_full(pid, cpu_map, nodes_only=nodes_only, cmdline=cmdline)
         except ProcessUnreadable:
             return _StatUnreadable
         except (ProcessGone, OSError):
@@ -482,6 +500,7 @@ class ProcessScanner:
         cpu_map: Mapping[int, int],
         nodes_only: bool = False,
         threads: int | None = None,
+        cmdline: bool = True,
     ) -> dict[int, _ReadOutcome]:
         """Full reads, overlapped on several threads when there are many.
 
@@ -494,7 +513,7 @@ class ProcessScanner:
         """
         threads = self.read_threads if threads is None else threads
         if threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
-            return {pid: self._read_one(pid, cpu_map, nodes_only) for pid in pids}
+            return {pid: self._read_one(pid, cpu_map, nodes_only, cmdline) for pid in pids}
         pending = iter(pids)
         take = threading.Lock()
         results: dict[int, _ReadOutcome] = {}
@@ -507,7 +526,7 @@ class ProcessScanner:
                         pid = next(pending, None)
                     if pid is None:
                         return
-                    results[pid] = self._read_one(pid, cpu_map, nodes_only)
+                    results[pid] = self._read_one(pid, cpu_map, nodes_only, cmdline)
             except BaseException as exc:  # handed to the caller, as the serial path would
                 failures.append(exc)
 

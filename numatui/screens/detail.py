@@ -27,6 +27,8 @@ COMMAND_SHOWN = 2000
 """Characters of the command line shown; the rest is counted (one can be megabytes)."""
 UNKNOWN = "?"
 """A byte count that could not be read: never shown as 0 or `·`."""
+PENDING = "…"
+"""A byte count not read yet: the first scan reads bytes per node only."""
 
 
 class ProcessDetailScreen(NumatuiScreen[bool]):
@@ -162,14 +164,14 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         table.add_column("TOTAL", key="total")
         kinds = self.process.kind_bytes
         readable = self.process.memory_readable
+        shown = UNKNOWN if not readable else None if self.process.kinds_read else PENDING
         for kind in MemoryKind:
             per_node = kinds.get(kind, {})
-            table.add_row(
-                plain(kind.value), *_byte_cells(per_node, node_ids, readable), key=kind.value
-            )
+            cells = _byte_cells(per_node, node_ids, shown)
+            table.add_row(plain(kind.value), *cells, key=kind.value)
         table.add_row(
             plain(("all", "bold")),
-            *_byte_cells(self.process.node_bytes, node_ids, readable),
+            *_byte_cells(self.process.node_bytes, node_ids, None if readable else UNKNOWN),
             key="all",
         )
 
@@ -243,11 +245,12 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         self.dismiss(True)
 
 
-def _byte_cells(per_node: Any, node_ids: list[int], readable: bool = True) -> list[Text]:
-    """Bytes per node then the total; `?` for all when they could not be read."""
+def _byte_cells(per_node: Any, node_ids: list[int], instead: str | None = None) -> list[Text]:
+    """Bytes per node then the total; `instead` in every cell when there are no counts
+    to show (`?` could not be read, `…` not read yet)."""
 
     def cell(value: int) -> Text:
-        shown = UNKNOWN if not readable else human_bytes(value) if value else "·"
+        shown = instead if instead is not None else human_bytes(value) if value else "·"
         return Text(shown, justify="right")
 
     cells = [cell(per_node.get(n, 0)) for n in node_ids]

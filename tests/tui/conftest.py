@@ -21,8 +21,13 @@ async def settle(pilot: Pilot[None]) -> None:
     app = pilot.app
     # Under load the first refresh's worker may not have started when the waits below
     # run: wait for its state to land first (bounded; a failing source never gives one).
+    # The first refresh reads bytes per node only and the full one follows on a timer:
+    # wait for that one too.
     for _ in range(250):
-        if getattr(app, "state", None) is not None or getattr(app, "last_error", None):
+        state = getattr(app, "state", None)
+        if state is not None and all(p.kinds_read for p in state.scan.processes):
+            break
+        if getattr(app, "last_error", None):
             break
         await pilot.pause(0.02)
     for _ in range(3):

@@ -310,12 +310,16 @@ class FakeSource:
             self.tick += 1
             return self._topology(self.tick)
 
-    def scan(self, previous: ProcessScan | None = None) -> ProcessScan:
-        self.calls.append("scan")
+    def scan(self, previous: ProcessScan | None = None, *, nodes_only: bool = False) -> ProcessScan:
+        self.calls.append("scan nodes" if nodes_only else "scan")
         if self.fail_scan:
             raise PermissionError(self.fail_scan)
         with self.lock:
             processes = tuple(self.processes[pid] for pid in sorted(self.processes))
+        if nodes_only:  # as the scanner leaves them: no kinds or shared bytes read
+            processes = tuple(
+                replace(p, kind_bytes={}, shared_bytes={}, kinds_read=False) for p in processes
+            )
         return ProcessScan(processes=processes, taken_at=1_000.0 + 2.0 * self.tick, unreadable=3)
 
     def numa_maps(self, pid: int) -> NumaMaps:

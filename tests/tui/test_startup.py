@@ -13,9 +13,12 @@ import sys
 import threading
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
-from numatui.model import ProcessScan
+from numatui.app import NumatuiApp
+from numatui.first_read import FirstRead
+from numatui.model import MemoryKind, Privileges, ProcessScan, Topology
+from numatui.screens.detail import PENDING, ProcessDetailScreen
 from numatui.screens.processes import ProcessesScreen
 
 from .conftest import quiet_app, settle
@@ -52,10 +55,10 @@ class SlowScanSource(FakeSource):
         super().__init__()
         self.release = threading.Event()
 
-    def scan(self, previous: ProcessScan | None = None) -> ProcessScan:
+    def scan(self, previous: ProcessScan | None = None, *, nodes_only: bool = False) -> ProcessScan:
         if not self.release.wait(30):
             raise TimeoutError("the test never released the scan")
-        return super().scan(previous)
+        return super().scan(previous, nodes_only=nodes_only)
 
 
 async def test_nodes_show_while_the_first_scan_runs() -> None:
@@ -75,3 +78,114 @@ async def test_nodes_show_while_the_first_scan_runs() -> None:
         await settle(pilot)
         assert screen.table.row_count == listed(source)
         assert "reading" not in str(screen.query_one("#status", Static).render())
+
+
+class HeldFullScanSource(FakeSource):
+    """Its list scans answer at once; a full scan (kinds split) waits for the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.full_asked = threading.Event()
+
+    def scan(self, previous: ProcessScan | None = None, *, nodes_only: bool = False) -> ProcessScan:
+        if not nodes_only:
+            self.full_asked.set()
+        if not nodes_only and not self.release.wait(30):
+            raise TimeoutError("the test never released the full scan")
+        return super().scan(previous, nodes_only=nodes_only)
+
+
+async def test_the_table_comes_from_a_list_scan_and_the_kinds_follow() -> None:
+    """The first scan reads bytes per node (what the table shows) and command lines (the
+    filter searches them); the split by kind is read next, at once, not a refresh later."""
+    source = HeldFullScanSource()
+    app = quiet_app(source)  # refreshes only when asked: the full scan is not a timed one
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        for _ in range(250):
+            if screen.table.row_count == listed(source):
+                break
+            await pilot.pause(0.02)
+        assert screen.table.row_count == listed(source)
+        assert app.state is not None
+        assert not any(p.kinds_read for p in app.state.scan.processes if p.numa_bytes)
+        assert source.calls.count("scan nodes") == 1
+        # The detail view says the kinds are not read yet: never 0 or `·` for them.
+        pid = screen.selected_pid
+        assert pid is not None
+        await pilot.press("enter")
+        detail = app.screen
+        assert isinstance(detail, ProcessDetailScreen)
+        kinds = detail.query_one("#kinds", DataTable)
+        for _ in range(100):
+            if kinds.row_count:
+                break
+            await pilot.pause(0.02)
+        anon = [cell.plain for cell in kinds.get_row("anon")[1:]]  # after the kind's name
+        assert set(anon) == {PENDING}, anon
+        everything = [cell.plain for cell in kinds.get_row("all")[1:]]
+        assert PENDING not in everything and "?" not in everything
+        # The full scan was asked for at once; released, it fills the kinds in.
+        assert source.full_asked.wait(10)
+        source.release.set()
+        for _ in range(250):
+            if app.state is not None and all(p.kinds_read for p in app.state.scan.processes):
+                break
+            await pilot.pause(0.02)
+        await settle(pilot)
+        cells = [c.plain for kind in MemoryKind for c in kinds.get_row(kind.value)[1:]]
+        assert PENDING not in cells and any(c not in ("·", "?") for c in cells), cells
+        assert source.calls.count("scan nodes") == 1  # later refreshes are full ones
+
+
+class LaterReadsHeldSource(FakeSource):
+    """Its first topology read answers; every later one waits for the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.topology_reads = 0
+
+    def topology(self) -> Topology:
+        self.topology_reads += 1
+        if self.topology_reads > 1 and not self.release.wait(30):
+            raise TimeoutError("the test never released the topology")
+        return super().topology()
+
+
+async def test_the_first_frame_shows_nodes_read_while_textual_loaded() -> None:
+    """`numatui` starts reading the nodes before it imports Textual (FirstRead): the first
+    screen shows them without waiting for the app's own refresh worker."""
+    source = LaterReadsHeldSource()
+    first_read = FirstRead(source)
+    assert first_read.wait(10) and first_read.ready() is not None
+    app = NumatuiApp(source, refresh_interval=3600.0, first_read=first_read)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await pilot.pause()
+        summary = str(screen.query_one("#summary", Static).render())
+        # The refresh worker is still held in its own topology read: these came first.
+        assert app.state is None and source.topology_reads <= 2
+        assert "2 nodes" in summary, summary
+        source.release.set()
+        await settle(pilot)
+        assert screen.table.row_count == listed(source)
+
+
+class PrivilegesDeniedSource(FakeSource):
+    def privileges(self) -> Privileges:
+        raise PermissionError("denied")
+
+
+async def test_a_failed_first_read_leaves_the_nodes_to_the_refresh() -> None:
+    source = PrivilegesDeniedSource()
+    first_read = FirstRead(source)
+    assert first_read.wait(10) and first_read.ready() is None
+    app = NumatuiApp(source, refresh_interval=3600.0, first_read=first_read)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.first_topology is None and app.state is None
+        assert app.last_error is not None and "denied" in app.last_error  # said, not swallowed

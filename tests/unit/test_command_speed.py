@@ -114,7 +114,9 @@ def test_the_import_check_sees_what_is_loaded() -> None:
 def test_nodes_only_scan_agrees_with_full_scan(root: Path) -> None:
     topology = TopologyReader(sys_root=root / "sys", proc_root=root / "proc").read()
     full = ProcessScanner(proc_root=root / "proc").scan(topology=topology)
-    light = ProcessScanner(proc_root=root / "proc").scan(topology=topology, nodes_only=True)
+    light = ProcessScanner(proc_root=root / "proc").scan(
+        topology=topology, nodes_only=True, cmdline=False
+    )
     assert [p.pid for p in light.processes] == [p.pid for p in full.processes]
     for whole, part in zip(full.processes, light.processes, strict=True):
         assert part.node_bytes == whole.node_bytes, part.pid
@@ -131,16 +133,45 @@ def test_nodes_only_scan_agrees_with_full_scan(root: Path) -> None:
             whole.locality,
         )
         assert part.cmdline == "" and not part.kind_bytes and not part.shared_bytes
+        assert whole.kinds_read
+        # Said, not left for a face to guess from empty maps (a kernel thread has none).
+        assert part.kinds_read is (part.is_kernel_thread or not part.memory_readable)
     assert any(p.kind_bytes for p in full.processes)  # the trees do have kinds to leave out
+
+
+@pytest.mark.parametrize("root", TREES, ids=lambda p: p.name)
+def test_a_list_scan_reads_command_lines_when_asked(root: Path) -> None:
+    """The app's first scan: bytes per node and command lines (its filter searches them)."""
+    topology = TopologyReader(sys_root=root / "sys", proc_root=root / "proc").read()
+    full = ProcessScanner(proc_root=root / "proc").scan(topology=topology)
+    listed = ProcessScanner(proc_root=root / "proc").scan(topology=topology, nodes_only=True)
+    assert [p.cmdline for p in listed.processes] == [p.cmdline for p in full.processes]
+    assert any(p.cmdline for p in listed.processes)
+    assert [p.node_bytes for p in listed.processes] == [p.node_bytes for p in full.processes]
+
+
+def test_a_scan_rereads_command_lines_a_previous_one_left_out() -> None:
+    root = TREES[0]
+    topology = TopologyReader(sys_root=root / "sys", proc_root=root / "proc").read()
+    scanner = ProcessScanner(proc_root=root / "proc")
+    bare = scanner.scan(topology=topology, nodes_only=True, cmdline=False)
+    listed = scanner.scan(bare, topology=topology, nodes_only=True)
+    assert listed.skipped_unchanged == 0
+    assert any(p.cmdline for p in listed.processes)
+    # ... and a list scan that asks for no command line keeps the ones it has.
+    again = scanner.scan(listed, topology=topology, nodes_only=True, cmdline=False)
+    assert again.skipped_unchanged == len(listed.processes)
+    assert again.processes == listed.processes
 
 
 def test_full_scan_rereads_what_a_nodes_only_scan_left_out() -> None:
     root = TREES[0]
     topology = TopologyReader(sys_root=root / "sys", proc_root=root / "proc").read()
     scanner = ProcessScanner(proc_root=root / "proc")
-    light = scanner.scan(topology=topology, nodes_only=True)
+    light = scanner.scan(topology=topology, nodes_only=True, cmdline=False)
     full = scanner.scan(light, topology=topology)
     assert full.skipped_unchanged == 0
+    assert all(p.kinds_read for p in full.processes)
     assert any(p.kind_bytes for p in full.processes)
     assert any(p.cmdline for p in full.processes)
     # A full entry serves a later nodes-only scan as it is.
@@ -251,10 +282,16 @@ def test_ps_asks_for_a_one_shot_scan(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(LiveSource, "scan", spy)
-    for argv in (["ps"], ["ps", "--json"]):
+    for argv in (["ps"], ["ps", "--json"], ["ps", "--match", "x"]):
         rc, _ = run_ps(monkeypatch, TREES[0], *argv)
         assert rc == cli.EXIT_OK
-    assert [kw.get("one_shot") for kw in seen] == [True, True]
+    assert [kw.get("one_shot") for kw in seen] == [True, True, True]
+    # Each reads what it shows: kinds for --json only, command lines for --json and --match.
+    assert [(kw["nodes_only"], kw["cmdline"]) for kw in seen] == [
+        (True, False),
+        (False, True),
+        (True, True),
+    ]
 
 
 def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
@@ -267,9 +304,9 @@ def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
 
     class Spy(ProcessScanner):
         def _read_many(self, pids: Any, cpu_map: Any, nodes_only: bool = False,
-                       threads: int | None = None) -> Any:  # fmt: skip
+                       threads: int | None = None, cmdline: bool = True) -> Any:  # fmt: skip
             used.append(threads)
-            return super()._read_many(pids, cpu_map, nodes_only, threads)
+            return super()._read_many(pids, cpu_map, nodes_only, threads, cmdline)
 
     spy = Spy(proc_root=TREES[0] / "proc", read_threads=None)
     spy.one_shot_threads, spy.read_threads = 5, 2
