@@ -268,15 +268,19 @@ def bench_startup(rounds: int, use_hyperfine: bool) -> dict[str, Any]:
 APP_CHILD = r"""
 import asyncio, json, sys, time
 from pathlib import Path
-from numatui.app import NumatuiApp
+# In the order `numatui` does it (cli.run_tui): the nodes read starts before Textual loads.
 from numatui.kernel.live import LiveSource
+from numatui.first_read import FirstRead
+SOURCE = LiveSource(audit_path=Path("/dev/null"))
+FIRST_READ = FirstRead(SOURCE)
+from numatui.app import NumatuiApp
 from numatui.screens.processes import ProcessesScreen
 
 want = int(sys.argv[1])
 marks = {}
 
 async def main():
-    app = NumatuiApp(LiveSource(audit_path=Path("/dev/null")))
+    app = NumatuiApp(SOURCE, first_read=FIRST_READ)
     original = app._display
     done = asyncio.Event()
 

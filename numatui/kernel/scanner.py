@@ -87,17 +87,29 @@ def _default_read_threads() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def _one_shot_read_threads() -> int:
-    """Threads for a scan nothing else waits on (a command's one scan): twice the CPUs, <= 8.
+def one_shot_threads_for(cpus: int, load_1min: float) -> int:
+    """Threads for a scan nothing else waits on (a command's one scan).
 
     A thread blocked in numa_maps' read(2) is the kernel walking an address
-    space, without the GIL. With more threads than CPUs a walk is ready to run
-    whenever a parse holds the GIL, and on a busy machine the scan gets more of
-    the CPUs' time. Measured (2 CPUs, load 7, 2,000 processes, whole `ps`
-    commands): 4 threads 0.83x numastat's wall, 2 threads 1.23x; CPU 1.26x and
-    1.19x. The app keeps `_default_read_threads`: its UI thread needs the GIL.
+    space, without the GIL. On an idle machine one thread per CPU keeps every
+    core walking; when other work holds the cores, twice as many (at most 8)
+    keep a walk ready whenever a parse holds the GIL, and the scan gets more of
+    the cores' time. Measured, whole `ps` commands over 2,000 processes on 2
+    CPUs, medians of 5 (benchmarks/bench_commands.py's workers): at load 7,
+    4 threads 0.83x numastat's wall and 2 threads 1.23x; at load 0-1.5, 2
+    threads 0.73x (CPU 1.20x), 3 threads 0.76x, 4 threads 0.78x (CPU 1.25x).
+    The app keeps `_default_read_threads`: its UI thread needs the GIL.
     """
-    return max(1, min(8, 2 * len(os.sched_getaffinity(0))))
+    cpus = max(1, cpus)
+    return cpus if load_1min < cpus else max(1, min(8, 2 * cpus))
+
+
+def _one_shot_read_threads() -> int:
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average (some containers): the busy machine's choice
+        load = math.inf
+    return one_shot_threads_for(len(os.sched_getaffinity(0)), load)
 
 
 class ProcessScanner:

@@ -18,7 +18,7 @@ import pytest
 
 from numatui import cli
 from numatui.kernel.numa_maps import mapping_count, node_bytes_from_numa_maps, summarize_numa_maps
-from numatui.kernel.scanner import ProcessScanner
+from numatui.kernel.scanner import ProcessScanner, one_shot_threads_for
 from numatui.kernel.topology import TopologyReader
 from numatui.units import format_bytes
 
@@ -294,10 +294,28 @@ def test_ps_asks_for_a_one_shot_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("cpus", "load", "threads"),
+    [
+        (2, 0.0, 2),  # idle cores: one walk per core (measured best on an idle host)
+        (2, 1.9, 2),
+        (2, 2.0, 4),  # the cores are taken: more walks ready whenever a parse holds the GIL
+        (2, 7.0, 4),
+        (8, 3.0, 8),
+        (8, 9.0, 8),  # never more than 8
+        (1, 5.0, 2),
+        (0, 0.0, 1),  # an empty affinity set still reads
+    ],
+)
+def test_one_shot_threads_follow_the_load(cpus: int, load: float, threads: int) -> None:
+    assert one_shot_threads_for(cpus, load) == threads
+
+
 def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
     scanner = ProcessScanner(proc_root=TREES[0] / "proc")
-    assert scanner.one_shot_threads >= scanner.read_threads >= 1
-    assert scanner.one_shot_threads == min(8, 2 * len(os.sched_getaffinity(0)))
+    assert scanner.one_shot_threads >= 1
+    cpus = len(os.sched_getaffinity(0))
+    assert scanner.one_shot_threads in (cpus, min(8, 2 * cpus))
     assert ProcessScanner(read_threads=3).one_shot_threads == 3  # an explicit count wins
 
     used: list[int | None] = []
