@@ -54,8 +54,17 @@ def pid_error(pid: int, name: str, error: OSError) -> OSError | ProcessGone:
     return error
 
 
-def read_file(path: str, dir_fd: int | None = None) -> bytes:
-    """The whole file, in as few read(2) calls as it takes. Raises OSError as met."""
+SINGLE_RECORD_FILES = frozenset({"stat", "status", "statm"})
+"""/proc/PID files the kernel writes as one record (`single_open`): a read(2) given more
+room than the record returns all of it, so a short read is the whole file and the read
+that would only see end-of-file is not made. Not numa_maps or maps (a record per
+mapping, a page per read) nor cmdline (the process's own memory)."""
+
+
+def read_file(path: str, dir_fd: int | None = None, single_record: bool = False) -> bytes:
+    """The whole file, in as few read(2) calls as it takes. Raises OSError as met.
+
+    `single_record`: the file is one of SINGLE_RECORD_FILES (see there)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         chunks: list[bytes] = []
@@ -64,6 +73,8 @@ def read_file(path: str, dir_fd: int | None = None) -> bytes:
             if not chunk:
                 break
             chunks.append(chunk)
+            if single_record and len(chunk) < _READ_CHUNK:
+                break
     finally:
         os.close(fd)
     if len(chunks) == 1:
@@ -74,7 +85,7 @@ def read_file(path: str, dir_fd: int | None = None) -> bytes:
 def read_pid_file(proc: str, pid: int, name: str) -> bytes:
     """/proc/`pid`/`name` under the proc root `proc`. Raises as `pid_error` says."""
     try:
-        return read_file(f"{proc}/{pid}/{name}")
+        return read_file(f"{proc}/{pid}/{name}", single_record=name in SINGLE_RECORD_FILES)
     except OSError as e:
         raise pid_error(pid, name, e) from e
 
@@ -109,7 +120,7 @@ class PidDir:
     def read(self, name: str) -> bytes:
         """The file `name` of this process. Raises as `pid_error` says."""
         try:
-            return read_file(name, dir_fd=self._fd)
+            return read_file(name, dir_fd=self._fd, single_record=name in SINGLE_RECORD_FILES)
         except OSError as e:
             raise pid_error(self.pid, name, e) from e
 

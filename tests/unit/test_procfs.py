@@ -354,7 +354,7 @@ def test_process_vanishing_mid_read_is_counted_not_listed(
     victim = next(iter(workload_pids(tree)))
     real_read = pid_files.read_file
 
-    def read(path: str, dir_fd: int | None = None) -> bytes:
+    def read(path: str, dir_fd: int | None = None, single_record: bool = False) -> bytes:
         if (
             path == "numa_maps"
             and dir_fd is not None
@@ -362,7 +362,7 @@ def test_process_vanishing_mid_read_is_counted_not_listed(
         ):
             shutil.rmtree(tree / "proc" / str(victim))  # it exits right now
             raise ProcessLookupError(3, "No such process")
-        return real_read(path, dir_fd)
+        return real_read(path, dir_fd, single_record)
 
     monkeypatch.setattr(pid_files, "read_file", read)
     scan = ProcessScanner(proc_root=tree / "proc").scan()
@@ -383,14 +383,14 @@ def test_unreadable_numa_maps_is_listed_and_counted(
     victim = next(iter(workload_pids(tree)))
     real_read = pid_files.read_file
 
-    def read(path: str, dir_fd: int | None = None) -> bytes:
+    def read(path: str, dir_fd: int | None = None, single_record: bool = False) -> bytes:
         if (
             path == "numa_maps"
             and dir_fd is not None
             and os.readlink(f"/proc/self/fd/{dir_fd}").endswith(f"/{victim}")
         ):
             raise PermissionError(13, "Permission denied")
-        return real_read(path, dir_fd)
+        return real_read(path, dir_fd, single_record)
 
     monkeypatch.setattr(pid_files, "read_file", read)
     scanner = ProcessScanner(proc_root=tree / "proc")
@@ -714,3 +714,44 @@ def test_sixty_thousand_mappings(
     assert sum(memory.node_bytes.values()) >= pages * 4096
     assert fast == dict(maps.node_bytes)
     assert t1 - t0 < 5 and t2 - t1 < 5 and t3 - t2 < 20
+
+
+# ---------------------------------------------------------------- single-record reads
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    real_read = os.read
+
+    def read(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(pid_files.os, "read", read)
+    return sizes
+
+
+@pytest.mark.parametrize("name", sorted(pid_files.SINGLE_RECORD_FILES))
+def test_a_single_record_file_is_read_whole_in_one_call(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The live kernel's stat, status and statm: one read(2), the whole file (the refresh
+    reads every process's stat each cycle; the end-of-file read was half its calls)."""
+    with open(f"/proc/self/{name}", "rb") as f:
+        expected_start = f.read()[:16]
+    sizes = _counting_reads(monkeypatch)
+    data = pid_files.read_pid_file("/proc", os.getpid(), name)
+    assert len(sizes) == 1 and sizes[0] == len(data) > 0
+    assert data.endswith(b"\n") and data[:16] == expected_start[:16]
+    with pid_files.PidDir("/proc", os.getpid()) as pid_dir:
+        assert pid_dir.read(name).endswith(b"\n")
+    assert len(sizes) == 2
+
+
+def test_a_file_of_many_records_is_read_to_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numa_maps hands out at most a page per read(2): a short read is not its end."""
+    sizes = _counting_reads(monkeypatch)
+    data = pid_files.read_pid_file("/proc", os.getpid(), "numa_maps")
+    assert sizes[-1] == 0 and len(sizes) > 2  # a page at a time, then end-of-file
+    assert max(sizes) <= 4 * 4096 < len(data) and data.endswith(b"\n")
