@@ -104,9 +104,14 @@ class StressSource(LiveSource):
         self._dst = ctypes.create_string_buffer(copy_bytes)
 
     def scan(
-        self, previous: ProcessScan | None = None, pids: Iterable[int] | None = None
+        self,
+        previous: ProcessScan | None = None,
+        pids: Iterable[int] | None = None,
+        *,
+        nodes_only: bool = False,
     ) -> ProcessScan:
-        result = super().scan(None, pids)  # no previous: every process is read in full
+        # No previous: every process is read in full (after the app's first, list scan).
+        result = super().scan(None, pids, nodes_only=nodes_only)
         self.scans.append(result.duration_s)
         return result
 
