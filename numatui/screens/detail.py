@@ -85,7 +85,13 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
             self.gone = True
             self._show_identity()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="numa_maps")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="numa_maps",
+        description="read the mappings",
+    )
     def _fetch_maps(self, pid: int) -> None:
         try:
             maps = call_abandonable(lambda: self.numatui.source.numa_maps(pid))

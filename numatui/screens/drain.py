@@ -115,7 +115,13 @@ class DrainDialog(NumatuiModal[None]):
     def on_mount(self) -> None:
         self._plan_worker()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="drain-plan")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="drain-plan",
+        description="plan a drain",
+    )
     def _plan_worker(self) -> None:
         source = self.numatui.source
         try:
@@ -148,7 +154,13 @@ class DrainDialog(NumatuiModal[None]):
         self._status("draining…   x: stop between chunks")
         self._drain_worker(plan)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="drain-run")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="drain-run",
+        description="drain a node",
+    )
     def _drain_worker(self, plan: DrainPlan) -> None:
         source = self.numatui.source
 

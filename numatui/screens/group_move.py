@@ -179,7 +179,13 @@ class GroupMigrationScreen(NumatuiScreen[None]):
         self.title = visible(f"{self.app.title} · group move")
         self._worker()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="group-move")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="group-move",
+        description="move a group",
+    )
     def _worker(self) -> None:
         request = self.request
 

@@ -164,7 +164,13 @@ class GroupsScreen(FilteredTableScreen):
             self._behind = False
             self._on_state(self.numatui.state)
 
-    @work(thread=True, exclusive=True, group="groups", exit_on_error=False)
+    @work(
+        thread=True,
+        exclusive=True,
+        group="groups",
+        exit_on_error=False,
+        description="read the groups",
+    )
     def _read_groups(self, state: AppState) -> None:
         try:
             groups: GroupScan | None = self.numatui.source.groups(state.scan)

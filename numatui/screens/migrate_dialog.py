@@ -192,7 +192,13 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         self._show_preview(plain("asking the kernel layer for the plan…"), error=False)
         self._preview_worker(from_nodes, to_nodes, self.stoppable, pacing)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="plan")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="plan",
+        description="preview a migration",
+    )
     def _preview_worker(
         self,
         from_nodes: frozenset[int],

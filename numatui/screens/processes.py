@@ -304,7 +304,13 @@ class ProcessesScreen(FilteredTableScreen):
 
     # Formatting 2,000 changed rows takes tens of milliseconds: done in a thread so a
     # key pressed meanwhile is answered at once (benchmarks/bench_ui.py).
-    @work(thread=True, exclusive=True, group="process-rows", exit_on_error=False)
+    @work(
+        thread=True,
+        exclusive=True,
+        group="process-rows",
+        exit_on_error=False,
+        description="format the process rows",
+    )
     def _prepare_rows(self, state: AppState) -> None:
         node_ids = self._columns_for(state.topology)
         built_for, previous = self._prepared
