@@ -8,12 +8,27 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable
+from textual.worker import WorkerCancelled
 
 from numatui.app import NumatuiApp
 from numatui.screens.migrate_dialog import MigrateDialog
 from numatui.screens.processes import ProcessesScreen
+
+
+async def workers_done(app: App[object]) -> None:
+    """Every worker ended. A worker replaced by a newer one of its exclusive group ends
+    cancelled (the app's list scan and its full scan land back to back, and each starts
+    the rows worker): wait for its successor instead of failing on it."""
+    for _ in range(20):
+        try:
+            await app.workers.wait_for_complete()
+            return
+        except WorkerCancelled:
+            continue
+    await app.workers.wait_for_complete()
 
 
 async def settle(pilot: Pilot[None]) -> None:
@@ -31,7 +46,7 @@ async def settle(pilot: Pilot[None]) -> None:
             break
         await pilot.pause(0.02)
     for _ in range(3):
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause()
     # The process table shows a refresh once its rows are built (a worker, then a message).
     for _ in range(250):
@@ -43,7 +58,7 @@ async def settle(pilot: Pilot[None]) -> None:
             if isinstance(screen, ProcessesScreen) and screen.is_mounted and screen.is_active
         ):
             break
-        await app.workers.wait_for_complete()
+        await workers_done(app)
         await pilot.pause(0.02)
     # DataTable measures new rows only when it goes idle; wait for that, or a snapshot
     # may catch columns still as wide as their headers (private flag: no public one).
@@ -65,7 +80,7 @@ async def settle(pilot: Pilot[None]) -> None:
             quiet += 1
             if quiet == 2:
                 break
-            await app.workers.wait_for_complete()
+            await workers_done(app)
         await pilot.pause(0.02)
     await pilot.pause()
 

@@ -6,7 +6,7 @@ import pytest
 
 from numatui.model import ProcessMemory, ProcessScan
 
-from .conftest import settled_app
+from .conftest import settled_app, workers_done
 from .fakes import FakeSource
 
 
@@ -28,7 +28,7 @@ async def test_a_refresh_never_writes_out_the_scan(monkeypatch: pytest.MonkeyPat
             await pilot.pause()
         app.action_refresh_now()
         for _ in range(3):
-            await app.workers.wait_for_complete()
+            await workers_done(app)
             await pilot.pause()
         assert app.state is not None and app.state.refresh_count >= 3
     assert written == []
