@@ -43,6 +43,11 @@ SHORT_HEIGHT = 30
 """Terminals lower than this get the `short` class (dialogs drop margins, 1-line buttons)."""
 
 
+def _kinds_read(scan: ProcessScan) -> bool:
+    """False for the app's first, list scan (bytes per node only; the full scan follows)."""
+    return all(p.kinds_read for p in scan.processes)
+
+
 class NumatuiApp(App[None]):
     """See where every process's memory lives per NUMA node, and move it.
 
@@ -101,7 +106,6 @@ class NumatuiApp(App[None]):
         self._refresh_count = 0
         self._timer: Timer | None = None
         self._full_scan_due = False  # the last scan was a list scan: the full one next
-        self._completing_list_scan = False
         self._privileges: Privileges | None = None
         self.collector = QuietCollector()
         self._is_ready = False
@@ -196,14 +200,14 @@ class NumatuiApp(App[None]):
     def _on_refreshed(self, message: Refreshed) -> None:
         self._privileges = message.privileges
         self._refresh_count += 1
-        if not self._completing_list_scan:  # the same refresh, for the charts' time axis
+        # The full scan completing a list scan is the same refresh, for the charts' time axis.
+        if self.state is None or _kinds_read(self.state.scan):
             self.history.add(message.topology)
-        self._completing_list_scan = False
         self.last_error = None
         self.state = AppState(
             message.topology, message.scan, message.privileges, self._refresh_count
         )
-        self._rearm(at_once=not all(p.kinds_read for p in message.scan.processes))
+        self._rearm(at_once=not _kinds_read(message.scan))
 
     @on(TopologyRead)
     def _on_topology_read(self, message: TopologyRead) -> None:
@@ -231,7 +235,6 @@ class NumatuiApp(App[None]):
             # Started only once the list scan's worker has ended: a new worker in the
             # exclusive group would cancel it.
             self._full_scan_due = False
-            self._completing_list_scan = True
             self.refresh_data()
 
     def _rearm(self, at_once: bool = False) -> None:
