@@ -188,7 +188,9 @@ class NumatuiApp(App[None]):
             # The first scan reads what the table shows, bytes per node (several times
             # cheaper than the split by kind); the full read follows at once.
             first = previous is None
-            scan = call_abandonable(lambda: self.source.scan(previous, nodes_only=first))
+            scan = call_abandonable(
+                lambda: self.source.scan(previous, nodes_only=first), background=True
+            )
         except WorkAbandoned:
             return
         except Exception as exc:

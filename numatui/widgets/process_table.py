@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -106,6 +106,8 @@ class ProcessTable(ScrollView, can_focus=True):
         self._rows: list[TableRow] = []
         self._index: dict[int, int] = {}
         self._widths: list[int] = []
+        self._row_ids: set[int] = set()
+        self._widest: list[int] = []  # per column, over every row (not the labels)
         self._cursor = 0
         self.sort_key: str | None = None
         self.sort_reverse = False
@@ -144,6 +146,8 @@ class ProcessTable(ScrollView, can_focus=True):
     def set_columns(self, columns: Sequence[TableColumn]) -> None:
         self._columns = list(columns)
         self._rows = []
+        self._row_ids = set()
+        self._widest = []
         self._index = {}
         self._cursor = 0
         self._measure()
@@ -163,7 +167,7 @@ class ProcessTable(ScrollView, can_focus=True):
         # unchanged table draws nothing, so an idle screen writes nothing to the terminal.
         if rows == self._rows and (keep_key is None or self.cursor_key == keep_key):
             return
-        old_cursor = self._cursor
+        old_rows, old_cursor, old_widths = self._rows, self._cursor, self._widths
         self._rows = rows
         self._index = {row.key: i for i, row in enumerate(self._rows)}
         if keep_key is not None and keep_key in self._index:
@@ -171,19 +175,55 @@ class ProcessTable(ScrollView, can_focus=True):
         else:
             # The selected row left (exited, filtered out): stay at the same height.
             self._cursor = min(old_cursor, max(0, len(self._rows) - 1))
-        self._measure()
+        row_ids = set(map(id, rows))
+        if row_ids != self._row_ids:  # not only a new order (a sort): measure the rows
+            self._row_ids = row_ids
+            every_row = zip(*(row.widths for row in rows), strict=True)
+            self._widest = list(map(max, every_row)) if rows else []
+        widths = self._column_widths()
+        if widths != old_widths:
+            self._measure(widths)
+        else:
+            # Same columns: redraw only the lines on screen whose row or cursor changed.
+            # Most refreshes change a few processes, most of them off screen; a whole
+            # table's frame costs several milliseconds of the UI thread (profiled).
+            self.virtual_size = Size(self.virtual_size.width, len(self._rows) + 1)
+            moved = {old_cursor, self._cursor} if old_cursor != self._cursor else set()
+            top = round(self.scroll_y)
+            lines = self.scrollable_content_region.height - 1
+            changed = [
+                index
+                for index in range(top, top + lines)
+                if index in moved
+                or (old_rows[index] if index < len(old_rows) else None)
+                is not (rows[index] if index < len(rows) else None)
+            ]
+            if len(changed) > lines // 2:
+                self.refresh()  # a new order: one whole redraw, not line by line
+            else:
+                for index in changed:
+                    self._refresh_row(index)
         self.scroll_to_cursor()
 
-    def _measure(self) -> None:
+    def _column_widths(self) -> list[int]:
         widths = [cell_len(self._label(c)) for c in self._columns]
-        if self._rows:
-            every_row = zip(*(row.widths for row in self._rows), strict=True)
-            for i, widest in enumerate(map(max, every_row)):
-                widths[i] = max(widths[i], widest)
-        self._widths = widths
-        total = sum(widths) + 2 * self.PADDING * len(widths)
+        for i, widest in enumerate(self._widest):
+            widths[i] = max(widths[i], widest)
+        return widths
+
+    def _measure(self, widths: list[int] | None = None) -> None:
+        """New column widths (or the header's labels): the whole table is drawn again."""
+        self._widths = self._column_widths() if widths is None else widths
+        total = sum(self._widths) + 2 * self.PADDING * len(self._widths)
         self.virtual_size = Size(total, len(self._rows) + 1)  # +1: the header
         self.refresh()
+
+    def _refresh_row(self, index: int) -> None:
+        """Redraw the line of row `index` if it is on screen (line 0 is the header)."""
+        y = index + 1 - round(self.scroll_y)
+        region = self.scrollable_content_region
+        if 1 <= y < region.height:
+            self.refresh(Region(0, y, region.width, 1))
 
     def _label(self, column: TableColumn) -> str:
         if column.key != self.sort_key:
@@ -201,8 +241,10 @@ class ProcessTable(ScrollView, can_focus=True):
             return
         row = max(0, min(row, len(self._rows) - 1))
         if row != self._cursor:
+            # Two lines change: the one the cursor leaves and the one it lands on.
+            self._refresh_row(self._cursor)
             self._cursor = row
-            self.refresh()
+            self._refresh_row(row)
         self.scroll_to_cursor()
 
     def scroll_to_cursor(self) -> None:

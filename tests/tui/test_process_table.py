@@ -122,3 +122,72 @@ async def test_wide_tables_scroll_sideways_and_wide_characters_keep_columns() ->
         before = table.render_line(2).text
         await pilot.press("right", "right", "right")
         assert table.scroll_x > 0 and table.render_line(2).text != before
+
+
+def renamed(pid: int, name: str) -> TableRow:
+    return TableRow(pid, (TableCell(str(pid)), TableCell(name)))
+
+
+class StyledTableApp(TableApp):
+    # The cursor and the stripes must show in a screenshot for a stale line to be seen.
+    CSS = """
+    ProcessTable > .process-table--cursor { background: red; }
+    ProcessTable > .process-table--even-row { background: blue; }
+    """
+
+
+async def screen_of(final: list[TableRow], cursor_key: int, top: int) -> str:
+    """The screen a fresh table shows for these rows, drawn whole once."""
+    app = StyledTableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ProcessTable)
+        table.set_rows(final)
+        await pilot.pause()
+        table.scroll_to(y=top, animate=False, immediate=True)
+        table.move_cursor(table.get_row_index(cursor_key))
+        await pilot.pause()
+        assert round(table.scroll_y) == top
+        return app.export_screenshot()
+
+
+async def test_partial_redraws_leave_the_screen_a_whole_redraw_would() -> None:
+    # Updates redraw only the lines whose row or cursor changed: what is on screen after
+    # a run of them must be what a table drawn whole shows (no line left stale). The row
+    # count stays the same throughout: a new count redraws everything anyway.
+    app = StyledTableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ProcessTable)
+        current = rows(list(range(10, 40)))
+        table.set_rows(current)
+        await pilot.press("down", "down", "down")  # cursor on pid 13
+        await pilot.pause()
+        # A visible row changes (same width) and one off screen.
+        current = [renamed(r.key, "proc-XY") if r.key in (11, 35) else r for r in current]
+        table.set_rows(current)
+        await pilot.pause()
+        await pilot.press("down")  # onto pid 14
+        await pilot.pause()
+        # Two visible rows trade places.
+        current[6], current[7] = current[7], current[6]
+        table.set_rows(current)
+        await pilot.pause()
+        # The cursor's row moves up by one: a row above it leaves, one comes at the end.
+        current = [*current[1:], renamed(40, "proc-40")]
+        table.set_rows(current)
+        await pilot.pause()
+        # A row's name grows: its column widens (every line is drawn again).
+        current = [renamed(12, "proc-with-a-longer-name") if r.key == 12 else r for r in current]
+        table.set_rows(current)
+        await pilot.pause()
+        # A new order of the same rows (a sort), twice: the widths are kept, not measured.
+        table.set_rows(current[::-1])
+        await pilot.pause()
+        table.set_rows(current)
+        await pilot.pause()
+        # The same rows, the cursor put on another one (a pid asked for by the screen).
+        table.set_rows(list(current), keep_key=18)
+        await pilot.pause()
+        shown = app.export_screenshot()
+        top = round(table.scroll_y)
+    assert table.cursor_key == 18
+    assert shown == await screen_of(current, 18, top)
