@@ -219,10 +219,15 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
             return
         self.post_message(PlanPreviewed(plan))
 
+    def _is_closing(self) -> bool:
+        # An answer can land while the app tears the dialog down, children first (seen
+        # once in the suite: NoMatches for '#sources' from an answer to a closing dialog).
+        return not self.query("#sources")
+
     @on(PlanPreviewed)
     def _plan_previewed(self, message: PlanPreviewed) -> None:
         plan = message.plan
-        if (
+        if self._is_closing() or (
             plan.from_nodes != self.from_nodes
             or plan.to_nodes != self.to_nodes
             or plan.stoppable != self.stoppable
@@ -236,7 +241,9 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
 
     @on(PlanRefused)
     def _plan_refused(self, message: PlanRefused) -> None:
-        if message.from_nodes != self.from_nodes or message.to_nodes != self.to_nodes:
+        if self._is_closing() or (
+            message.from_nodes != self.from_nodes or message.to_nodes != self.to_nodes
+        ):
             return
         self.refusal = message.reason
         self._show_preview(plain(f"refused: {message.reason}"), error=True)

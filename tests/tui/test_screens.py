@@ -11,6 +11,7 @@ from textual.command import CommandPalette
 from textual.coordinate import Coordinate
 from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 
+from numatui.messages import PlanPreviewed, PlanRefused
 from numatui.model import MigrationError, frozen_map
 from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
@@ -307,6 +308,21 @@ async def test_dialog_cancel_does_nothing() -> None:
         assert isinstance(app.screen, ProcessesScreen)
         assert "migrate" not in source.calls
         assert source.migrations == []
+
+
+async def test_an_answer_reaching_a_closing_dialog_is_dropped() -> None:
+    # The app tears a dialog down children first; a plan (or a refusal) answered
+    # meanwhile must not look its node lists up (seen once: NoMatches for '#sources').
+    source = FakeSource()
+    async with settled_app(source) as (app, pilot):
+        dialog = await open_dialog(pilot, 211)
+        plan = dialog.plan
+        assert plan is not None
+        await dialog.query("#sources").remove()
+        dialog.post_message(PlanPreviewed(plan))
+        dialog.post_message(PlanRefused(plan.from_nodes, plan.to_nodes, "late"))
+        await settle(pilot)
+        assert app.screen is dialog and "late" not in text_of(dialog, "#preview")
 
 
 async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
