@@ -108,6 +108,10 @@ class ProcessTable(ScrollView, can_focus=True):
         self._widths: list[int] = []
         self._row_ids: set[int] = set()
         self._widest: list[int] = []  # per column, over every row (not the labels)
+        # Drawn lines of rows off the cursor, by row object: scrolling by a line draws
+        # one new row, not a screenful. Valid for one (scroll x, width, widths, styles).
+        self._strips: dict[int, tuple[TableRow, int, Strip]] = {}
+        self._strips_for: tuple[int, int] = (-1, -1)
         self._cursor = 0
         self.sort_key: str | None = None
         self.sort_reverse = False
@@ -214,6 +218,7 @@ class ProcessTable(ScrollView, can_focus=True):
     def _measure(self, widths: list[int] | None = None) -> None:
         """New column widths (or the header's labels): the whole table is drawn again."""
         self._widths = self._column_widths() if widths is None else widths
+        self._strips.clear()
         total = sum(self._widths) + 2 * self.PADDING * len(self._widths)
         self.virtual_size = Size(total, len(self._rows) + 1)  # +1: the header
         self.refresh()
@@ -307,8 +312,32 @@ class ProcessTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------ drawing
 
+    def notify_style_update(self) -> None:
+        self._strips.clear()  # a theme or CSS change: every colour may differ
+        super().notify_style_update()
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
+        x = round(self.scroll_x)
+        if (x, width) != self._strips_for or len(self._strips) > 4 * max(50, self.size.height):
+            self._strips.clear()
+            self._strips_for = (x, width)
+        stripe = -1  # the header or the cursor's row: never kept
+        if y > 0:
+            index = y - 1 + round(self.scroll_y)
+            if index < len(self._rows) and index != self._cursor:
+                row = self._rows[index]
+                stripe = index % 2
+                kept = self._strips.get(id(row))
+                if kept is not None and kept[0] is row and kept[1] == stripe:
+                    return kept[2]
+        strip = self._draw_line(y, x, width)
+        if stripe >= 0:
+            row = self._rows[y - 1 + round(self.scroll_y)]
+            self._strips[id(row)] = (row, stripe, strip)
+        return strip
+
+    def _draw_line(self, y: int, x: int, width: int) -> Strip:
         base = self.rich_style
         if y == 0:
             style = self.get_component_rich_style("process-table--header")
@@ -330,7 +359,6 @@ class ProcessTable(ScrollView, can_focus=True):
             line = self._line(
                 [c.text for c in row.cells], [c.tone for c in row.cells], style, tones
             )
-        x = round(self.scroll_x)
         # The row's background runs to the right edge, as the cursor bar should.
         return line.crop(x, x + width).adjust_cell_length(width, style)
 

@@ -136,10 +136,14 @@ class StyledTableApp(TableApp):
     """
 
 
-async def screen_of(final: list[TableRow], cursor_key: int, top: int) -> str:
+async def screen_of(
+    final: list[TableRow], cursor_key: int, top: int, theme: str | None = None
+) -> str:
     """The screen a fresh table shows for these rows, drawn whole once."""
     app = StyledTableApp()
     async with app.run_test(size=(40, 12)) as pilot:
+        if theme is not None:
+            app.theme = theme
         table = app.query_one(ProcessTable)
         table.set_rows(final)
         await pilot.pause()
@@ -191,3 +195,25 @@ async def test_partial_redraws_leave_the_screen_a_whole_redraw_would() -> None:
         top = round(table.scroll_y)
     assert table.cursor_key == 18
     assert shown == await screen_of(current, 18, top)
+
+
+async def test_kept_lines_follow_scrolling_and_a_new_theme() -> None:
+    # Lines of rows off the cursor are kept between frames: scrolling away and back,
+    # and a theme change, must show what a fresh table shows.
+    app = StyledTableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ProcessTable)
+        current = rows(list(range(10, 70)))
+        table.set_rows(current)
+        await pilot.pause()
+        await pilot.press(*["down"] * 15, "end", "home", *["down"] * 12)
+        await pilot.pause()
+        app.theme = "textual-light"
+        await pilot.pause()
+        await pilot.press("up")
+        await pilot.pause()
+        shown = app.export_screenshot()
+        top = round(table.scroll_y)
+        key = table.cursor_key
+    assert key == 21 and top > 0
+    assert shown == await screen_of(current, key, top, theme="textual-light")
