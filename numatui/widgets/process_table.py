@@ -52,6 +52,15 @@ class TableRow:
         object.__setattr__(self, "widths", tuple(cell_len(c.text) for c in self.cells))
 
 
+@dataclass(frozen=True, slots=True)
+class _LineStyles:
+    base: Style
+    header: Style
+    cursor: Style
+    even: Style
+    tones: dict[str, Style]
+
+
 class ProcessTable(ScrollView, can_focus=True):
     """Rows in the order given, a cursor that follows its row's key, a fixed header."""
 
@@ -112,6 +121,7 @@ class ProcessTable(ScrollView, can_focus=True):
         # one new row, not a screenful. Valid for one (scroll x, width, widths, styles).
         self._strips: dict[int, tuple[TableRow, int, Strip]] = {}
         self._strips_for: tuple[int, int] = (-1, -1)
+        self._styles: _LineStyles | None = None
         self._cursor = 0
         self.sort_key: str | None = None
         self.sort_reverse = False
@@ -160,7 +170,10 @@ class ProcessTable(ScrollView, can_focus=True):
         """Which header shows the sort arrow (the rows come sorted already)."""
         if (key, reverse) != (self.sort_key, self.sort_reverse):
             self.sort_key, self.sort_reverse = key, reverse
-            self._measure()
+            if self._column_widths() != self._widths:
+                self._measure()
+            else:  # the same widths (the arrow turned): only the header line changes
+                self.refresh(Region(0, 0, self.scrollable_content_region.width, 1))
 
     def set_rows(self, rows: Sequence[TableRow], keep_key: int | None = None) -> None:
         """Show `rows` in this order; the cursor stays on `keep_key` (or its row's key)."""
@@ -313,7 +326,8 @@ class ProcessTable(ScrollView, can_focus=True):
     # ------------------------------------------------------------ drawing
 
     def notify_style_update(self) -> None:
-        self._strips.clear()  # a theme or CSS change: every colour may differ
+        self._strips.clear()  # a theme, CSS or focus change: every colour may differ
+        self._styles = None
         super().notify_style_update()
 
     def render_line(self, y: int) -> Strip:
@@ -337,10 +351,27 @@ class ProcessTable(ScrollView, can_focus=True):
             self._strips[id(row)] = (row, stripe, strip)
         return strip
 
+    def _line_styles(self) -> _LineStyles:
+        # Textual works `rich_style` out through every ancestor on each call: once per
+        # line was a third of a full table's frame (profiled). Kept until styles change.
+        if self._styles is None:
+            self._styles = _LineStyles(
+                base=self.rich_style,
+                header=self.get_component_rich_style("process-table--header"),
+                cursor=self.get_component_rich_style("process-table--cursor"),
+                even=self.get_component_rich_style("process-table--even-row"),
+                tones={
+                    tone: self.get_component_rich_style(f"process-table--{tone}", partial=True)
+                    for tone in TONES
+                },
+            )
+        return self._styles
+
     def _draw_line(self, y: int, x: int, width: int) -> Strip:
-        base = self.rich_style
+        styles = self._line_styles()
+        base = styles.base
         if y == 0:
-            style = self.get_component_rich_style("process-table--header")
+            style = styles.header
             texts = [self._label(c) for c in self._columns]
             line = self._line(texts, [""] * len(texts), style, {})
         else:
@@ -349,24 +380,16 @@ class ProcessTable(ScrollView, can_focus=True):
                 return Strip.blank(width, base)
             row = self._rows[index]
             if index == self._cursor:
-                style = self.get_component_rich_style("process-table--cursor")
+                style = styles.cursor
                 tones: dict[str, Style] = {}  # the cursor's own colours stay readable
             else:
-                style = (
-                    self.get_component_rich_style("process-table--even-row") if index % 2 else base
-                )
-                tones = self._tones()
+                style = styles.even if index % 2 else base
+                tones = styles.tones
             line = self._line(
                 [c.text for c in row.cells], [c.tone for c in row.cells], style, tones
             )
         # The row's background runs to the right edge, as the cursor bar should.
         return line.crop(x, x + width).adjust_cell_length(width, style)
-
-    def _tones(self) -> dict[str, Style]:
-        return {
-            tone: self.get_component_rich_style(f"process-table--{tone}", partial=True)
-            for tone in TONES
-        }
 
     def _line(
         self, texts: list[str], tones: list[str], style: Style, tone_styles: dict[str, Style]

@@ -15,9 +15,12 @@ def rows(pids: list[int]) -> list[TableRow]:
 
 
 class TableApp(App[None]):
+    AUTO_FOCUS = None  # focus is the test's choice (`start_focused`)
+
     def __init__(self) -> None:
         super().__init__()
         self.messages: list[object] = []
+        self.start_focused = True
 
     def compose(self) -> ComposeResult:
         yield ProcessTable(id="t")
@@ -25,7 +28,8 @@ class TableApp(App[None]):
     def on_mount(self) -> None:
         table = self.query_one(ProcessTable)
         table.set_columns(COLUMNS)
-        table.focus()
+        if self.start_focused:
+            table.focus()
 
     def on_process_table_row_selected(self, message: ProcessTable.RowSelected) -> None:
         self.messages.append(("row", message.key))
@@ -137,10 +141,16 @@ class StyledTableApp(TableApp):
 
 
 async def screen_of(
-    final: list[TableRow], cursor_key: int, top: int, theme: str | None = None
+    final: list[TableRow],
+    cursor_key: int,
+    top: int,
+    theme: str | None = None,
+    focused: bool = True,
+    app_class: type[StyledTableApp] | None = None,
 ) -> str:
     """The screen a fresh table shows for these rows, drawn whole once."""
-    app = StyledTableApp()
+    app = (app_class or StyledTableApp)()
+    app.start_focused = focused  # never focused: nothing drawn before can be left over
     async with app.run_test(size=(40, 12)) as pilot:
         if theme is not None:
             app.theme = theme
@@ -151,6 +161,7 @@ async def screen_of(
         table.move_cursor(table.get_row_index(cursor_key))
         await pilot.pause()
         assert round(table.scroll_y) == top
+        assert table.has_focus is focused
         return app.export_screenshot()
 
 
@@ -217,3 +228,25 @@ async def test_kept_lines_follow_scrolling_and_a_new_theme() -> None:
         key = table.cursor_key
     assert key == 21 and top > 0
     assert shown == await screen_of(current, key, top, theme="textual-light")
+
+
+class FocusTintApp(StyledTableApp):
+    CSS = StyledTableApp.CSS + "ProcessTable:focus > .process-table--cursor { background: green; }"
+
+
+async def test_kept_lines_follow_the_focus() -> None:
+    # The cursor has its own colour while focused (as in the app): not kept after blur.
+    app = FocusTintApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ProcessTable)
+        current = rows(list(range(10, 70)))
+        table.set_rows(current)
+        await pilot.press("down", "down")
+        await pilot.pause()
+        focused = app.export_screenshot()
+        table.blur()
+        await pilot.pause()
+        shown = app.export_screenshot()
+        top = round(table.scroll_y)
+    assert shown != focused  # the cursor's colour follows the focus, as its CSS says
+    assert shown == await screen_of(current, 12, top, focused=False, app_class=FocusTintApp)
