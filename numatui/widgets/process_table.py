@@ -170,8 +170,9 @@ class ProcessTable(ScrollView, can_focus=True):
         """Which header shows the sort arrow (the rows come sorted already)."""
         if (key, reverse) != (self.sort_key, self.sort_reverse):
             self.sort_key, self.sort_reverse = key, reverse
-            if self._column_widths() != self._widths:
-                self._measure()
+            widths = self._column_widths()
+            if widths != self._widths:
+                self._measure(widths)
             else:  # the same widths (the arrow turned): only the header line changes
                 self.refresh(Region(0, 0, self.scrollable_content_region.width, 1))
 
@@ -336,7 +337,8 @@ class ProcessTable(ScrollView, can_focus=True):
         if (x, width) != self._strips_for or len(self._strips) > 4 * max(50, self.size.height):
             self._strips.clear()
             self._strips_for = (x, width)
-        stripe = -1  # the header or the cursor's row: never kept
+        row: TableRow | None = None  # stays None for the header and the cursor's row
+        stripe = 0
         if y > 0:
             index = y - 1 + round(self.scroll_y)
             if index < len(self._rows) and index != self._cursor:
@@ -346,8 +348,7 @@ class ProcessTable(ScrollView, can_focus=True):
                 if kept is not None and kept[0] is row and kept[1] == stripe:
                     return kept[2]
         strip = self._draw_line(y, x, width)
-        if stripe >= 0:
-            row = self._rows[y - 1 + round(self.scroll_y)]
+        if row is not None:
             self._strips[id(row)] = (row, stripe, strip)
         return strip
 
