@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -211,6 +211,7 @@ class Observation:
     policy_held_on_sources: int = 0
     holding_policies: tuple[str, ...] = ()
     cancelled: bool = False  # the user stopped a chunked migration part way
+    retries: int = 0  # further migrate_pages calls for pages an earlier call could not move
 
 
 def decide_outcome(
@@ -359,10 +360,11 @@ def decide_outcome(
             "(numactl --membind) to keep them on the target"
         )
     if seen.pages_not_moved:
+        tried = f" (after {seen.retries} retries)" if seen.retries else ""
         explanations.append(
-            f"the kernel reported {seen.pages_not_moved} page(s) it could not move: pinned "
-            "(I/O, RDMA, mlock under pressure), busy at that instant, or without room on "
-            "the target; retrying may move some"
+            f"the kernel reported {seen.pages_not_moved} page(s) it could not move{tried}: "
+            "pinned (I/O, RDMA, mlock under pressure), busy at that instant, or without room "
+            "on the target; retrying later may move some"
         )
         explained = left
     if seen.numa_balancing and left > explained:
@@ -401,6 +403,12 @@ def _policy_nodes(policy: str) -> frozenset[int]:
         return frozenset()
 
 
+MIGRATE_RETRY_PAUSES_S = (0.05, 0.25)
+"""Pauses before migrate_pages is called again for pages it could not move. A page busy
+at one instant (held for a moment by a fault in flight or by another reader of the
+process's memory, such as /proc/PID/cmdline) usually moves a moment later; a pinned page
+never does, and two retries bound what finding that out costs."""
+
 MAX_SAMPLE_PAUSE_S = 2.0
 """Longest pause between progress samples, however costly one was: the view never freezes
 for longer (a guest under load once measured a 24 s sample and waited 481 s for the next)."""
@@ -427,6 +435,7 @@ class MigrationJob:
         page_size: int | None = None,
         migrate: Callable[[int, NodeMask, NodeMask], int] = syscalls.migrate_pages,
         move_pages: MovePages = syscalls.move_pages,
+        retry_pauses_s: Sequence[float] = MIGRATE_RETRY_PAUSES_S,
     ) -> None:
         """Everything the job reads the machine with is handed in (the live source's own
         scanner, privileges and topology reader), so what the source was told is what
@@ -442,6 +451,9 @@ class MigrationJob:
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
         self._migrate = migrate
         self._move_pages = move_pages
+        self.retry_pauses_s = tuple(retry_pauses_s)
+        self.retries = 0
+        """How many times the single call was repeated for pages it could not move."""
         # migrate_pages(2) is one kernel call nothing can stop once started; a stoppable
         # plan moves with move_pages (numatui/kernel/chunked.py), checking `cancel`
         # between chunks.
@@ -457,6 +469,23 @@ class MigrationJob:
         """MPOL_MF_MOVE_ALL (shared pages too) only with CAP_SYS_NICE, as the kernel decides
         for migrate_pages; move_pages would refuse it (EPERM) without."""
         return syscalls.MPOL_MF_MOVE_ALL if self.privileges.cap_sys_nice else syscalls.MPOL_MF_MOVE
+
+    def _migrate_with_retries(self, cancel: threading.Event | None) -> int:
+        """migrate_pages, then again for pages it could not move, up to
+        `MIGRATE_RETRY_PAUSES_S`: the count the last call returned.
+
+        The kernel skips pages already on a target, so a retry walks the address space
+        and moves only what the earlier call left.
+        """
+        pid, old, new = self.plan.pid, NodeMask(self.plan.from_nodes), NodeMask(self.plan.to_nodes)
+        left = self._migrate(pid, old, new)
+        for pause in self.retry_pauses_s:
+            if left <= 0 or (cancel is not None and cancel.is_set()):
+                break
+            time.sleep(pause)
+            left = self._migrate(pid, old, new)
+            self.retries += 1
+        return left
 
     def _snapshot(self) -> NodeBytes:
         return frozen_map(self.scanner.node_pages(self.plan.pid))
@@ -506,9 +535,7 @@ class MigrationJob:
                         # Chunks give no count of pages left: numa_maps afterwards says.
                         stopped.append(was_stopped)
                         return
-                outcome.append(
-                    self._migrate(plan.pid, NodeMask(plan.from_nodes), NodeMask(plan.to_nodes))
-                )
+                outcome.append(self._migrate_with_retries(cancel))
             except NumatuiError as exc:  # SyscallError, UnsupportedArchitecture, ProcessGone
                 outcome.append(exc)
 
@@ -641,6 +668,7 @@ class MigrationJob:
             policy_held_on_sources=held,
             holding_policies=tuple(sorted(policies)),
             cancelled=cancelled,
+            retries=self.retries,
         )
 
     def _move_in_chunks(self, cancel: threading.Event | None) -> bool | None:
