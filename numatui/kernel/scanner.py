@@ -87,8 +87,9 @@ def _default_read_threads() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
-def one_shot_threads_for(cpus: int, load_1min: float) -> int:
-    """Threads for a scan nothing else waits on (a command's one scan).
+def one_shot_threads_for(cpus: int, busy: float) -> int:
+    """Threads for a scan nothing else waits on (a command's one scan), with `busy`
+    other tasks wanting a CPU.
 
     A thread blocked in numa_maps' read(2) is the kernel walking an address
     space, without the GIL. On an idle machine one thread per CPU keeps every
@@ -101,15 +102,28 @@ def one_shot_threads_for(cpus: int, load_1min: float) -> int:
     The app keeps `_default_read_threads`: its UI thread needs the GIL.
     """
     cpus = max(1, cpus)
-    return cpus if load_1min < cpus else max(1, min(8, 2 * cpus))
+    return cpus if busy < cpus else max(1, min(8, 2 * cpus))
+
+
+def other_runnable(proc_root: Path = Path("/proc")) -> float:
+    """Tasks other than this one that are running or waiting for a CPU now.
+
+    /proc/loadavg's `running/total` field, not the 1-minute load average: that decays
+    over minutes, and right after a burst (10,000 processes started) it called an idle
+    machine busy, so the command read with twice the threads and was slower for it.
+    """
+    try:
+        running = int((proc_root / "loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # no load figures (some containers): the busy machine's choice
+            return math.inf
+    return max(0, running - 1)  # this thread is one of them
 
 
 def _one_shot_read_threads() -> int:
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average (some containers): the busy machine's choice
-        load = math.inf
-    return one_shot_threads_for(len(os.sched_getaffinity(0)), load)
+    return one_shot_threads_for(len(os.sched_getaffinity(0)), other_runnable())
 
 
 class ProcessScanner:

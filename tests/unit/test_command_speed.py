@@ -18,7 +18,7 @@ import pytest
 
 from numatui import cli
 from numatui.kernel.numa_maps import mapping_count, node_bytes_from_numa_maps, summarize_numa_maps
-from numatui.kernel.scanner import ProcessScanner, one_shot_threads_for
+from numatui.kernel.scanner import ProcessScanner, one_shot_threads_for, other_runnable
 from numatui.kernel.topology import TopologyReader
 from numatui.units import format_bytes
 
@@ -309,6 +309,27 @@ def test_ps_asks_for_a_one_shot_scan(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_one_shot_threads_follow_the_load(cpus: int, load: float, threads: int) -> None:
     assert one_shot_threads_for(cpus, load) == threads
+
+
+@pytest.mark.parametrize(
+    ("loadavg", "busy"),
+    [
+        # Right after 10,000 processes were started: a 1-minute load of 4.3, nothing running.
+        ("4.30 1.90 0.80 1/10421 20411\n", 0),
+        ("0.10 0.05 0.01 3/312 998\n", 2),  # two others want a CPU now
+        ("7.90 7.50 6.00 9/400 1200\n", 8),
+    ],
+)
+def test_busy_is_what_runs_now_not_the_decaying_average(
+    tmp_path: Path, loadavg: str, busy: int
+) -> None:
+    (tmp_path / "loadavg").write_text(loadavg)
+    assert other_runnable(tmp_path) == busy
+
+
+def test_an_unreadable_loadavg_falls_back_to_the_average(tmp_path: Path) -> None:
+    (tmp_path / "loadavg").write_text("garbled")
+    assert other_runnable(tmp_path) == os.getloadavg()[0]
 
 
 def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
