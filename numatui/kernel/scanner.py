@@ -38,6 +38,7 @@ from numatui.kernel.pid_files import (
     read_boot_time,
     read_numa_maps,
     read_pid_file,
+    stat_signature,
 )
 from numatui.kernel.topology import cpu_node_map
 from numatui.kernel.vmstat import MigrationCounters, migration_counters, read_vmstat
@@ -396,10 +397,10 @@ class ProcessScanner:
         if now - known.read_at > max_age_s * (1.0 + (pid % 16) / 16.0):
             return None
         try:
-            stat = parse_stat(read_pid_file(self._proc, pid, "stat"))
+            signature = stat_signature(read_pid_file(self._proc, pid, "stat"))
         except (ProcessGone, OSError):
             return None  # the full read decides: vanished or unreadable
-        if stat is None or stat.change_signature != known.signature:
+        if signature is None or signature != known.signature:
             return None
         return known
 

@@ -31,7 +31,7 @@ from numatui.kernel.numa_maps import (
     summary_of,
     unescape_path,
 )
-from numatui.kernel.pid_files import parse_cmdline, parse_stat, parse_status
+from numatui.kernel.pid_files import parse_cmdline, parse_stat, parse_status, stat_signature
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.kernel.vmstat import MigrationCounters, parse_migration_counters
@@ -203,6 +203,42 @@ def test_parse_stat_with_hostile_comm() -> None:
     assert stat.comm == "a) b (c" and stat.flags == 4194560 and stat.minflt == 11
     assert stat.num_threads == 3 and stat.start_ticks == 500 and stat.processor == 1
     assert parse_stat(b"") is None and parse_stat(b"42 (x) S 1 2") is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=2**22),
+    st.text(max_size=20),
+    st.lists(st.integers(min_value=0, max_value=2**64).map(str), min_size=30, max_size=55),
+    st.integers(min_value=0, max_value=54),
+    st.sampled_from([None, "-1", "S", "x1", "()", "1.5"]),
+)
+def test_the_quick_signature_is_the_parsed_one(
+    pid: int, comm: str, fields: list[str], at: int, odd: str | None
+) -> None:
+    # comm is written by the process: spaces, parentheses, newlines are all its to choose;
+    # one field may be something other than a number.
+    if odd is not None and at < len(fields):
+        fields[at] = odd
+    data = f"{pid} ({comm}) {' '.join(fields)}\n".encode("utf-8", "surrogateescape")
+    stat = parse_stat(data)
+    assert stat_signature(data) == (None if stat is None else stat.change_signature)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_the_quick_signature_takes_any_bytes(data: bytes) -> None:
+    stat = parse_stat(data)
+    assert stat_signature(data) == (None if stat is None else stat.change_signature)
+
+
+def test_the_quick_signature_of_recorded_stat_files() -> None:
+    files = list((Path(__file__).parents[1] / "fixtures").rglob("proc/*/stat"))
+    assert len(files) > 10
+    for path in files:
+        data = path.read_bytes()
+        stat = parse_stat(data)
+        assert stat is not None and stat_signature(data) == stat.change_signature, path
 
 
 # ---------------------------------------------------------------- recorded trees
