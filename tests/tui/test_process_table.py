@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
@@ -165,6 +166,19 @@ async def screen_of(
         return app.export_screenshot()
 
 
+async def show(pilot: Pilot[None], table: ProcessTable, new: list[TableRow], **kw: int) -> None:
+    """Hand the table `new` rows and let it draw them."""
+    table.set_rows(new, **kw)
+    await pilot.pause()
+
+
+def drawn(app: App[None], table: ProcessTable) -> tuple[str, int, int]:
+    """What is on screen now, the top row and the cursor's key: to compare with `screen_of`."""
+    key = table.cursor_key
+    assert key is not None
+    return app.export_screenshot(), round(table.scroll_y), key
+
+
 async def test_partial_redraws_leave_the_screen_a_whole_redraw_would() -> None:
     # Updates redraw only the lines whose row or cursor changed: what is on screen after
     # a run of them must be what a table drawn whole shows (no line left stale). The row
@@ -178,34 +192,26 @@ async def test_partial_redraws_leave_the_screen_a_whole_redraw_would() -> None:
         await pilot.pause()
         # A visible row changes (same width) and one off screen.
         current = [renamed(r.key, "proc-XY") if r.key in (11, 35) else r for r in current]
-        table.set_rows(current)
-        await pilot.pause()
+        await show(pilot, table, current)
         await pilot.press("down")  # onto pid 14
         await pilot.pause()
         # Two visible rows trade places.
         current[6], current[7] = current[7], current[6]
-        table.set_rows(current)
-        await pilot.pause()
+        await show(pilot, table, current)
         # The cursor's row moves up by one: a row above it leaves, one comes at the end.
         current = [*current[1:], renamed(40, "proc-40")]
-        table.set_rows(current)
-        await pilot.pause()
+        await show(pilot, table, current)
         # A row's name grows: its column widens (every line is drawn again).
         current = [renamed(12, "proc-with-a-longer-name") if r.key == 12 else r for r in current]
-        table.set_rows(current)
-        await pilot.pause()
+        await show(pilot, table, current)
         # A new order of the same rows (a sort), twice: the widths are kept, not measured.
-        table.set_rows(current[::-1])
-        await pilot.pause()
-        table.set_rows(current)
-        await pilot.pause()
+        await show(pilot, table, current[::-1])
+        await show(pilot, table, current)
         # The same rows, the cursor put on another one (a pid asked for by the screen).
-        table.set_rows(list(current), keep_key=18)
-        await pilot.pause()
-        shown = app.export_screenshot()
-        top = round(table.scroll_y)
-    assert table.cursor_key == 18
-    assert shown == await screen_of(current, 18, top)
+        await show(pilot, table, list(current), keep_key=18)
+        shown, top, key = drawn(app, table)
+    assert key == 18
+    assert shown == await screen_of(current, key, top)
 
 
 async def test_kept_lines_follow_scrolling_and_a_new_theme() -> None:
@@ -215,17 +221,14 @@ async def test_kept_lines_follow_scrolling_and_a_new_theme() -> None:
     async with app.run_test(size=(40, 12)) as pilot:
         table = app.query_one(ProcessTable)
         current = rows(list(range(10, 70)))
-        table.set_rows(current)
-        await pilot.pause()
+        await show(pilot, table, current)
         await pilot.press(*["down"] * 15, "end", "home", *["down"] * 12)
         await pilot.pause()
         app.theme = "textual-light"
         await pilot.pause()
         await pilot.press("up")
         await pilot.pause()
-        shown = app.export_screenshot()
-        top = round(table.scroll_y)
-        key = table.cursor_key
+        shown, top, key = drawn(app, table)
     assert key == 21 and top > 0
     assert shown == await screen_of(current, key, top, theme="textual-light")
 
@@ -240,13 +243,13 @@ async def test_kept_lines_follow_the_focus() -> None:
     async with app.run_test(size=(40, 12)) as pilot:
         table = app.query_one(ProcessTable)
         current = rows(list(range(10, 70)))
-        table.set_rows(current)
+        await show(pilot, table, current)
         await pilot.press("down", "down")
         await pilot.pause()
         focused = app.export_screenshot()
         table.blur()
         await pilot.pause()
-        shown = app.export_screenshot()
-        top = round(table.scroll_y)
+        shown, top, key = drawn(app, table)
     assert shown != focused  # the cursor's colour follows the focus, as its CSS says
-    assert shown == await screen_of(current, 12, top, focused=False, app_class=FocusTintApp)
+    assert key == 12
+    assert shown == await screen_of(current, key, top, focused=False, app_class=FocusTintApp)
