@@ -12,12 +12,14 @@ import os
 import pwd
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from numatui.errors import ProcessGone
+from numatui.kernel import scan_pool
 from numatui.kernel.nodemask import parse_kernel_list
 from numatui.kernel.numa_maps import (
     MemorySummary,
@@ -42,7 +44,15 @@ from numatui.kernel.pid_files import (
 )
 from numatui.kernel.topology import cpu_node_map
 from numatui.kernel.vmstat import MigrationCounters, migration_counters, read_vmstat
-from numatui.model import NodeBytes, NumaMaps, ProcessMemory, ProcessScan, Topology, frozen_map
+from numatui.model import (
+    MemoryKind,
+    NodeBytes,
+    NumaMaps,
+    ProcessMemory,
+    ProcessScan,
+    Topology,
+    frozen_map,
+)
 
 # Reading every thread's stat for a process with thousands of threads would
 # dominate the scan; the nodes its threads run on are known well enough from
@@ -80,8 +90,12 @@ class _Forced:
 
 _FORCED = _Forced()
 
-_ReadOutcome = tuple[PidStat, ProcessMemory, bool] | type[_Vanished] | type[_StatUnreadable]
+_ReadOutcome = tuple[tuple[int, ...], ProcessMemory, bool] | type[_Vanished] | type[_StatUnreadable]
+"""(stat's `change_signature`, memory, numa_maps unreadable), or why there is none."""
 _PARALLEL_MIN_PIDS = 48  # below this, starting threads costs more than it saves
+HELPER_MIN_PIDS = 200
+"""Below this, a helper process's start (~60 ms: an interpreter and these modules) costs
+about what it would save."""
 
 
 def _default_read_threads() -> int:
@@ -151,14 +165,19 @@ class ProcessScanner:
         max_age_s: float = 300.0,
         page_size: int | None = None,
         read_threads: int | None = None,
+        helpers: int | None = None,
         max_age_without_counters_s: float = 30.0,
         min_forced_interval_s: float = 10.0,
     ) -> None:
         self.proc_root = proc_root
         self.read_threads = read_threads if read_threads is not None else _default_read_threads()
-        self.one_shot_threads = (
-            read_threads if read_threads is not None else _one_shot_read_threads()
-        )
+        workers = read_threads if read_threads is not None else _one_shot_read_threads()
+        if helpers is None:
+            # A command's one scan reads in processes (see scan_pool): this one and
+            # `workers - 1` helpers, each on one thread. Explicit threads: no helpers.
+            helpers = workers - 1 if read_threads is None else 0
+        self.one_shot_helpers = max(0, helpers)
+        self.one_shot_threads = 1 if self.one_shot_helpers else workers
         self._proc = str(proc_root)
         self._cpu_to_node: Mapping[int, int] = {}
         self._memory_nodes: frozenset[int] | None = None
@@ -468,7 +487,8 @@ class ProcessScanner:
             self._forced_at = started
         self.last_forced_by_counters = forced
         threads = self.one_shot_threads if one_shot else self.read_threads
-        fresh = self._read_many(to_read, cpu_map, nodes_only, threads, cmdline)
+        helpers = self.one_shot_helpers if one_shot else 0
+        fresh = self._read_many(to_read, cpu_map, nodes_only, threads, cmdline, helpers)
         for pid in pid_list:
             known = reused.get(pid)
             if known is not None:
@@ -486,11 +506,9 @@ class ProcessScanner:
                 stat_unreadable += 1
                 continue
             assert isinstance(outcome, tuple)
-            stat, memory, unreadable = outcome
+            signature, memory, unreadable = outcome
             processes.append(memory)
-            known_now[pid] = _Known(
-                stat.change_signature, memory, started, unreadable, nodes_only, cmdline
-            )
+            known_now[pid] = _Known(signature, memory, started, unreadable, nodes_only, cmdline)
             if unreadable:
                 unreadable_pids.append(pid)
         if pids is None:
@@ -515,11 +533,14 @@ class ProcessScanner:
         cmdline: bool = True,
     ) -> _ReadOutcome:
         try:
-            return self._read_full(pid, cpu_map, nodes_only=nodes_only, cmdline=cmdline)
+            stat, memory, unreadable = self._read_full(
+                pid, cpu_map, nodes_only=nodes_only, cmdline=cmdline
+            )
         except ProcessUnreadable:
             return _StatUnreadable
         except (ProcessGone, OSError):
             return _Vanished
+        return stat.change_signature, memory, unreadable
 
     def _read_many(
         self,
@@ -528,6 +549,7 @@ class ProcessScanner:
         nodes_only: bool = False,
         threads: int | None = None,
         cmdline: bool = True,
+        helpers: int = 0,
     ) -> dict[int, _ReadOutcome]:
         """Full reads, overlapped on several threads when there are many.
 
@@ -539,6 +561,23 @@ class ProcessScanner:
         the middle of a scan on a big machine must not wait for the scan.
         """
         threads = self.read_threads if threads is None else threads
+        if helpers > 0 and len(pids) >= HELPER_MIN_PIDS:
+            setup = {
+                "proc": self._proc,
+                "page_size": self.page_size,
+                "memory_nodes": self._memory_nodes,
+                "cpu_map": dict(cpu_map),
+                "boot_time": self.boot_time(),
+                "nodes_only": nodes_only,
+                "cmdline": cmdline,
+            }
+            return scan_pool.read_shared(
+                pids,
+                helpers=helpers,
+                setup=setup,
+                read_here=lambda pid: self._read_one(pid, cpu_map, nodes_only, cmdline),
+                decode=decode_outcome,
+            )
         if threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
             return {pid: self._read_one(pid, cpu_map, nodes_only, cmdline) for pid in pids}
         pending = iter(pids)
@@ -596,3 +635,55 @@ class ProcessScanner:
         """
         data = read_numa_maps(self._proc, pid)
         return node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes)
+
+
+# ---------------------------------------------------------------- helper processes
+
+
+def encode_outcome(outcome: _ReadOutcome) -> object:
+    """A read outcome as plain values for `scan_pool`'s wire (marshal)."""
+    if outcome is _Vanished:
+        return "vanished"
+    if outcome is _StatUnreadable:
+        return "stat unreadable"
+    assert isinstance(outcome, tuple)
+    signature, memory, unreadable = outcome
+    fields: dict[str, object] = {}
+    for f in dataclasses.fields(ProcessMemory):
+        value = getattr(memory, f.name)
+        if f.name == "kind_bytes":
+            value = {kind.value: dict(by_node) for kind, by_node in value.items()}
+        elif isinstance(value, MappingProxyType):
+            value = dict(value)
+        fields[f.name] = value
+    return (signature, fields, unreadable)
+
+
+def decode_outcome(wire: Any) -> _ReadOutcome:
+    """`encode_outcome`'s inverse. Raises ValueError (or TypeError) for anything else."""
+    if wire == "vanished":
+        return _Vanished
+    if wire == "stat unreadable":
+        return _StatUnreadable
+    signature, fields, unreadable = wire
+    fields = dict(fields)
+    fields["kind_bytes"] = MappingProxyType(
+        {MemoryKind(kind): frozen_map(by_node) for kind, by_node in fields["kind_bytes"].items()}
+    )
+    for name in ("node_bytes", "shared_bytes"):
+        fields[name] = frozen_map(fields[name])
+    return tuple(signature), ProcessMemory(**fields), bool(unreadable)
+
+
+def helper_reader(setup: Mapping[str, Any]) -> Callable[[int], object]:
+    """In a helper process: what reads one pid as the parent's scanner would, encoded."""
+    scanner = ProcessScanner(proc_root=Path(setup["proc"]), page_size=setup["page_size"])
+    scanner._memory_nodes = setup["memory_nodes"]
+    scanner._boot_time = setup["boot_time"]  # start times agree with the parent's to the bit
+    cpu_map: dict[int, int] = setup["cpu_map"]
+    nodes_only, cmdline = bool(setup["nodes_only"]), bool(setup["cmdline"])
+
+    def read(pid: int) -> object:
+        return encode_outcome(scanner._read_one(pid, cpu_map, nodes_only, cmdline))
+
+    return read

@@ -336,22 +336,27 @@ def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
     scanner = ProcessScanner(proc_root=TREES[0] / "proc")
     assert scanner.one_shot_threads >= 1
     cpus = len(os.sched_getaffinity(0))
-    assert scanner.one_shot_threads in (cpus, min(8, 2 * cpus))
-    assert ProcessScanner(read_threads=3).one_shot_threads == 3  # an explicit count wins
+    # Readers: this process and its helper processes (scan_pool), one thread each.
+    readers = scanner.one_shot_threads + scanner.one_shot_helpers
+    assert readers in (cpus, min(8, 2 * cpus))
+    assert scanner.one_shot_helpers == 0 or scanner.one_shot_threads == 1
+    explicit = ProcessScanner(read_threads=3)  # an explicit count wins, in threads
+    assert (explicit.one_shot_threads, explicit.one_shot_helpers) == (3, 0)
 
-    used: list[int | None] = []
+    used: list[tuple[int | None, int]] = []
 
     class Spy(ProcessScanner):
         def _read_many(self, pids: Any, cpu_map: Any, nodes_only: bool = False,
-                       threads: int | None = None, cmdline: bool = True) -> Any:  # fmt: skip
-            used.append(threads)
-            return super()._read_many(pids, cpu_map, nodes_only, threads, cmdline)
+                       threads: int | None = None, cmdline: bool = True,
+                       helpers: int = 0) -> Any:  # fmt: skip
+            used.append((threads, helpers))
+            return super()._read_many(pids, cpu_map, nodes_only, threads, cmdline, helpers)
 
     spy = Spy(proc_root=TREES[0] / "proc", read_threads=None)
-    spy.one_shot_threads, spy.read_threads = 5, 2
+    spy.one_shot_threads, spy.one_shot_helpers, spy.read_threads = 5, 3, 2
     spy.scan()
     spy.scan(one_shot=True)
-    assert used == [2, 5]
+    assert used == [(2, 0), (5, 3)]  # the app's refreshes never start helpers
 
 
 def test_threaded_one_shot_scan_agrees_with_a_serial_scan() -> None:
