@@ -219,28 +219,29 @@ def parse_stat(data: bytes) -> PidStat | None:
         return None
 
 
-_SIGNATURE_FIELDS = (19, 7, 9, 20, 21, 17)
-"""`PidStat.change_signature`'s fields (start_ticks, minflt, majflt, vsize, rss, threads)
-as indices into the fields after comm."""
-_OTHER_INT_FIELDS = (6, 36)
-"""The other numbers `parse_stat` reads (flags, processor): a stat it rejects, this does."""
-
-
 def stat_signature(data: bytes) -> tuple[int, ...] | None:
     """`parse_stat(data).change_signature` without building the rest: the check a refresh
-    makes of every process it may reuse (~570 of them every 2 s in an idle app).
-    None when `parse_stat` would give None."""
+    makes of every process it may reuse (~570 of them every 2 s in an idle app), 2.7 µs
+    against parse_stat's 9. None when `parse_stat` would give None."""
     open_paren = data.find(b"(")
     close_paren = data.rfind(b")")
     if open_paren < 0 or close_paren < open_paren:
         return None
-    rest = data[close_paren + 2 :].split()
+    # Fields 0-36 split off, the ~15 after them left whole: only these are looked at.
+    rest = data[close_paren + 2 :].split(None, 37)
     if len(rest) < 37:
         return None
     try:
-        for i in _OTHER_INT_FIELDS:
-            int(rest[i])
-        return tuple([int(rest[i]) for i in _SIGNATURE_FIELDS])
+        int(rest[6]), int(rest[36])  # flags and processor: a stat parse_stat rejects, this does
+        # start_ticks, minflt, majflt, vsize, rss, threads: PidStat.change_signature's order.
+        return (
+            int(rest[19]),
+            int(rest[7]),
+            int(rest[9]),
+            int(rest[20]),
+            int(rest[21]),
+            int(rest[17]),
+        )
     except ValueError:
         return None
 

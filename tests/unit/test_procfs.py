@@ -518,6 +518,55 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
+def test_quiet_processes_are_checked_less_often_and_still_seen_to_change(
+    tree: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[int] = []
+    real_read = scanner_module.read_pid_file
+
+    def counting(proc: str, pid: int, name: str) -> bytes:
+        if name == "stat":
+            checked.append(pid)
+        return real_read(proc, pid, name)
+
+    monkeypatch.setattr(scanner_module, "read_pid_file", counting)
+    scanner = ProcessScanner(proc_root=tree / "proc", quiet_checks=((60.0, 7.5), (10.0, 3.5)))
+    scan = scanner.scan()
+    pids = sorted(p.pid for p in scan.processes)
+    assert len(pids) >= 4
+
+    def checks_per_scan(scans: int) -> list[int]:
+        nonlocal scan
+        counts = []
+        for _ in range(scans):
+            checked.clear()
+            scan = scanner.scan(scan)
+            assert scan.skipped_unchanged == len(pids)
+            counts.append(len(checked))
+            clock.now += 2.0
+        return counts
+
+    # A scan every 2 s: unchanged for under 10 s, every process is checked every scan;
+    # then at most every 3.5 s (every 2nd scan), and after a minute every 7.5 s (4th).
+    assert checks_per_scan(4) == [len(pids)] * 4
+    clock.now += 4.0  # 12 s unchanged
+    assert checks_per_scan(4) == [len(pids), 0] * 2
+    clock.now += 60.0
+    assert checks_per_scan(8) == [len(pids), 0, 0, 0] * 2
+    # A quiet process that changes is seen within its stride, and is checked every scan
+    # again from then on.
+    pid = next(iter(workload_pids(tree)))
+    before = next(p for p in scan.processes if p.pid == pid)
+    _bump_minflt(tree / "proc" / str(pid) / "stat")
+    for _ in range(4):
+        scan = scanner.scan(scan)
+        clock.now += 2.0
+    assert next(p for p in scan.processes if p.pid == pid) is not before
+    checked.clear()
+    scan = scanner.scan(scan)
+    assert checked.count(pid) == 1
+
+
 def _bump_vmstat(root: Path, **deltas: int) -> None:
     path = root / "proc" / "vmstat"
     lines = []
