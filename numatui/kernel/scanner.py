@@ -117,8 +117,8 @@ def _default_read_threads() -> int:
 
 
 def one_shot_threads_for(cpus: int, busy: float) -> int:
-    """Threads for a scan nothing else waits on (a command's one scan), with `busy`
-    other tasks wanting a CPU.
+    """Readers for a scan nothing else waits on (a command's one scan), with `busy`
+    other tasks wanting a CPU: threads, or this process and helper processes.
 
     A thread blocked in numa_maps' read(2) is the kernel walking an address
     space, without the GIL. On an idle machine one thread per CPU keeps every
@@ -151,7 +151,7 @@ def other_runnable(proc_root: Path = Path("/proc")) -> float:
     return max(0, running - 1)  # this thread is one of them
 
 
-def _one_shot_read_threads() -> int:
+def _one_shot_readers() -> int:
     return one_shot_threads_for(len(os.sched_getaffinity(0)), other_runnable())
 
 
@@ -187,7 +187,7 @@ class ProcessScanner:
     ) -> None:
         self.proc_root = proc_root
         self.read_threads = read_threads if read_threads is not None else _default_read_threads()
-        workers = read_threads if read_threads is not None else _one_shot_read_threads()
+        workers = read_threads if read_threads is not None else _one_shot_readers()
         if helpers is None:
             # A command's one scan reads in processes (see scan_pool): this one and
             # `workers - 1` helpers, each on one thread. Explicit threads: no helpers.
