@@ -166,6 +166,10 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         return Pacing(stall_s=stall_ms / 1000)
 
     def on_mount(self) -> None:
+        if self._is_closing():
+            # Opened and closed at once (the app quitting right behind `m`): the mount
+            # event comes after the children went (seen under a CPU hog in the suite).
+            return
         self.query_one("#sources", SelectionList).focus()
         self._request_preview()
 

@@ -325,6 +325,18 @@ async def test_an_answer_reaching_a_closing_dialog_is_dropped() -> None:
         assert app.screen is dialog and "late" not in text_of(dialog, "#preview")
 
 
+async def test_a_dialog_mounted_while_it_closes_does_nothing() -> None:
+    # `m` and the app's exit in one breath: the mount event can come after the app tore
+    # the dialog's children down (seen once under a CPU hog: NoMatches for '#sources').
+    source = FakeSource()
+    async with settled_app(source) as (app, pilot):
+        dialog = await open_dialog(pilot, 211)
+        await dialog.query("#sources").remove()
+        dialog.on_mount()  # no NoMatches
+        await settle(pilot)
+        assert app.screen is dialog
+
+
 async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
     source = FakeSource(privileges_value=USER)
     async with settled_app(source) as (app, pilot):
