@@ -58,3 +58,12 @@ def _private_audit_trail(
     directory = tmp_path_factory.mktemp("audit")
     directory.chmod(0o700)
     monkeypatch.setenv("NUMATUI_AUDIT_LOG", str(directory / "audit.jsonl"))
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A real process that sleeps: its memory does not change while a test reads it."""
+    child = subprocess.Popen(["sleep", "60"])
+    yield child
+    child.kill()
+    child.wait()

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from numatui.kernel.migration import MigrationJob, Observation, decide_outcome
 from numatui.kernel.nodemask import NodeMask
@@ -23,14 +20,6 @@ from numatui.model import MigrationPlan, Privileges
 
 FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
 ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(["sleep", "60"])
-    yield child
-    child.kill()
-    child.wait()
 
 
 class ScriptedCall:

@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -746,14 +746,6 @@ def test_subset_scan_then_full_scan_rereads_the_rest(tree: Path, clock: FakeCloc
 
 
 # ---------------------------------------------------------------- live processes
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(["sleep", "60"])
-    yield child
-    child.kill()
-    child.wait()
 
 
 def test_live_scan_of_self_and_child(sleeper: subprocess.Popen[bytes]) -> None:

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -176,14 +175,6 @@ def test_the_machine_rule_is_the_one_can_migrate_and_the_screens_use() -> None:
 
 
 # ---------------------------------------------------------------- the CLI renders the codes
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(["sleep", "60"])
-    yield child
-    child.kill()
-    child.wait()
 
 
 def _migrate_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:

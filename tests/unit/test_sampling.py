@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from numatui.kernel.migration import MAX_SAMPLE_PAUSE_S, MigrationJob
 from numatui.kernel.nodemask import NodeMask
@@ -39,14 +36,6 @@ class SlowScanner(ProcessScanner):
             while time.thread_time() < spin_until:
                 pass
         return dict(super().node_pages(pid))
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(["sleep", "60"])
-    yield child
-    child.kill()
-    child.wait()
 
 
 def _samples(sleeper: subprocess.Popen[bytes], scanner: SlowScanner, call_s: float) -> int:
