@@ -35,6 +35,8 @@ from numatui.widgets.footer import KeysFooter
 from numatui.widgets.ticks import TickBox, TickList
 
 CHOOSE_NODES = "choose at least one source and one target"
+_CHILDREN_READ = "#sources, #targets, #preview, #stoppable, #stall-ms, #confirm"
+"""The children the dialog's handlers query: all present, or the dialog is closing."""
 
 
 class MigrateDialog(NumatuiModal[MigrationPlan | None]):
@@ -181,6 +183,8 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         self._request_preview()
 
     def _request_preview(self) -> None:
+        if self._is_closing():
+            return
         self.plan = None
         self.refusal = None
         self.query_one("#confirm", Button).disabled = True
@@ -224,9 +228,11 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         self.post_message(PlanPreviewed(plan))
 
     def _is_closing(self) -> bool:
-        # An answer can land while the app tears the dialog down, children first (seen
-        # once in the suite: NoMatches for '#sources' from an answer to a closing dialog).
-        return not self.query("#sources")
+        # An answer or a change event can land while the app tears the dialog down,
+        # children one by one (seen in the suite beside a CPU hog: NoMatches for '#sources'
+        # after '#confirm' was still found). Handlers run without awaiting, so children
+        # present when a handler starts stay until it returns.
+        return len(self.query(_CHILDREN_READ)) < _CHILDREN_READ.count(",") + 1
 
     @on(PlanPreviewed)
     def _plan_previewed(self, message: PlanPreviewed) -> None:

@@ -337,6 +337,23 @@ async def test_a_dialog_mounted_while_it_closes_does_nothing() -> None:
         assert app.screen is dialog
 
 
+@pytest.mark.parametrize(
+    "gone", ["#sources", "#targets", "#preview", "#stoppable", "#stall-ms", "#confirm"]
+)
+async def test_a_change_heard_while_the_dialog_closes_does_nothing(gone: str) -> None:
+    # The app tears children down one at a time: a SelectedChanged queued before then
+    # once found '#confirm' but not '#sources' (run beside a CPU hog). Any child gone means
+    # the dialog is closing, and neither its mount nor a change may query the rest.
+    source = FakeSource()
+    async with settled_app(source) as (app, pilot):
+        dialog = await open_dialog(pilot, 211)
+        await dialog.query(gone).remove()
+        dialog._selection_changed()  # no NoMatches
+        dialog.on_mount()
+        await settle(pilot)
+        assert app.screen is dialog
+
+
 async def test_dialog_refusal_is_shown_and_confirm_is_refused() -> None:
     source = FakeSource(privileges_value=USER)
     async with settled_app(source) as (app, pilot):

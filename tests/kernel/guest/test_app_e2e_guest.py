@@ -11,6 +11,7 @@ promptly. Timings are printed (pytest -s, or the host test's captured output).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -46,6 +47,9 @@ class TmuxApp:
         self.state_home = workdir / "state"
         self.timings: dict[str, float] = {}
         self.started_at = 0.0
+        self.slowest_capture = (0.0, 0.0)
+        """(seconds, when) of the slowest `capture-pane`: how responsive the guest stayed."""
+        self.stalls: list[str] = []
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, TERM="xterm-256color")
@@ -81,7 +85,17 @@ class TmuxApp:
         )  # fmt: skip
 
     def screen(self) -> str:
-        done = self.tmux("capture-pane", "-p", check=False)
+        began = time.monotonic()
+        try:
+            done = self.tmux("capture-pane", "-p", check=False)
+        except subprocess.TimeoutExpired:
+            # The tmux client got no answer: record what the guest was doing, so that a
+            # failure names the stall instead of ending in a subprocess traceback.
+            self.stalls.append(f"capture-pane timed out after 30 s:\n{guest_state()}")
+            return ""
+        took = time.monotonic() - began
+        if took > self.slowest_capture[0]:
+            self.slowest_capture = (took, time.monotonic() - self.started_at)
         return done.stdout if done.returncode == 0 else ""
 
     def wait_for(self, what: str, found: Callable[[str], bool], timeout: float) -> str:
@@ -101,7 +115,10 @@ class TmuxApp:
             if self.exit_file.exists()
             else ""
         )
-        pytest.fail(f"waited {time.monotonic() - began:.0f} s for {what}; {exited}screen:\n{text}")
+        stalls = "".join(f"\n{stall}" for stall in self.stalls)
+        pytest.fail(
+            f"waited {time.monotonic() - began:.0f} s for {what}; {exited}screen:\n{text}{stalls}"
+        )
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", *keys)
@@ -120,6 +137,29 @@ class TmuxApp:
 
     def close(self) -> None:
         self.tmux("kill-server", check=False)
+
+
+def guest_state() -> str:
+    """Load, pressure and the runnable or blocked processes, read from /proc in this
+    process (a stalled guest may not start a `ps` in time)."""
+    lines = []
+    for name in ("/proc/loadavg", "/proc/pressure/cpu", "/proc/pressure/memory"):
+        with contextlib.suppress(OSError):
+            lines.append(f"{name}: {Path(name).read_text().strip()}")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            wchan = (entry / "wchan").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, cpu_ticks = fields[0], int(fields[11]) + int(fields[12])
+        if state in "RD" or comm.startswith(("tmux", "python")):
+            lines.append(f"{entry.name} {comm} {state} wchan={wchan} cpu={cpu_ticks}")
+    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -249,6 +289,8 @@ def test_migrate_a_misplaced_process_from_the_app(
     assert code == 0, app.screen()
     # Seconds since numatui was started, except `quit`: from the key to the exit.
     report = ", ".join(f"{k} {v:.1f} s" for k, v in app.timings.items())
+    report += ", slowest capture-pane {:.1f} s at {:.1f} s".format(*app.slowest_capture)
+    report += "".join(f"\n{stall}" for stall in app.stalls)
     with capsys.disabled():  # onto the guest console, which the host keeps
         print(f"\napp e2e in the guest: {report}; whole test {time.monotonic() - began:.1f} s")
     assert app.timings["quit"] < QUIT_LIMIT_S, report
