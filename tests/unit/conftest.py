@@ -6,8 +6,17 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from numatui.kernel.migration import MigrationJob
+from numatui.kernel.scanner import ProcessScanner
+from numatui.kernel.topology import TopologyReader
+from numatui.model import MigrationPlan
+from tests.tooling.privileges import ROOT
+
+FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
 
 MAPPINGS_CHILD = r"""
 import ctypes, sys, time
@@ -67,3 +76,31 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     yield child
     child.kill()
     child.wait()
+
+
+@pytest.fixture
+def job_on_sleeper(sleeper: subprocess.Popen[bytes]) -> Callable[..., MigrationJob]:
+    """`make(**job_options)` -> a MigrationJob moving the sleeper from node 0 to node 1 as
+    root, on the recorded four-node machine; options (`migrate`, `scanner`, ...) go to the job.
+
+    Its reads of the process are real; the kernel call is whatever `migrate` the test gives.
+    """
+
+    def make(**options: Any) -> MigrationJob:
+        process = ProcessScanner().read_process(sleeper.pid)
+        plan = MigrationPlan(
+            sleeper.pid,
+            frozenset({0}),
+            frozenset({1}),
+            ((0, 1),),
+            process_start_time=process.start_time,
+        )
+        options.setdefault("scanner", ProcessScanner())
+        return MigrationJob(
+            plan,
+            privileges=ROOT,
+            topology_reader=TopologyReader(sys_root=FOUR_NODES_SYS),
+            **options,
+        )
+
+    return make

@@ -25,15 +25,14 @@ from numatui.model import (
     MigrationPlan,
     MigrationResult,
     Node,
-    Privileges,
     ProcessMemory,
     RuleCode,
     Topology,
     frozen_map,
 )
+from tests.tooling.privileges import ROOT
 
 MIB = 1024 * 1024
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 

@@ -23,9 +23,9 @@ from numatui.kernel.migration import MigrationJob
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.model import MigrationOutcome, MigrationPlan, MigrationResult, Privileges
+from tests.tooling.privileges import ROOT
 
 FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 USER = Privileges(uid=os.geteuid(), is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
 
 

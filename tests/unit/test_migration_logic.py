@@ -33,11 +33,11 @@ from numatui.model import (
     frozen_map,
     planned_bytes,
 )
+from tests.tooling.privileges import ROOT
 
 MIB = 1024 * 1024
 KIB = 1024
 PAGE = 4096
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 USER = Privileges(uid=1000, is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
 
 

@@ -8,18 +8,15 @@ is a real sleeping one on this host, so the job's before/after reads are real.
 
 from __future__ import annotations
 
-import subprocess
 import threading
-from pathlib import Path
+from collections.abc import Callable
 
 from numatui.kernel.migration import MigrationJob, Observation, decide_outcome
 from numatui.kernel.nodemask import NodeMask
-from numatui.kernel.scanner import ProcessScanner
-from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationPlan, Privileges
+from numatui.model import MigrationPlan
+from tests.tooling.privileges import ROOT
 
-FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
+MakeJob = Callable[..., MigrationJob]
 
 
 class ScriptedCall:
@@ -34,37 +31,18 @@ class ScriptedCall:
         return self.counts.pop(0) if len(self.counts) > 1 else self.counts[0]
 
 
-def _job(sleeper: subprocess.Popen[bytes], call: ScriptedCall) -> MigrationJob:
-    process = ProcessScanner().read_process(sleeper.pid)
-    plan = MigrationPlan(
-        sleeper.pid,
-        frozenset({0}),
-        frozenset({1}),
-        ((0, 1),),
-        process_start_time=process.start_time,
-    )
-    return MigrationJob(
-        plan,
-        scanner=ProcessScanner(),
-        privileges=ROOT,
-        topology_reader=TopologyReader(sys_root=FOUR_NODES_SYS),
-        migrate=call,
-        retry_pauses_s=(0.01, 0.01),
-    )
-
-
-def test_a_call_that_moved_everything_is_not_repeated(sleeper: subprocess.Popen[bytes]) -> None:
+def test_a_call_that_moved_everything_is_not_repeated(job_on_sleeper: MakeJob) -> None:
     call = ScriptedCall(0)
-    job = _job(sleeper, call)
+    job = job_on_sleeper(migrate=call, retry_pauses_s=(0.01, 0.01))
     result = job.run()
     assert len(call.calls) == 1
     assert job.retries == 0
     assert result.pages_not_moved == 0
 
 
-def test_pages_left_by_the_first_call_are_tried_again(sleeper: subprocess.Popen[bytes]) -> None:
+def test_pages_left_by_the_first_call_are_tried_again(job_on_sleeper: MakeJob) -> None:
     call = ScriptedCall(3, 0)
-    job = _job(sleeper, call)
+    job = job_on_sleeper(migrate=call, retry_pauses_s=(0.01, 0.01))
     result = job.run()
     assert len(call.calls) == 2
     # Each retry asks for the same pairs: the kernel skips what already moved.
@@ -75,11 +53,9 @@ def test_pages_left_by_the_first_call_are_tried_again(sleeper: subprocess.Popen[
     assert not any("could not move" in line for line in result.explanations)
 
 
-def test_retries_are_bounded_and_the_verdict_counts_them(
-    sleeper: subprocess.Popen[bytes],
-) -> None:
+def test_retries_are_bounded_and_the_verdict_counts_them(job_on_sleeper: MakeJob) -> None:
     call = ScriptedCall(5, 2)
-    job = _job(sleeper, call)
+    job = job_on_sleeper(migrate=call, retry_pauses_s=(0.01, 0.01))
     result = job.run()
     assert len(call.calls) == 3  # the call and two retries, however many pages stay
     assert job.retries == 2
@@ -89,9 +65,9 @@ def test_retries_are_bounded_and_the_verdict_counts_them(
     )
 
 
-def test_a_cancelled_job_is_not_retried(sleeper: subprocess.Popen[bytes]) -> None:
+def test_a_cancelled_job_is_not_retried(job_on_sleeper: MakeJob) -> None:
     call = ScriptedCall(4)
-    job = _job(sleeper, call)
+    job = job_on_sleeper(migrate=call, retry_pauses_s=(0.01, 0.01))
     cancel = threading.Event()
 
     def cancel_on_call(pid: int, old: NodeMask, new: NodeMask) -> int:

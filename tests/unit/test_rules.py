@@ -20,9 +20,9 @@ from numatui.kernel.migration import validate
 from numatui.kernel.privileges import read_privileges
 from numatui.model import Node, Privileges, ProcessMemory, RuleCode, Topology, frozen_map
 from numatui.screens.common import machine_migration_blocker, target_choices
+from tests.tooling.privileges import ROOT
 
 MIB = 1024 * 1024
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 USER = Privileges(uid=1000, is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
 FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
 

@@ -7,18 +7,12 @@ real sleeping process on this host; the kernel call is a stand-in that only take
 
 from __future__ import annotations
 
-import subprocess
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from numatui.kernel.migration import MAX_SAMPLE_PAUSE_S, MigrationJob
 from numatui.kernel.nodemask import NodeMask
 from numatui.kernel.scanner import ProcessScanner
-from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationPlan, Privileges
-
-FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 
 
 class SlowScanner(ProcessScanner):
@@ -38,41 +32,25 @@ class SlowScanner(ProcessScanner):
         return dict(super().node_pages(pid))
 
 
-def _samples(sleeper: subprocess.Popen[bytes], scanner: SlowScanner, call_s: float) -> int:
-    process = ProcessScanner().read_process(sleeper.pid)
-    plan = MigrationPlan(
-        sleeper.pid,
-        frozenset({0}),
-        frozenset({1}),
-        ((0, 1),),
-        process_start_time=process.start_time,
-    )
-
+def _samples(make_job: Callable[..., MigrationJob], scanner: SlowScanner, call_s: float) -> int:
     def slow_call(pid: int, old: NodeMask, new: NodeMask) -> int:
         time.sleep(call_s)
         return 0
 
-    job = MigrationJob(
-        plan,
-        scanner=scanner,
-        privileges=ROOT,
-        topology_reader=TopologyReader(sys_root=FOUR_NODES_SYS),
-        migrate=slow_call,
-        sample_interval_s=0.1,
-    )
+    job = make_job(scanner=scanner, migrate=slow_call, sample_interval_s=0.1)
     return len(job.run().samples)
 
 
 def test_waiting_behind_the_mmap_lock_does_not_space_samples_out(
-    sleeper: subprocess.Popen[bytes],
+    job_on_sleeper: Callable[..., MigrationJob],
 ) -> None:
     # 0.4 s of waiting per sample: judged by wall time, the next would come 8 s later.
-    assert _samples(sleeper, SlowScanner(wait_s=0.4, spin_s=0.0), call_s=3.0) >= 3
+    assert _samples(job_on_sleeper, SlowScanner(wait_s=0.4, spin_s=0.0), call_s=3.0) >= 3
 
 
 def test_a_costly_sample_spaces_samples_out_at_most_to_the_cap(
-    sleeper: subprocess.Popen[bytes],
+    job_on_sleeper: Callable[..., MigrationJob],
 ) -> None:
     # 0.15 s of CPU per sample x 20 = 3 s, capped to MAX_SAMPLE_PAUSE_S (2 s).
     assert MAX_SAMPLE_PAUSE_S == 2.0
-    assert _samples(sleeper, SlowScanner(wait_s=0.0, spin_s=0.15), call_s=3.2) >= 2
+    assert _samples(job_on_sleeper, SlowScanner(wait_s=0.0, spin_s=0.15), call_s=3.2) >= 2
