@@ -17,6 +17,7 @@ from numatui.model import MemoryKind, NumaMaps, ProcessMemory
 from numatui.safe_text import plain, plain_lines, shorten, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced
+from numatui.screens.lifecycle import while_attached
 from numatui.units import human_bytes, node_list
 from numatui.widgets.footer import KeysFooter
 from numatui.widgets.quiet_static import QuietStatic
@@ -106,6 +107,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         self.post_message(NumaMapsFetched(pid, maps))
 
     @on(NumaMapsFetched)
+    @while_attached
     def _maps_fetched(self, message: NumaMapsFetched) -> None:
         message.stop()
         if message.pid != self.process.pid:
@@ -114,6 +116,7 @@ class ProcessDetailScreen(NumatuiScreen[bool]):
         self._show_mappings(message.maps)
 
     @on(SourceFailed)
+    @while_attached
     def _maps_failed(self, message: SourceFailed) -> None:
         message.stop()
         table = self.query_one("#mappings", DataTable)

@@ -21,6 +21,7 @@ from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.model import DrainPlan, DrainProgress, DrainReport
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
+from numatui.screens.lifecycle import while_attached
 from numatui.units import human_bytes
 from numatui.widgets.footer import KeysFooter
 
@@ -134,6 +135,7 @@ class DrainDialog(NumatuiModal[None]):
         self.post_message(DrainPlanned(plan))
 
     @on(DrainPlanned)
+    @while_attached
     def _planned(self, message: DrainPlanned) -> None:
         self.plan = message.plan
         self.query_one("#drain-text", Static).update(plain_lines(plan_lines(message.plan)))
@@ -175,6 +177,7 @@ class DrainDialog(NumatuiModal[None]):
         self.post_message(DrainFinished(report, None))
 
     @on(DrainAdvanced)
+    @while_attached
     def _advanced(self, message: DrainAdvanced) -> None:
         p = message.progress
         self._status(
@@ -184,6 +187,7 @@ class DrainDialog(NumatuiModal[None]):
         )
 
     @on(DrainFinished)
+    @while_attached
     def _finished(self, message: DrainFinished) -> None:
         self.running = False
         self.finished = True

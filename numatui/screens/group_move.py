@@ -29,6 +29,7 @@ from numatui.model import (
 from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiModal, NumatuiScreen
 from numatui.screens.common import memory_nodes
+from numatui.screens.lifecycle import while_attached
 from numatui.units import human_bytes
 from numatui.widgets.footer import KeysFooter
 
@@ -211,6 +212,7 @@ class GroupMigrationScreen(NumatuiScreen[None]):
         self.post_message(GroupMoveFinished(result))
 
     @on(GroupMoveSampled)
+    @while_attached
     def _sampled(self, message: GroupMoveSampled) -> None:
         if not self.running:
             return
@@ -225,6 +227,7 @@ class GroupMigrationScreen(NumatuiScreen[None]):
         )
 
     @on(GroupMoveFinished)
+    @while_attached
     def _finished(self, message: GroupMoveFinished) -> None:
         summary = self.query_one("#group-move-summary", Static)
         if message.result is None:

@@ -22,6 +22,7 @@ from numatui.model import GROUP_STAT_KINDS, Group, GroupScan, Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState
 from numatui.screens.common import machine_migration_blocker, memory_nodes
+from numatui.screens.lifecycle import while_attached
 from numatui.screens.table_screen import FilteredTableScreen
 from numatui.units import human_bytes
 from numatui.widgets.filter_input import FilterInput
@@ -181,6 +182,7 @@ class GroupsScreen(FilteredTableScreen):
             self.post_message(self.GroupsRead(state, groups, error))
 
     @on(GroupsRead)
+    @while_attached
     def _groups_read(self, message: GroupsRead) -> None:
         self.error = message.error
         if message.groups is not None:

@@ -30,6 +30,7 @@ from numatui.model import (
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices
+from numatui.screens.lifecycle import while_attached
 from numatui.units import format_bytes, human_bytes
 from numatui.widgets.footer import KeysFooter
 from numatui.widgets.ticks import TickBox, TickList
@@ -235,6 +236,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         return len(self.query(_CHILDREN_READ)) < _CHILDREN_READ.count(",") + 1
 
     @on(PlanPreviewed)
+    @while_attached
     def _plan_previewed(self, message: PlanPreviewed) -> None:
         plan = message.plan
         if self._is_closing() or (
@@ -250,6 +252,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         self.query_one("#confirm", Button).disabled = plan.is_noop
 
     @on(PlanRefused)
+    @while_attached
     def _plan_refused(self, message: PlanRefused) -> None:
         if self._is_closing() or (
             message.from_nodes != self.from_nodes or message.to_nodes != self.to_nodes

@@ -31,6 +31,7 @@ from numatui.model import (
 )
 from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiScreen
+from numatui.screens.lifecycle import while_attached
 from numatui.units import human_bytes, human_rate
 from numatui.widgets.footer import KeysFooter
 from numatui.widgets.node_bars import NodeBar
@@ -143,6 +144,7 @@ class MigrationScreen(NumatuiScreen[None]):
         self.post_message(MigrationFinished(result))
 
     @on(MigrationSampled)
+    @while_attached
     def _sampled(self, message: MigrationSampled) -> None:
         if not self.running:
             return  # a late sample must not overwrite the final numbers
@@ -178,6 +180,7 @@ class MigrationScreen(NumatuiScreen[None]):
         )
 
     @on(MigrationFinished)
+    @while_attached
     def _finished(self, message: MigrationFinished) -> None:
         result = message.result
         self.result = result
@@ -192,6 +195,7 @@ class MigrationScreen(NumatuiScreen[None]):
         self.refresh_bindings()
 
     @on(MigrationCrashed)
+    @while_attached
     def _crashed(self, message: MigrationCrashed) -> None:
         self.crash = message.message
         summary = self.query_one("#summary", Static)

@@ -29,6 +29,7 @@ from numatui.screens.common import (
     privilege_note,
     process_migration_blocker,
 )
+from numatui.screens.lifecycle import while_attached
 from numatui.screens.table_screen import FilteredTableScreen
 from numatui.source import Privileges
 from numatui.units import human_bytes
@@ -325,6 +326,7 @@ class ProcessesScreen(FilteredTableScreen):
             self.post_message(self.RowsPrepared(state, node_ids, rows))
 
     @on(RowsPrepared)
+    @while_attached
     def _rows_prepared(self, message: RowsPrepared) -> None:
         if message.state is not self.numatui.state:
             return  # a newer refresh's rows are on their way
