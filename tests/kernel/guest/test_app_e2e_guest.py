@@ -18,7 +18,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,6 +40,8 @@ WIDTH, HEIGHT = 160, 48
 START_TIMEOUT_S = 300.0
 STEP_TIMEOUT_S = 60.0
 QUIT_LIMIT_S = 5.0
+SLOW_CAPTURE_S = 5.0
+"""A `capture-pane` slower than this is explained in the report (one took 26 s in run 12)."""
 
 
 class TmuxApp:
@@ -53,6 +57,7 @@ class TmuxApp:
         self.slowest_capture = (0.0, 0.0)
         """(seconds, when) of the slowest `capture-pane`: how responsive the guest stayed."""
         self.stalls: list[str] = []
+        self.watch = GuestWatch()
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, TERM="xterm-256color")
@@ -82,6 +87,7 @@ class TmuxApp:
             f"cd {REPO} && env {exports} {sys.executable} -m numatui; echo $? > {self.exit_file}"
         )
         self.started_at = time.monotonic()
+        self.watch.start()
         self.tmux(
             "new-session", "-d", "-s", "e2e", "-x", str(WIDTH), "-y", str(HEIGHT), command,
             ";", "set-option", "-t", "e2e", "remain-on-exit", "on",
@@ -94,11 +100,15 @@ class TmuxApp:
         except subprocess.TimeoutExpired:
             # The tmux client got no answer: record what the guest was doing, so that a
             # failure names the stall instead of ending in a subprocess traceback.
-            self.stalls.append(f"capture-pane timed out after 30 s:\n{guest_state()}")
+            explained = self.watch.explain(began, time.monotonic())
+            self.stalls.append(f"capture-pane timed out after 30 s: {explained}\n{guest_state()}")
             return ""
         took = time.monotonic() - began
         if took > self.slowest_capture[0]:
             self.slowest_capture = (took, time.monotonic() - self.started_at)
+        if took > SLOW_CAPTURE_S:
+            explained = self.watch.explain(began, time.monotonic())
+            self.stalls.append(f"capture-pane took {took:.1f} s: {explained}")
         return done.stdout if done.returncode == 0 else ""
 
     def wait_for(self, what: str, found: Callable[[str], bool], timeout: float) -> str:
@@ -139,16 +149,14 @@ class TmuxApp:
         return None
 
     def close(self) -> None:
+        self.watch.stop()
         self.tmux("kill-server", check=False)
 
 
-def guest_state() -> str:
-    """Load, pressure and the runnable or blocked processes, read from /proc in this
-    process (a stalled guest may not start a `ps` in time)."""
-    lines = []
-    for name in ("/proc/loadavg", "/proc/pressure/cpu", "/proc/pressure/memory"):
-        with contextlib.suppress(OSError):
-            lines.append(f"{name}: {Path(name).read_text().strip()}")
+def _processes() -> dict[str, tuple[str, str, int, str]]:
+    """pid -> (comm, state, CPU ticks, wchan), read from /proc in this process (a stalled
+    guest may not start a `ps` in time)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -159,10 +167,71 @@ def guest_state() -> str:
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        state, cpu_ticks = fields[0], int(fields[11]) + int(fields[12])
-        if state in "RD" or comm.startswith(("tmux", "python")):
-            lines.append(f"{entry.name} {comm} {state} wchan={wchan} cpu={cpu_ticks}")
+        found[entry.name] = (comm, fields[0], int(fields[11]) + int(fields[12]), wchan)
+    return found
+
+
+def _pressure() -> str:
+    lines = []
+    for name in ("/proc/loadavg", "/proc/pressure/cpu", "/proc/pressure/memory"):
+        with contextlib.suppress(OSError):
+            lines.append(f"{name}: {Path(name).read_text().strip()}")
     return "\n".join(lines)
+
+
+def guest_state() -> str:
+    """Load, pressure and the runnable, blocked, tmux and Python processes now."""
+    lines = [_pressure()]
+    for pid, (comm, state, ticks, wchan) in _processes().items():
+        if state in "RD" or comm.startswith(("tmux", "python")):
+            lines.append(f"{pid} {comm} {state} wchan={wchan} cpu={ticks}")
+    return "\n".join(lines)
+
+
+class GuestWatch:
+    """Samples the guest's processes every second, so that a slow `capture-pane` can be
+    explained afterwards: who had the CPUs meanwhile and who was blocked in the kernel."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, dict[str, tuple[str, str, int, str]]]] = deque(maxlen=120)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="guest-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), _processes()))
+            self._stop.wait(1.0)
+
+    def explain(self, began: float, ended: float) -> str:
+        """CPU seconds per process and the blocked ones between `began` and `ended`."""
+        window = [(t, procs) for t, procs in list(self.samples) if began - 1.5 <= t <= ended + 1.5]
+        if len(window) < 2:
+            return "no samples of the guest's processes in that time"
+        (t0, first), (t1, last) = window[0], window[-1]
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = sorted(
+            ((last[pid][2] - first[pid][2]) / ticks, pid, last[pid][0])
+            for pid in last.keys() & first.keys()
+        )[-6:]
+        blocked = {
+            f"{pid} {comm} wchan={wchan}"
+            for _, procs in window
+            for pid, (comm, state, _, wchan) in procs.items()
+            if state == "D"
+        }
+        top = ", ".join(f"{comm} ({pid}) {cpu:.1f} s" for cpu, pid, comm in reversed(used))
+        return (
+            f"over {t1 - t0:.0f} s: CPU {top}; blocked in the kernel: "
+            f"{', '.join(sorted(blocked)) or 'none'}"
+        )
 
 
 @pytest.fixture
