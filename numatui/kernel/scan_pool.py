@@ -23,7 +23,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -33,11 +32,6 @@ Outcome = TypeVar("Outcome")
 
 CHUNK_PIDS = 16
 """Pids per chunk: ~10 ms of reading, so the last chunks out end close together."""
-
-HELPER_STALL_S = 5.0
-"""With `read_here_too=False`: how long without any answer before this process reads
-the rest itself (a chunk is ~10 ms of reading; one of processes with 100,000 mappings
-each takes seconds)."""
 
 _LENGTH = struct.Struct("<I")
 _CHILD_CODE = (
@@ -98,22 +92,6 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
         child.wait(timeout=5)
 
 
-def _wait_while_helpers_progress(
-    feeders: list[threading.Thread], answered: Callable[[], int], stall_s: float
-) -> None:
-    """Until every feeder ended (the queue is empty, or its helper failed), or no answer
-    came for `stall_s`: then this process reads on beside the helpers that are left."""
-    seen, last_answer = answered(), time.monotonic()
-    while any(feeder.is_alive() for feeder in feeders):
-        for feeder in feeders:
-            feeder.join(0.05)
-        now_seen = answered()
-        if now_seen != seen:
-            seen, last_answer = now_seen, time.monotonic()
-        elif time.monotonic() - last_answer > stall_s:
-            return
-
-
 def read_shared(
     keys: list[int],
     *,
@@ -123,15 +101,11 @@ def read_shared(
     decode: Callable[[Any], Outcome],
     chunk_size: int = CHUNK_PIDS,
     start_helper: Callable[[object], subprocess.Popen[bytes] | None] = _start_helper,
-    read_here_too: bool = True,
-    stall_s: float = HELPER_STALL_S,
 ) -> dict[int, Outcome]:
     """`read_here(key)` for every key, the work shared with up to `helpers` processes.
 
     Each helper is started with `setup` (see `child_main`) and answers a chunk of keys
     with `[(key, wire), ...]`; `decode(wire)` is what `read_here` would have returned.
-    `read_here_too=False`: this process reads only what the helpers leave (none started,
-    or one died), so its GIL stays free for other threads (the app's event loop).
     """
     queue: deque[list[int]] = deque(
         keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)
@@ -166,8 +140,6 @@ def read_shared(
     for feeder in feeders:
         feeder.start()
     try:
-        if not read_here_too:
-            _wait_while_helpers_progress(feeders, lambda: len(results), stall_s)
         while True:
             with lock:
                 if queue:

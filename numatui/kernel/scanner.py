@@ -181,7 +181,6 @@ class ProcessScanner:
         page_size: int | None = None,
         read_threads: int | None = None,
         helpers: int | None = None,
-        refresh_helpers: int | None = None,
         max_age_without_counters_s: float = 30.0,
         min_forced_interval_s: float = 10.0,
         quiet_checks: tuple[tuple[float, float], ...] = QUIET_CHECKS,
@@ -195,12 +194,6 @@ class ProcessScanner:
             helpers = workers - 1 if read_threads is None else 0
         self.one_shot_helpers = max(0, helpers)
         self.one_shot_threads = 1 if self.one_shot_helpers else workers
-        if refresh_helpers is None:
-            refresh_helpers = self.read_threads if read_threads is None else 0
-        self.refresh_helpers = max(0, refresh_helpers)
-        """Helper processes for a scan that is not one-shot (the app's refreshes) with at
-        least HELPER_MIN_PIDS processes to read. They read it all: parsing on this
-        process's threads would hold the GIL the app's event loop needs to answer keys."""
         self._proc = str(proc_root)
         self._cpu_to_node: Mapping[int, int] = {}
         self._memory_nodes: frozenset[int] | None = None
@@ -516,10 +509,8 @@ class ProcessScanner:
             self._forced_at = started
         self.last_forced_by_counters = forced
         threads = self.one_shot_threads if one_shot else self.read_threads
-        helpers = self.one_shot_helpers if one_shot else self.refresh_helpers
-        fresh = self._read_many(
-            to_read, cpu_map, nodes_only, threads, cmdline, helpers, read_here_too=one_shot
-        )
+        helpers = self.one_shot_helpers if one_shot else 0
+        fresh = self._read_many(to_read, cpu_map, nodes_only, threads, cmdline, helpers)
         for pid in pid_list:
             known = reused.get(pid)
             if known is not None:
@@ -581,7 +572,6 @@ class ProcessScanner:
         threads: int | None = None,
         cmdline: bool = True,
         helpers: int = 0,
-        read_here_too: bool = True,
     ) -> dict[int, _ReadOutcome]:
         """Full reads, overlapped on several threads when there are many.
 
@@ -609,7 +599,6 @@ class ProcessScanner:
                 setup=setup,
                 read_here=lambda pid: self._read_one(pid, cpu_map, nodes_only, cmdline),
                 decode=decode_outcome,
-                read_here_too=read_here_too,
             )
         if threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
             return {pid: self._read_one(pid, cpu_map, nodes_only, cmdline) for pid in pids}

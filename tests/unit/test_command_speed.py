@@ -343,25 +343,20 @@ def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
     explicit = ProcessScanner(read_threads=3)  # an explicit count wins, in threads
     assert (explicit.one_shot_threads, explicit.one_shot_helpers) == (3, 0)
 
-    used: list[tuple[int | None, int, bool]] = []
+    used: list[tuple[int | None, int]] = []
 
     class Spy(ProcessScanner):
         def _read_many(self, pids: Any, cpu_map: Any, nodes_only: bool = False,
                        threads: int | None = None, cmdline: bool = True,
-                       helpers: int = 0, read_here_too: bool = True) -> Any:  # fmt: skip
-            used.append((threads, helpers, read_here_too))
+                       helpers: int = 0) -> Any:  # fmt: skip
+            used.append((threads, helpers))
             return super()._read_many(pids, cpu_map, nodes_only, threads, cmdline, helpers)
 
     spy = Spy(proc_root=TREES[0] / "proc", read_threads=None)
-    assert spy.refresh_helpers == spy.read_threads  # explicit threads: none (above)
-    assert explicit.refresh_helpers == 0
     spy.one_shot_threads, spy.one_shot_helpers, spy.read_threads = 5, 3, 2
-    spy.refresh_helpers = 4
     spy.scan()
     spy.scan(one_shot=True)
-    # A command's one scan reads here too; the app's refreshes leave the reading to the
-    # helpers (this process's GIL is the event loop's), from HELPER_MIN_PIDS pids on.
-    assert used == [(2, 4, False), (5, 3, True)]
+    assert used == [(2, 0), (5, 3)]  # the app's refreshes never start helpers
 
 
 def test_threaded_one_shot_scan_agrees_with_a_serial_scan() -> None:

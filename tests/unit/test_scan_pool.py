@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import pytest
 
@@ -212,92 +211,3 @@ def test_helpers_are_gone_when_the_scan_returns() -> None:
     assert set(results) == set(pids)
     assert len(started) == 2
     assert all(child.poll() is not None for child in started)
-
-
-# ---------------------------------------------------------------- the app's refreshes
-
-
-def _tree_setup(scanner: ProcessScanner) -> dict[str, object]:
-    topology = TopologyReader(sys_root=TREE / "sys").read()
-    return {
-        "proc": str(TREE / "proc"),
-        "page_size": scanner.page_size,
-        "memory_nodes": topology.with_memory,
-        "cpu_map": {},
-        "boot_time": 0.0,
-        "nodes_only": False,
-        "cmdline": True,
-    }
-
-
-def test_without_read_here_too_the_helpers_read_everything() -> None:
-    # The app's refresh: this process's GIL is for the event loop, so while the helpers
-    # answer, nothing is read here.
-    scanner = ProcessScanner(proc_root=TREE / "proc", read_threads=1)
-    pids = scanner.pids() * 20  # the same few pids, many chunks
-    here: list[int] = []
-
-    def read_here(pid: int) -> object:
-        here.append(pid)
-        return encode_outcome(scanner._read_one(pid, {}))
-
-    results = scan_pool.read_shared(
-        pids,
-        helpers=2,
-        setup=_tree_setup(scanner),
-        read_here=read_here,
-        decode=lambda wire: wire,
-        chunk_size=1,
-        read_here_too=False,
-    )
-    assert set(results) == set(pids)
-    assert here == []
-
-
-@pytest.mark.parametrize(
-    ("what", "start_helper"),
-    [
-        ("cannot start", lambda setup: None),
-        ("dies at its first chunk", _misbehaving(DIES)),
-        ("stalls forever", _misbehaving(STALLS)),
-        ("answers garbage", _misbehaving(GARBAGE)),
-    ],
-)
-def test_without_read_here_too_a_broken_helper_still_leaves_its_work_here(
-    what: str, start_helper: Callable[[object], subprocess.Popen[bytes] | None]
-) -> None:
-    keys = list(range(200))
-    started = time.monotonic()
-    results = scan_pool.read_shared(
-        keys,
-        helpers=2,
-        setup={"unused": True},
-        read_here=lambda key: key * 2,
-        decode=lambda wire: wire,
-        chunk_size=8,
-        start_helper=start_helper,
-        read_here_too=False,
-        stall_s=1.0,
-    )
-    assert results == {key: key * 2 for key in keys}, what
-    assert time.monotonic() - started < 10, f"waited on a helper that {what}"
-
-
-@pytest.mark.usefixtures("helpers_for_any_count")
-def test_a_refresh_scan_reads_in_helpers_what_a_scan_alone_reads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    topology = TopologyReader(sys_root=TREE / "sys").read()
-    alone = ProcessScanner(proc_root=TREE / "proc", read_threads=1, refresh_helpers=0)
-    shared = ProcessScanner(proc_root=TREE / "proc", refresh_helpers=2)
-    calls: list[bool] = []
-    real = scan_pool.read_shared
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(bool(kwargs["read_here_too"]))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(scan_pool, "read_shared", spy)
-    refreshed = by_pid(shared.scan(topology=topology).processes)
-    assert calls == [False]  # a refresh: the helpers read, this process does not
-    assert refreshed == by_pid(alone.scan(topology=topology).processes)
