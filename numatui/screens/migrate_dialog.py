@@ -36,7 +36,7 @@ from numatui.widgets.footer import KeysFooter
 from numatui.widgets.ticks import TickBox, TickList
 
 CHOOSE_NODES = "choose at least one source and one target"
-_CHILDREN_READ = "#sources, #targets, #preview, #stoppable, #stall-ms, #confirm"
+_CHILDREN_READ = ("#sources", "#targets", "#preview", "#stoppable", "#stall-ms", "#confirm")
 """The children the dialog's handlers query: all present, or the dialog is closing."""
 
 
@@ -233,7 +233,7 @@ class MigrateDialog(NumatuiModal[MigrationPlan | None]):
         # children one by one (seen in the suite beside a CPU hog: NoMatches for '#sources'
         # after '#confirm' was still found). Handlers run without awaiting, so children
         # present when a handler starts stay until it returns.
-        return len(self.query(_CHILDREN_READ)) < _CHILDREN_READ.count(",") + 1
+        return not all(self.query(child) for child in _CHILDREN_READ)
 
     @on(PlanPreviewed)
     @while_attached
