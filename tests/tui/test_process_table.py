@@ -253,3 +253,27 @@ async def test_kept_lines_follow_the_focus() -> None:
     assert shown != focused  # the cursor's colour follows the focus, as its CSS says
     assert key == 12
     assert shown == await screen_of(current, key, top, focused=False, app_class=FocusTintApp)
+
+
+class TonedTableApp(TableApp):
+    CSS = "ProcessTable > .process-table--misplaced { color: #ff0000; }"
+
+
+async def test_cells_in_the_line_style_run_together_and_tones_keep_their_colour() -> None:
+    app = TonedTableApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        table = app.query_one(ProcessTable)
+        toned = TableRow(9, (TableCell("9", "misplaced"), TableCell("proc-9")))
+        table.set_rows([*rows([7, 8]), toned])
+        await pilot.pause()
+        # Every later step costs per Segment: a plain row is one run of text (plus the
+        # padding to the right edge), a toned cell its own Segment between two runs.
+        plain = [s for s in list(table.render_line(2)) if s.text]  # row 8, off the cursor
+        assert len(plain) <= 2 and plain[0].text.split() == ["8", "proc-8"], plain
+        parts = [s for s in list(table.render_line(3)) if s.text]
+        texts = [s.text for s in parts]
+        assert texts[0] == " " and texts[1].strip() == "9", texts
+        assert texts[2].startswith("  proc-9"), texts
+        assert parts[1].style is not None and parts[1].style.color is not None
+        assert parts[1].style.color.triplet == (255, 0, 0)
+        assert parts[0].style is not None and parts[0].style.color != parts[1].style.color
