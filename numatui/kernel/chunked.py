@@ -18,10 +18,26 @@ target, where sending every page to the target is already right.
 The cost grows with the virtual size of those mappings (every page address
 is passed to the kernel, present or not), where migrate_pages walks only
 present pages: a sparse mapping of many GiB costs seconds more.
+
+Transparent huge pages: the kernel moves a large folio whole from any one of
+its addresses, but it still takes the mmap lock and looks up every other
+address passed (each answering -EBUSY, the folio being taken already), 511
+lookups per 2 MiB for nothing, each one a chance for a thread of the process
+that maps memory to wait. So where the moves go to one target, each whole
+huge-page-sized range is first sent as its first and last page only: the last
+answers -EBUSY exactly when it lies in the folio the first page's move has
+taken, and folios are aligned and contiguous, so that folio is the whole
+range (`_whole_folios`). A query of its middle page confirms it; every other
+range (base pages, smaller folios, a page that was busy) then gets all its
+addresses. Measured in the 2-node guest with a thread mapping and unmapping
+beside it (benchmarks/bench_chunk_calls.py): 256 MiB of THP moved in 1.0 s
+instead of 1.27 s, 1,911 addresses looked up instead of 65,536.
 """
 
 from __future__ import annotations
 
+import errno
+import mmap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -120,9 +136,11 @@ class ChunkPacer:
         self._started = clock()
         self._bytes = 0
 
-    def record(self, pages: int, page_size: int, seconds: float) -> None:
-        """One chunk of `pages` took `seconds` (its query and move calls)."""
-        full = pages >= self.pages  # not cut short by the end of its mapping
+    def record(self, pages: int, page_size: int, seconds: float, full: bool | None = None) -> None:
+        """One chunk of `pages` took `seconds` (its query and move calls); `full`: it was
+        not cut short by the end of its mapping (by default: it had the pacer's size)."""
+        if full is None:
+            full = pages >= self.pages
         if self.on_chunk is not None:
             self.on_chunk(pages, seconds, full)
         self._bytes += pages * page_size
@@ -146,12 +164,33 @@ class ChunkPacer:
         return max(0.0, due - self.clock())
 
 
-def _chunks(start: int, end: int, page_size: int, pacer: ChunkPacer) -> Iterator[list[int]]:
+BASE_PAGE = mmap.PAGESIZE
+
+
+def folio_span(page_size: int) -> int:
+    """Bytes a PMD maps, the largest folio of base pages: 512 x 4 KiB on x86-64 (page
+    tables of 8-byte entries, one page each)."""
+    return page_size * (page_size // 8)
+
+
+def _spans(start: int, end: int, page_size: int, pacer: ChunkPacer) -> Iterator[tuple[int, int]]:
+    """Chunks of [start, end), as (from, to), each of about the pacer's size.
+
+    A chunk of at least a huge page's size ends on a huge-page boundary, so the huge
+    pages inside it are whole (see `_whole_folios`): a huge page split between two
+    chunks would be looked up page by page in both."""
+    huge = folio_span(page_size)
     address = start
     while address < end:
-        step = pacer.pages * page_size
-        yield list(range(address, min(end, address + step), page_size))
-        address += step
+        stop = min(end, address + pacer.pages * page_size)
+        if stop < end and stop - address >= huge:
+            # The nearest boundary, if it keeps the chunk within 15 % of the pacer's size:
+            # a chunk over the budget is a longer stall, one well under it slows the move.
+            nearest = (stop + huge // 2) // huge * huge
+            if abs(nearest - stop) <= 0.15 * (stop - address) and nearest > address:
+                stop = min(end, nearest)
+        yield address, stop
+        address = stop
 
 
 def move_in_chunks(
@@ -184,7 +223,8 @@ def move_in_chunks(
     pacer = ChunkPacer(pacing or Pacing(), clock=clock, on_chunk=on_chunk)
     for region, end in walk.regions:
         blind = _single_target_suffices(region, sources, targets)
-        for addresses in _chunks(region.start, end, region.page_size, pacer):
+        page_size = region.page_size
+        for low, high in _spans(region.start, end, page_size, pacer):
             wait = pacer.pause()
             if wait > 0:
                 if cancel is not None:
@@ -194,19 +234,70 @@ def move_in_chunks(
             if cancel is not None and cancel.is_set():
                 return True
             chunk_started = clock()
-            if blind is not None:
-                chosen, wanted = addresses, [blind] * len(addresses)
+            if blind is not None and page_size == BASE_PAGE:
+                _move_by_folio(pid, low, high, blind, flags, move_pages)
+            elif blind is not None:
+                addresses = range(low, high, page_size)
+                move_pages(pid, addresses, [blind] * len(addresses), flags)
             else:
+                addresses = range(low, high, page_size)
                 where = move_pages(pid, addresses, None, 0)
                 chosen, wanted = [], []
                 for address, node in zip(addresses, where, strict=True):
                     if node in placement:
                         chosen.append(address)
                         wanted.append(placement[node])
-            if chosen:
-                move_pages(pid, chosen, wanted, flags)
-            pacer.record(len(addresses), region.page_size, clock() - chunk_started)
+                if chosen:
+                    move_pages(pid, chosen, wanted, flags)
+            pages = (high - low) // page_size
+            pacer.record(pages, page_size, clock() - chunk_started, full=high < end or None)
     return False
+
+
+def _move_by_folio(
+    pid: int, low: int, high: int, target: int, flags: int, move_pages: MovePages
+) -> None:
+    """Send every page of [low, high) to `target`, a huge page by two of its addresses."""
+    huge = folio_span(BASE_PAGE)
+    first = -(-low // huge) * huge  # the huge-page ranges wholly inside [low, high)
+    heads = range(first, high - huge + 1, huge)
+    if not heads:
+        move_pages(pid, range(low, high, BASE_PAGE), [target] * ((high - low) // BASE_PAGE), flags)
+        return
+    edges = [*range(low, first, BASE_PAGE), *range(heads[-1] + huge, high, BASE_PAGE)]
+    pairs = [address for head in heads for address in (head, head + huge - BASE_PAGE)]
+    sent = edges + pairs
+    status = move_pages(pid, sent, [target] * len(sent), flags)
+    whole = _whole_folios(pid, heads, status[len(edges) :], target, move_pages)
+    rest = [
+        address
+        for head, is_whole in zip(heads, whole, strict=True)
+        if not is_whole
+        for address in range(head + BASE_PAGE, head + huge - BASE_PAGE, BASE_PAGE)
+    ]
+    if rest:
+        move_pages(pid, rest, [target] * len(rest), flags)
+
+
+def _whole_folios(
+    pid: int, heads: range, pair_status: Sequence[int], target: int, move_pages: MovePages
+) -> list[bool]:
+    """For each huge-page range sent as (first, last) page: did one folio, moved whole,
+    hold all of it?
+
+    The kernel queues the first page's folio, then meets the last page: in the same
+    folio it cannot take it again (-EBUSY); a page of its own it queues or finds on the
+    target. Folios are naturally aligned, so one holding both ends holds the range. A
+    last page busy for another reason (pinned, being migrated by someone else) would
+    look the same: the middle page, asked after the move, tells them apart."""
+    maybe = [pair_status[2 * i + 1] == -errno.EBUSY for i in range(len(heads))]
+    middles = [head + folio_span(BASE_PAGE) // 2 for head, m in zip(heads, maybe, strict=True) if m]
+    if not middles:
+        return maybe
+    where = iter(move_pages(pid, middles, None, 0))
+    # A middle page on the target moved with its folio; anywhere else (still on a source,
+    # absent) the range gets every address.
+    return [m and next(where) == target for m in maybe]
 
 
 def _single_target_suffices(

@@ -1,14 +1,17 @@
 """A process holding memory of a chosen kind on chosen NUMA nodes, for tests and demos.
 
-It maps memory (private/shared anonymous, a shared file, THP, hugetlb), optionally binds
+It maps memory (private/shared anonymous, base pages only (THP refused), a shared file,
+THP, hugetlb), optionally binds
 the allocation to one node (set_mempolicy MPOL_BIND) and pins itself to one CPU, fills the
 memory with a deterministic pattern (every 4 KiB page carries its own index, so a page that
 lands in the wrong place after a migration changes the checksum), prints ONE JSON line
 
     {"pid": ..., "kind": ..., "bytes": ..., "checksum": "<sha256>", "start": <address>, ...}
 
-and then answers each stdin line "checksum" with {"checksum": ...} re-hashed from memory.
-It exits on EOF or SIGTERM.
+and then answers each stdin line "checksum" with {"checksum": ...} re-hashed from memory,
+"thp" with how much of it is THP, and "split" by dropping one page of every fourth huge
+page (MADV_DONTNEED: its huge page is then mapped page by page) with the new checksum and
+the addresses dropped. It exits on EOF or SIGTERM.
 
     python tests/tooling/workload.py --kind private --size-mib 64 --node 0
 
@@ -40,7 +43,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
 
-KINDS = ("private", "shared", "file", "thp", "hugetlb")
+KINDS = ("private", "base", "shared", "file", "thp", "hugetlb")
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 HUGE_2M = 2 * 1024 * 1024
@@ -56,6 +59,8 @@ PROT_NONE = 0x0
 PROT_READ = 0x1
 PROT_WRITE = 0x2
 MADV_HUGEPAGE = 14
+MADV_NOHUGEPAGE = 15
+MADV_DONTNEED = 4
 
 # set_mempolicy(2) syscall numbers, per architecture (the kernel's syscall tables). Its own
 # table, not numatui's: this child runs with `python -S` (no site-packages, so no cffi) and,
@@ -161,6 +166,11 @@ def map_memory(kind: str, size: int, node: int | None, file_dir: str | None) -> 
     slot = _guarded_slot(size)
     if kind == "private":
         return _mmap(size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=slot), ""
+    if kind == "base":
+        start = _mmap(size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, addr=slot)
+        if _libc.madvise(start, size, MADV_NOHUGEPAGE) != 0:
+            raise _os_error("madvise(MADV_NOHUGEPAGE)")
+        return start, ""
     if kind == "shared":
         return _mmap(size, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, addr=slot), ""
     if kind == "file":
@@ -284,6 +294,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _emit({"checksum": checksum(memory)})
             elif command == "thp":
                 _emit({"anon_huge_bytes": anon_huge_bytes(start)})
+            elif command == "split":
+                dropped = [start + offset + 5 * PAGE_SIZE for offset in range(0, size, 4 * HUGE_2M)]
+                for address in dropped:
+                    if _libc.madvise(address, PAGE_SIZE, MADV_DONTNEED) != 0:
+                        raise _os_error("madvise(MADV_DONTNEED)")
+                _emit(
+                    {
+                        "checksum": checksum(memory),
+                        "dropped": dropped,
+                        "anon_huge_bytes": anon_huge_bytes(start),
+                    }
+                )
             elif command:
                 _emit({"error": f"unknown command {command!r}"})
         return 0

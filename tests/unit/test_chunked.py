@@ -3,6 +3,7 @@ proven in the guest: tests/kernel/guest/test_chunked_guest.py)."""
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Sequence
 
@@ -234,3 +235,178 @@ def test_pacing_refuses_nonsense() -> None:
     except ValueError:
         return
     raise AssertionError("a zero rate cap accepted")
+
+
+# ---------------------------------------------------------------- large folios
+
+HUGE = 512 * PAGE  # a PMD's span of 4 KiB pages
+
+
+class FolioKernel:
+    """move_pages(2) as do_pages_move in mm/migrate.c does it, over a model of folios.
+
+    Each address is looked up in order (counted: each takes the mmap lock). A page whose
+    folio is on the target answers the target; one whose folio was queued already in this
+    call, or is busy, answers -EBUSY; absent, -ENOENT; else its folio is queued. Any
+    answer but "queued" first migrates what is queued (so a later page of a folio that
+    has moved finds it on the target), as does the end of the call.
+    """
+
+    def __init__(self, folios: dict[int, tuple[int, int]], busy: set[int] = frozenset()) -> None:
+        # folio start address -> (pages, node); busy: folio starts that cannot be isolated
+        self.folios = dict(folios)
+        self.busy = set(busy)
+        self.lookups = 0
+        self.calls = 0
+
+    def folio_of(self, address: int) -> int | None:
+        for start, (pages, _) in self.folios.items():
+            if start <= address < start + pages * PAGE:
+                return start
+        return None
+
+    def __call__(
+        self, pid: int, addresses: Sequence[int], targets: Sequence[int] | None, flags: int
+    ) -> list[int]:
+        self.calls += 1
+        status: list[int] = []
+        if targets is None:
+            for address in addresses:
+                self.lookups += 1
+                folio = self.folio_of(address)
+                status.append(-errno.ENOENT if folio is None else self.folios[folio][1])
+            return status
+        queued: list[tuple[int, int]] = []  # (index, folio)
+
+        def flush(node: int) -> None:
+            for index, folio in queued:
+                pages, _ = self.folios[folio]
+                self.folios[folio] = (pages, node)
+                status[index] = node
+            queued.clear()
+
+        for index, (address, node) in enumerate(zip(addresses, targets, strict=True)):
+            self.lookups += 1
+            if queued and queued[0][1] is not None and targets[queued[0][0]] != node:
+                flush(targets[queued[0][0]])
+            folio = self.folio_of(address)
+            status.append(0)
+            if folio is None:
+                status[index] = -errno.ENOENT
+            elif self.folios[folio][1] == node:
+                status[index] = node
+            elif folio in self.busy or any(f == folio for _, f in queued):
+                status[index] = -errno.EBUSY
+            else:
+                queued.append((index, folio))
+                continue
+            flush(node)
+        if queued:
+            flush(targets[queued[0][0]])
+        return status
+
+
+def _walk_of(start: int, end: int) -> tuple[str, str]:
+    pages = (end - start) // PAGE
+    numa = f"{start:x} default anon={pages} dirty={pages} N0={pages} kernelpagesize_kB=4\n"
+    return numa, f"{start:x}-{end:x} rw-p 00000000 00:00 0\n"
+
+
+def _move_all(kernel: FolioKernel, start: int, end: int, pacing: Pacing | None = None) -> None:
+    numa, maps = _walk_of(start, end)
+    move_in_chunks(
+        42, plan_walk([(0, 1)], parse_numa_maps(numa), maps), flags=2,
+        move_pages=kernel, pacing=pacing,
+    )  # fmt: skip
+
+
+def test_a_huge_page_is_moved_by_two_of_its_addresses() -> None:
+    start = 0x7F0000000000
+    folios = {start + i * HUGE: (512, 0) for i in range(64)}  # 128 MiB of THP
+    kernel = FolioKernel(folios)
+    _move_all(kernel, start, start + 64 * HUGE, Pacing(stall_s=10.0))  # one chunk's worth
+    assert all(node == 1 for _, node in kernel.folios.values())
+    # First and last page of each, then its middle page asked: 3 lookups, not 512; but
+    # the pacer's first chunks, smaller than a huge page, go page by page (the first
+    # two huge pages at most).
+    assert kernel.lookups <= 3 * 64 + 2 * 512, kernel.lookups
+    assert kernel.lookups < 64 * 512 // 10
+
+
+def test_base_pages_and_small_folios_in_a_huge_range_get_every_address() -> None:
+    start = 0x7F0000000000
+    folios: dict[int, tuple[int, int]] = {}
+    for i in range(512):  # range 0: base pages
+        folios[start + i * PAGE] = (1, 0)
+    for i in range(0, 512, 16):  # range 1: 64 KiB folios
+        folios[start + HUGE + i * PAGE] = (16, 0)
+    folios[start + 2 * HUGE] = (512, 0)  # range 2: a THP
+    kernel = FolioKernel(folios)
+    _move_all(kernel, start, start + 3 * HUGE)
+    assert {node for _, node in kernel.folios.values()} == {1}
+
+
+def test_a_busy_last_page_is_not_taken_for_a_huge_page() -> None:
+    start = 0x7F0000000000
+    folios = {start + i * PAGE: (1, 0) for i in range(4 * 512)}
+    # In the fourth huge range: the pacer's first chunks (smaller than a huge page) go
+    # page by page, whole huge ranges come after them.
+    last = start + 4 * HUGE - PAGE
+    kernel = FolioKernel(folios, busy={last})
+    _move_all(kernel, start, start + 4 * HUGE, Pacing(stall_s=10.0))
+    # The last page answers -EBUSY as a THP's would; the middle page still on node 0
+    # gives it away, and every other page moves.
+    assert [a for a, (_, node) in kernel.folios.items() if node != 1] == [last]
+
+
+@st.composite
+def folio_layouts(draw: st.DrawFn) -> tuple[int, int, dict[int, tuple[int, int]], set[int]]:
+    """Naturally aligned folios of 1-512 pages (some absent, some busy, some on the target
+    already) over a mapping that may start and end anywhere."""
+    base = 0x7F0000000000
+    total = draw(st.integers(1, 8)) * 512
+    kinds = st.sampled_from(["source", "source", "source", "absent", "target", "busy"])
+    pieces = draw(st.lists(st.tuples(st.sampled_from([0, 2, 4, 9, 9]), kinds), max_size=40))
+    folios: dict[int, tuple[int, int]] = {}
+    busy: set[int] = set()
+    page = 0
+    for order, kind in pieces:
+        size = 1 << order
+        page = -(-page // size) * size  # naturally aligned: skip to the next boundary
+        if page + size > total:
+            break
+        if kind != "absent":
+            folios[base + page * PAGE] = (size, 1 if kind == "target" else 0)
+            if kind == "busy":
+                busy.add(base + page * PAGE)
+        page += size
+    low = draw(st.integers(0, total - 1))
+    high = draw(st.integers(low + 1, total))
+    # Folios partly outside [low, high) belong to other mappings: drop them.
+    kept = {
+        start: folio
+        for start, folio in folios.items()
+        if base + low * PAGE <= start and start + folio[0] * PAGE <= base + high * PAGE
+    }
+    return base + low * PAGE, base + high * PAGE, kept, busy & set(kept)
+
+
+@given(folio_layouts(), st.sampled_from([0.0005, 0.02, 0.2]))
+def test_every_folio_that_can_move_moves(
+    layout: tuple[int, int, dict[int, tuple[int, int]], set[int]], budget: float
+) -> None:
+    start, end, folios, busy = layout
+    kernel = FolioKernel(folios, busy)
+    clock = [0.0]
+
+    def timed(pid: int, a: Sequence[int], t: Sequence[int] | None, f: int) -> list[int]:
+        clock[0] += len(a) * 1e-5
+        return kernel(pid, a, t, f)
+
+    numa, maps = _walk_of(start, end)
+    move_in_chunks(
+        42, plan_walk([(0, 1)], parse_numa_maps(numa), maps), flags=2, move_pages=timed,
+        pacing=Pacing(stall_s=budget), clock=lambda: clock[0],
+    )  # fmt: skip
+    stayed = {a for a, (_, node) in kernel.folios.items() if node != 1}
+    assert stayed == busy

@@ -151,7 +151,7 @@ def node_free(node: int) -> int:
 
 @pytest.mark.two_nodes
 @pytest.mark.parametrize("chunked", [False, True], ids=["migrate_pages", "stoppable"])
-@pytest.mark.parametrize("kind", ["private", "shared", "thp", "hugetlb"])
+@pytest.mark.parametrize("kind", ["private", "base", "shared", "thp", "hugetlb"])
 def test_each_kind_moves_from_node_0_to_1(
     kind: str,
     chunked: bool,
