@@ -54,13 +54,11 @@ from numatui.model import (
 )
 from numatui.rules import group_verdict
 from numatui.source import Privileges, ProgressCallback
+from tests.tooling.privileges import ROOT
 
 GiB = 1024**3
 MiB = 1024**2
 PAGE = 4096
-
-ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
-USER = Privileges(uid=1000, is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
 
 
 def _distances(ids: Sequence[int], memory_only: set[int]) -> dict[int, dict[int, int]]:

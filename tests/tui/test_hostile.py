@@ -30,9 +30,10 @@ from numatui.screens.detail import COMMAND_SHOWN, ProcessDetailScreen
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.processes import ProcessesScreen
 from tests.hostile import CASES, HostileProcess, hostile_processes, terminal_hazards
+from tests.tooling.privileges import USER
 
 from .conftest import open_dialog, quiet_app, settle, wait_until
-from .fakes import PAGE, USER, FakeSource, MigrationScript
+from .fakes import PAGE, FakeSource, MigrationScript
 
 FOUR_NODES_SYS = Path(__file__).resolve().parents[1] / "fixtures" / "four_nodes" / "sys"
 SIZE = (220, 60)

@@ -10,9 +10,10 @@ from textual.widgets import DataTable, SelectionList, Static
 from numatui.screens.migration import MigrationScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
+from tests.tooling.privileges import USER
 
 from .conftest import open_dialog, quiet_app, settle
-from .fakes import USER, RecordedSource
+from .fakes import RecordedSource
 
 
 def text_of(screen: object, selector: str) -> str:

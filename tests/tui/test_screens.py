@@ -21,11 +21,10 @@ from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import Privileges
 from numatui.units import human_count_rate
+from tests.tooling.privileges import ROOT, USER
 
 from .conftest import open_dialog, settle, settled_app, wait_until
 from .fakes import (
-    ROOT,
-    USER,
     FakeSource,
     MigrationScript,
     four_nodes,

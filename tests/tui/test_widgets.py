@@ -17,10 +17,9 @@ from numatui.screens.common import (
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import BLOCKS, spark
 from numatui.widgets.node_bars import bar
+from tests.tooling.privileges import ROOT, USER
 
 from .fakes import (
-    ROOT,
-    USER,
     GiB,
     MiB,
     four_nodes,

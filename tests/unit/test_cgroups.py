@@ -40,11 +40,11 @@ from numatui.model import (
     MigrationOutcome,
     MigrationPlan,
     MigrationResult,
-    Privileges,
     ProcessMemory,
     ProcessScan,
     frozen_map,
 )
+from tests.tooling.privileges import ROOT, USER
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MIB = 1 << 20
@@ -52,8 +52,6 @@ DOCKER_ID = "3f2a9c1b4e5d" + "a" * 52
 CRIO_ID = "b" * 64
 UID = "5d3b1a2c-1111-2222-3333-444455556666"
 V2 = CgroupSupport(unified=True, memory=True)
-ROOT_PRIV = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
-USER_PRIV = Privileges(uid=1000, is_root=False, cap_sys_nice=False, cap_sys_ptrace=False)
 
 # ---------------------------------------------------------------- /proc/PID/cgroup
 
@@ -334,26 +332,26 @@ def _moved(pid: int, outcome: MigrationOutcome, moved: int) -> GroupMember:
 def test_group_verdict() -> None:
     ok = _moved(1, MigrationOutcome.ALL_MOVED, MIB)
     stat_after = {"file": frozen_map({0: 3 * MIB}), "shmem": frozen_map({0: MIB})}
-    outcome, why = rules.group_verdict((ok,), frozenset({0}), None, {}, stat_after, "", ROOT_PRIV)
+    outcome, why = rules.group_verdict((ok,), frozenset({0}), None, {}, stat_after, "", ROOT)
     assert outcome is MigrationOutcome.ALL_MOVED
     assert any("2.0 MiB of page cache stays on node 0" in w for w in why)
     assert any("outside the group moved too" in w for w in why)
     exited = GroupMember(2, "p2", MemberStatus.EXITED, message="exited before its turn")
     outcome, why = rules.group_verdict(
-        (ok, exited), frozenset({0}), None, None, None, "cgroup v1", USER_PRIV
+        (ok, exited), frozenset({0}), None, None, None, "cgroup v1", USER
     )
     assert outcome is MigrationOutcome.ALL_MOVED and any("exited" in w for w in why)
     assert any("not available (cgroup v1)" in w for w in why)
     assert any("without CAP_SYS_NICE" in w for w in why)
     refused = GroupMember(3, "p3", MemberStatus.REFUSED, message="no", code="other_user")
-    outcome, _ = rules.group_verdict((ok, refused), frozenset({0}), None, None, None, "", USER_PRIV)
+    outcome, _ = rules.group_verdict((ok, refused), frozenset({0}), None, None, None, "", USER)
     assert outcome is MigrationOutcome.PARTLY_MOVED
-    outcome, _ = rules.group_verdict((refused,), frozenset({0}), None, None, None, "", USER_PRIV)
+    outcome, _ = rules.group_verdict((refused,), frozenset({0}), None, None, None, "", USER)
     assert outcome is MigrationOutcome.FAILED
     removed = MigrationError("ENOENT", "the cgroup was removed during the move")
-    outcome, why = rules.group_verdict((ok,), frozenset({0}), removed, None, None, "", ROOT_PRIV)
+    outcome, why = rules.group_verdict((ok,), frozenset({0}), removed, None, None, "", ROOT)
     assert outcome is MigrationOutcome.PARTLY_MOVED and removed.message in why
-    outcome, why = rules.group_verdict((), frozenset({0}), None, None, None, "", ROOT_PRIV)
+    outcome, why = rules.group_verdict((), frozenset({0}), None, None, None, "", ROOT)
     assert outcome is MigrationOutcome.NOTHING_TO_MOVE and why[0] == "the group has no processes"
 
 

@@ -20,7 +20,7 @@ from numatui.kernel.chunked import (
 )
 from numatui.kernel.numa_maps import parse_numa_maps
 from numatui.model import MigrationOutcome, MigrationPlan, Pacing
-from numatui.source import Privileges
+from tests.tooling.privileges import ROOT
 
 PAGE = 4096
 MAPS = """\
@@ -129,17 +129,16 @@ def test_a_stopped_migration_is_judged_from_the_counts() -> None:
     from numatui.kernel.migration import Observation, decide_outcome
 
     plan = MigrationPlan(42, frozenset({0}), frozenset({1}), ((0, 1),), (64 << 20,))
-    root = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
     half = Observation({0: 64 << 20}, {0: 32 << 20, 1: 32 << 20}, None, cancelled=True)
-    outcome, error, why = decide_outcome(plan, half, root)
+    outcome, error, why = decide_outcome(plan, half, ROOT)
     assert outcome is MigrationOutcome.PARTLY_MOVED and error is not None
     assert "stopped by the user after 32.0 MiB of 64.0 MiB" in why[0]
     none = Observation({0: 64 << 20}, {0: 64 << 20}, None, cancelled=True)
-    outcome, _, why = decide_outcome(plan, none, root)
+    outcome, _, why = decide_outcome(plan, none, ROOT)
     assert outcome is MigrationOutcome.FAILED and "nothing was changed" in why[0]
     # Stopped after the last chunk: everything moved, and that is what it says.
     late = Observation({0: 64 << 20}, {1: 64 << 20}, None, cancelled=True)
-    assert decide_outcome(plan, late, root)[0] is MigrationOutcome.ALL_MOVED
+    assert decide_outcome(plan, late, ROOT)[0] is MigrationOutcome.ALL_MOVED
 
 
 def test_walk_counts_only_mappings_with_pages_on_a_source() -> None:
