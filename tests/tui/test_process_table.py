@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.pilot import Pilot
 
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
@@ -277,3 +279,65 @@ async def test_cells_in_the_line_style_run_together_and_tones_keep_their_colour(
         assert parts[1].style is not None and parts[1].style.color is not None
         assert parts[1].style.color.triplet == (255, 0, 0)
         assert parts[0].style is not None and parts[0].style.color != parts[1].style.color
+
+
+async def test_lines_are_those_textuals_styles_pass_would_draw() -> None:
+    """`render_lines` skips Textual's styles pass for the table's plain box: the same
+    Strips must come out, focused or not, in any theme, in ANSI colours, for any crop,
+    and a box that is not plain (padding, a border) goes through Textual's pass."""
+    from textual.scroll_view import ScrollView
+
+    app = TonedTableApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        table = app.query_one(ProcessTable)
+        table.set_rows(
+            [
+                *rows(list(range(1, 30))),
+                TableRow(99, (TableCell("99", "misplaced"), TableCell("名前"))),
+            ]
+        )
+        await pilot.pause()
+        width, height = table.region.size
+        crops = [Region(0, 0, width, height), Region(3, 2, 10, 3), Region(0, height - 1, width, 1)]
+
+        def same() -> None:
+            for crop in crops:
+                ours = table.render_lines(crop)
+                table._styles_cache.clear()
+                assert ours == ScrollView.render_lines(table, crop), (crop, app.theme)
+
+        same()
+        table.blur()
+        await pilot.pause()
+        same()
+        for theme in ("textual-light", "nord"):
+            app.theme = theme
+            await pilot.pause()
+            same()
+        app.ansi_color = True
+        await pilot.pause()
+        same()
+        table.styles.padding = (0, 1)
+        await pilot.pause()
+        crop = Region(0, 0, *table.region.size)
+        assert table.render_lines(crop) == ScrollView.render_lines(table, crop)
+        assert table.render_lines(crop)[1].text.startswith(" ")  # the padding is drawn
+
+
+async def test_the_apps_line_filters_apply_to_the_tables_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from textual.scroll_view import ScrollView
+
+    monkeypatch.setenv("NO_COLOR", "1")  # the app then adds a filter that drops colour
+    app = TonedTableApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        table = app.query_one(ProcessTable)
+        toned = TableRow(9, (TableCell("9", "misplaced"), TableCell("proc-9")))
+        table.set_rows([*rows([8]), toned])  # the toned row off the cursor
+        await pilot.pause()
+        crop = Region(0, 0, *table.region.size)
+        ours = table.render_lines(crop)
+        assert ours == ScrollView.render_lines(table, crop)
+        colours = {seg.style.color for strip in ours for seg in strip if seg.style}
+        assert not any(c is not None and c.triplet == (255, 0, 0) for c in colours), colours
