@@ -86,7 +86,7 @@ class FilteredTableScreen(NumatuiScreen[None]):
         ids: list[int | None] = [None, *self._node_ids]
         index = ids.index(self.node_limit) if self.node_limit in ids else 0
         self.node_limit = ids[(index + 1) % len(ids)]
-        self._refilter()
+        self._refilter_to_a_match()
 
     def action_filter(self) -> None:
         self.query_one(f"#{self.FILTER_BAR_ID}").display = True
@@ -106,7 +106,16 @@ class FilteredTableScreen(NumatuiScreen[None]):
     def _filter_changed(self, event: Input.Changed) -> None:
         if event.input.id == self.FILTER_ID:
             self.filter_text = event.value
-            self._refilter()
+            self._refilter_to_a_match()
+
+    def _refilter_to_a_match(self) -> None:
+        """`_refilter` for a new filter: when it hides the row under the cursor, the cursor
+        goes to the first row shown, the best match, not to whichever row now sits at its
+        height (which is right when a process exits, not when the user narrows the list)."""
+        kept = self.table.cursor_key
+        self._refilter()
+        if kept is not None and not self.table.has_row(kept):
+            self.table.move_cursor(0)
 
     @on(Input.Submitted)
     def _filter_submitted(self, event: Input.Submitted) -> None:

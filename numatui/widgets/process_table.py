@@ -153,6 +153,9 @@ class ProcessTable(ScrollView, can_focus=True):
     def get_row_index(self, key: int) -> int:
         return self._index[key]
 
+    def has_row(self, key: int) -> bool:
+        return key in self._index
+
     def get_column(self, key: str) -> list[str]:
         """The texts of one column, top to bottom."""
         position = [c.key for c in self._columns].index(key)

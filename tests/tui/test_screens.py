@@ -616,3 +616,28 @@ async def test_blocked_migration_does_not_stop_other_screens() -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         gate.set()
+
+
+async def test_a_filter_that_hides_the_cursors_row_puts_the_cursor_on_the_first_match() -> None:
+    """The cursor on a process the filter hides: it goes to the first row shown (the best
+    match), not to whichever row now sits at its old height. Seen in the guest's e2e test:
+    `m` then opened the dialog for a short-lived tmux client the filter also matched."""
+    source = FakeSource()
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
+        await pilot.press("slash", *"postgres")
+        await pilot.pause()
+        matches = pids(screen)
+        assert len(matches) >= 2
+        await pilot.press("enter", "escape")  # the whole list again, the cursor kept
+        others = [pid for pid in pids(screen) if pid not in matches]
+        screen.table.move_cursor(screen.table.get_row_index(others[3]))  # not a match, row > 0
+        await pilot.press("slash", *"postgres")
+        await pilot.pause()
+        assert screen.table.cursor_key == pids(screen)[0] == matches[0]
+        # A filter that keeps the cursor's row keeps the cursor on it.
+        await pilot.press("enter", "down")
+        kept = screen.table.cursor_key
+        await pilot.press("slash", "backspace")
+        await pilot.pause()
+        assert screen.table.cursor_key == kept

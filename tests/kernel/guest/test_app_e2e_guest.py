@@ -314,19 +314,27 @@ def test_migrate_a_misplaced_process_from_the_app(
     assert row is not None and "2 nodes" in screen, screen
     assert re.search(r"!\s*\d+%", row), f"pid {pid} is not marked misplaced: {row!r}"
 
-    # `/` filters by pid; Enter puts the cursor on the only row; Escape clears the filter
-    # and the cursor stays on that process among all the others.
+    # `/` filters by pid; Enter returns to the table, Home puts the cursor on the first row
+    # (the workload); Escape clears the filter and the cursor stays on that process among
+    # all the others.
     app.keys("/")
     app.wait_for("filter bar", lambda s: "filter:" in s, STEP_TIMEOUT_S)
     app.type_text(str(pid))
     # The filter finds the pid's digits in command lines too (the tmux session's command holds
-    # temporary paths): the workload, the largest process, must be the first row listed.
+    # temporary paths): the workload, the largest process, must be the first row listed. The
+    # cursor goes there when the filter hides the row it was on; Home, in case the filter
+    # kept that row (another match).
     app.wait_for("filtered", lambda s: filtered_to(s, pid), 30)
     app.keys("Enter")
+    app.keys("Home")
     app.keys("Escape")
     # All processes again but the kernel threads (hidden by default: "57 of 93 processes").
     app.wait_for("filter cleared", lambda s: (all_listed(s) or 0) > 1, 30)
     app.keys("m")
+    dialog = app.wait_for(
+        "dialog", lambda s: re.search(r"Migrate .* \(\d+\)", s) is not None, STEP_TIMEOUT_S
+    )
+    assert f"({pid})" in dialog, f"the dialog is not for the workload {pid}:\n{dialog}"
     preview = app.wait_for("plan preview", lambda s: "The kernel will move" in s, STEP_TIMEOUT_S)
     # Node 0 holds the 64 MiB region plus what the interpreter allocated after binding.
     pair = re.search(r"node 0 → node 1\s+([\d.]+) MiB", preview)
