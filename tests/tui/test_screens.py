@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from textual.command import CommandPalette
 from textual.coordinate import Coordinate
+from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 
 from numatui.messages import PlanPreviewed, PlanRefused
@@ -47,6 +48,13 @@ def table_column(table: DataTable[object], key: str) -> list[str]:
 
 def pids(screen: ProcessesScreen) -> list[int]:
     return [int(p) for p in table_column(screen.table, "pid")]
+
+
+async def filtered(pilot: Pilot[object], screen: ProcessesScreen, text: str) -> list[int]:
+    """Type `/` and `text`: the pids the filtered table shows."""
+    await pilot.press("slash", *text)
+    await pilot.pause()
+    return pids(screen)
 
 
 def processes_screen(app: object) -> ProcessesScreen:
@@ -109,9 +117,7 @@ async def test_filter_by_name_user_pid_and_escape_clears() -> None:
     source = FakeSource()
     async with settled_app(source) as (app, pilot):
         screen = processes_screen(app)
-        await pilot.press("slash", *"postgres")
-        await pilot.pause()
-        shown = pids(screen)
+        shown = await filtered(pilot, screen, "postgres")
         assert shown and len(shown) < len(source.processes)
         for pid in shown:
             p = source.processes[pid]
@@ -120,9 +126,7 @@ async def test_filter_by_name_user_pid_and_escape_clears() -> None:
         assert screen.table.has_focus
         await pilot.press("escape")
         assert screen.table.row_count == listed(source)
-        await pilot.press("slash", *"211")
-        await pilot.pause()
-        assert pids(screen) == [211]
+        assert await filtered(pilot, screen, "211") == [211]
 
 
 async def test_a_key_typed_right_behind_enter_in_the_filter_acts_on_the_table() -> None:
@@ -133,9 +137,7 @@ async def test_a_key_typed_right_behind_enter_in_the_filter_acts_on_the_table() 
     source = FakeSource()
     async with settled_app(source) as (app, pilot):
         screen = processes_screen(app)
-        await pilot.press("slash", *"211")
-        await pilot.pause()
-        assert pids(screen) == [211]
+        assert await filtered(pilot, screen, "211") == [211]
         app.post_message(events.Key("enter", "\r"))
         app.post_message(events.Key("m", "m"))
         assert await wait_until(lambda: isinstance(app.screen, MigrateDialog)), app.screen
@@ -625,16 +627,13 @@ async def test_a_filter_that_hides_the_cursors_row_puts_the_cursor_on_the_first_
     source = FakeSource()
     async with settled_app(source) as (app, pilot):
         screen = processes_screen(app)
-        await pilot.press("slash", *"postgres")
-        await pilot.pause()
-        matches = pids(screen)
+        matches = await filtered(pilot, screen, "postgres")
         assert len(matches) >= 2
         await pilot.press("enter", "escape")  # the whole list again, the cursor kept
         others = [pid for pid in pids(screen) if pid not in matches]
         screen.table.move_cursor(screen.table.get_row_index(others[3]))  # not a match, row > 0
-        await pilot.press("slash", *"postgres")
-        await pilot.pause()
-        assert screen.table.cursor_key == pids(screen)[0] == matches[0]
+        shown = await filtered(pilot, screen, "postgres")
+        assert screen.table.cursor_key == shown[0] == matches[0]
         # A filter that keeps the cursor's row keeps the cursor on it.
         await pilot.press("enter", "down")
         kept = screen.table.cursor_key
