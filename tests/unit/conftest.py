@@ -13,7 +13,7 @@ import pytest
 from numatui.kernel.migration import MigrationJob
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationPlan
+from numatui.model import MigrationPlan, Privileges
 from tests.tooling.privileges import ROOT
 
 FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"
@@ -80,13 +80,18 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 @pytest.fixture
 def job_on_sleeper(sleeper: subprocess.Popen[bytes]) -> Callable[..., MigrationJob]:
-    """`make(**job_options)` -> a MigrationJob moving the sleeper from node 0 to node 1 as
-    root, on the recorded four-node machine; options (`migrate`, `scanner`, ...) go to the job.
+    """`make(stoppable=False, privileges=ROOT, **job_options)` -> a MigrationJob moving the
+    sleeper from node 0 to node 1 on the recorded four-node machine: a stoppable plan (in
+    chunks) or not, with those privileges; options (`migrate`, `move_pages`, `scanner`,
+    ...) go to the job.
 
-    Its reads of the process are real; the kernel call is whatever `migrate` the test gives.
+    Its reads of the process are real; the kernel call is whatever `migrate` or
+    `move_pages` the test gives.
     """
 
-    def make(**options: Any) -> MigrationJob:
+    def make(
+        *, stoppable: bool = False, privileges: Privileges = ROOT, **options: Any
+    ) -> MigrationJob:
         process = ProcessScanner().read_process(sleeper.pid)
         plan = MigrationPlan(
             sleeper.pid,
@@ -94,11 +99,12 @@ def job_on_sleeper(sleeper: subprocess.Popen[bytes]) -> Callable[..., MigrationJ
             frozenset({1}),
             ((0, 1),),
             process_start_time=process.start_time,
+            stoppable=stoppable,
         )
         options.setdefault("scanner", ProcessScanner())
         return MigrationJob(
             plan,
-            privileges=ROOT,
+            privileges=privileges,
             topology_reader=TopologyReader(sys_root=FOUR_NODES_SYS),
             **options,
         )

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,21 +135,9 @@ def test_the_privileges_given_to_the_source_reach_the_job(
     ids=["cap_sys_nice", "without"],
 )
 def test_the_job_moves_shared_pages_only_with_the_privileges_it_was_handed(
-    privileges: Privileges, flags: int, sleepers: list[subprocess.Popen[bytes]]
+    privileges: Privileges, flags: int, job_on_sleeper: Callable[..., MigrationJob]
 ) -> None:
     """The stoppable path's move_pages flags come from the privileges handed in."""
-    child = _sleeper()
-    sleepers.append(child)
-    scanner = ProcessScanner()
-    process = scanner.read_process(child.pid)
-    plan = MigrationPlan(
-        child.pid,
-        frozenset({0}),
-        frozenset({1}),
-        ((0, 1),),
-        process_start_time=process.start_time,
-        stoppable=True,
-    )
     calls: list[int] = []
 
     def move_pages(pid: int, pages: Any, nodes: Any, flags: int) -> list[int]:
@@ -157,13 +145,8 @@ def test_the_job_moves_shared_pages_only_with_the_privileges_it_was_handed(
             calls.append(flags)
         return [0] * len(pages)
 
-    job = MigrationJob(
-        plan,
-        scanner=scanner,
-        privileges=privileges,
-        topology_reader=TopologyReader(sys_root=FOUR_NODES_SYS),
-        move_pages=move_pages,
-        sample_interval_s=0.01,
+    job = job_on_sleeper(
+        stoppable=True, privileges=privileges, move_pages=move_pages, sample_interval_s=0.01
     )
     assert job.move_flags == flags
     job.run()
