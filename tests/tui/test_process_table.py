@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
@@ -307,6 +309,8 @@ async def test_lines_are_those_textuals_styles_pass_would_draw() -> None:
                 assert ours == ScrollView.render_lines(table, crop), (crop, app.theme)
 
         same()
+        with mock.patch.object(ScrollView, "render_lines", side_effect=AssertionError("pass")):
+            table.render_lines(crops[0])  # the plain box never takes Textual's pass
         table.blur()
         await pilot.pause()
         same()
