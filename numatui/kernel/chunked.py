@@ -40,7 +40,7 @@ import errno
 import mmap
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,24 +173,21 @@ def folio_span(page_size: int) -> int:
     return page_size * (page_size // 8)
 
 
-def _spans(start: int, end: int, page_size: int, pacer: ChunkPacer) -> Iterator[tuple[int, int]]:
-    """Chunks of [start, end), as (from, to), each of about the pacer's size.
+def _next_stop(address: int, end: int, page_size: int, pacer: ChunkPacer) -> int:
+    """Where the chunk from `address` ends: about the pacer's size on.
 
     A chunk of at least a huge page's size ends on a huge-page boundary, so the huge
-    pages inside it are whole (see `_whole_folios`): a huge page split between two
-    chunks would be looked up page by page in both."""
+    pages inside it are whole (see `_move_by_folio`): a huge page split between two
+    chunks would be looked up page by page in the second."""
     huge = folio_span(page_size)
-    address = start
-    while address < end:
-        stop = min(end, address + pacer.pages * page_size)
-        if stop < end and stop - address >= huge:
-            # The nearest boundary, if it keeps the chunk within 15 % of the pacer's size:
-            # a chunk over the budget is a longer stall, one well under it slows the move.
-            nearest = (stop + huge // 2) // huge * huge
-            if abs(nearest - stop) <= 0.15 * (stop - address) and nearest > address:
-                stop = min(end, nearest)
-        yield address, stop
-        address = stop
+    stop = min(end, address + pacer.pages * page_size)
+    if stop < end and stop - address >= huge:
+        # The nearest boundary, if it keeps the chunk within 15 % of the pacer's size:
+        # a chunk over the budget is a longer stall, one well under it slows the move.
+        nearest = (stop + huge // 2) // huge * huge
+        if abs(nearest - stop) <= 0.15 * (stop - address) and nearest > address:
+            stop = min(end, nearest)
+    return stop
 
 
 def move_in_chunks(
@@ -224,7 +221,9 @@ def move_in_chunks(
     for region, end in walk.regions:
         blind = _single_target_suffices(region, sources, targets)
         page_size = region.page_size
-        for low, high in _spans(region.start, end, page_size, pacer):
+        low = region.start
+        while low < end:
+            high = _next_stop(low, end, page_size, pacer)
             wait = pacer.pause()
             if wait > 0:
                 if cancel is not None:
@@ -235,7 +234,7 @@ def move_in_chunks(
                 return True
             chunk_started = clock()
             if blind is not None and page_size == BASE_PAGE:
-                _move_by_folio(pid, low, high, blind, flags, move_pages)
+                high = _move_by_folio(pid, low, high, end, blind, flags, move_pages)
             elif blind is not None:
                 addresses = range(low, high, page_size)
                 move_pages(pid, addresses, [blind] * len(addresses), flags)
@@ -251,32 +250,46 @@ def move_in_chunks(
                     move_pages(pid, chosen, wanted, flags)
             pages = (high - low) // page_size
             pacer.record(pages, page_size, clock() - chunk_started, full=high < end or None)
+            low = high
     return False
 
 
 def _move_by_folio(
-    pid: int, low: int, high: int, target: int, flags: int, move_pages: MovePages
-) -> None:
-    """Send every page of [low, high) to `target`, a huge page by two of its addresses."""
+    pid: int, low: int, high: int, end: int, target: int, flags: int, move_pages: MovePages
+) -> int:
+    """Send every page of [low, high) to `target`, a huge page that starts in it (and ends
+    by `end`, the mapping's end) by two of its addresses; returns where the chunk ended:
+    `high`, or the end of a huge page it moved whole that reaches past `high`.
+
+    A chunk smaller than a huge page (the pacer's, when the kernel is slow) still sends a
+    huge page starting in it whole: the kernel moves the folio whole from any address,
+    so smaller chunks would only look up pages already moved."""
     huge = folio_span(BASE_PAGE)
-    first = -(-low // huge) * huge  # the huge-page ranges wholly inside [low, high)
-    heads = range(first, high - huge + 1, huge)
-    if not heads:
-        move_pages(pid, range(low, high, BASE_PAGE), [target] * ((high - low) // BASE_PAGE), flags)
-        return
-    edges = [*range(low, first, BASE_PAGE), *range(heads[-1] + huge, high, BASE_PAGE)]
+    first = -(-low // huge) * huge
+    heads = range(first, min(high, end - huge + 1), huge)
+    singles: list[int] = []  # addresses in no such huge page: sent one by one
+    position = low
+    for head in heads:
+        singles.extend(range(position, head, BASE_PAGE))
+        position = head + huge
+    singles.extend(range(position, high, BASE_PAGE))
     pairs = [address for head in heads for address in (head, head + huge - BASE_PAGE)]
-    sent = edges + pairs
+    sent = singles + pairs
     status = move_pages(pid, sent, [target] * len(sent), flags)
-    whole = _whole_folios(pid, heads, status[len(edges) :], target, move_pages)
+    if not heads:
+        return high
+    whole = _whole_folios(pid, heads, status[len(singles) :], target, move_pages)
+    # The rest of a huge page not moved whole, within the chunk (its last page went already).
     rest = [
         address
         for head, is_whole in zip(heads, whole, strict=True)
         if not is_whole
-        for address in range(head + BASE_PAGE, head + huge - BASE_PAGE, BASE_PAGE)
+        for address in range(head + BASE_PAGE, min(head + huge - BASE_PAGE, high), BASE_PAGE)
     ]
     if rest:
         move_pages(pid, rest, [target] * len(rest), flags)
+    last = heads[-1] + huge
+    return last if whole[-1] and last > high else high
 
 
 def _whole_folios(

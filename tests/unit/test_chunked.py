@@ -325,11 +325,31 @@ def test_a_huge_page_is_moved_by_two_of_its_addresses() -> None:
     kernel = FolioKernel(folios)
     _move_all(kernel, start, start + 64 * HUGE, Pacing(stall_s=10.0))  # one chunk's worth
     assert all(node == 1 for _, node in kernel.folios.values())
-    # First and last page of each, then its middle page asked: 3 lookups, not 512; but
-    # the pacer's first chunks, smaller than a huge page, go page by page (the first
-    # two huge pages at most).
-    assert kernel.lookups <= 3 * 64 + 2 * 512, kernel.lookups
-    assert kernel.lookups < 64 * 512 // 10
+    # First and last page of each, then its middle page asked: 3 lookups, not 512, from
+    # the first chunk on (the pacer's first chunks are smaller than a huge page).
+    assert kernel.lookups == 3 * 64, kernel.lookups
+
+
+def test_chunks_smaller_than_a_huge_page_still_move_it_by_two_addresses() -> None:
+    """A slow kernel makes the pacer's chunks smaller than a huge page; the folio moves
+    whole anyway, so the chunk reaches to its end instead of looking up moved pages."""
+    start = 0x7F0000000000
+    kernel = FolioKernel({start + i * HUGE: (512, 0) for i in range(8)})
+    clock = [0.0]
+
+    def slow(pid: int, a: Sequence[int], t: Sequence[int] | None, f: int) -> list[int]:
+        clock[0] += 0.05  # every call over the budget: the pacer keeps its smallest chunks
+        return kernel(pid, a, t, f)
+
+    numa, maps = _walk_of(start, start + 8 * HUGE)
+    chunks: list[int] = []
+    move_in_chunks(
+        42, plan_walk([(0, 1)], parse_numa_maps(numa), maps), flags=2, move_pages=slow,
+        pacing=Pacing(stall_s=0.02), clock=lambda: clock[0],
+        on_chunk=lambda pages, _s, _f: chunks.append(pages),
+    )  # fmt: skip
+    assert all(node == 1 for _, node in kernel.folios.values())
+    assert chunks == [512] * 8 and kernel.lookups == 3 * 8, (chunks, kernel.lookups)
 
 
 def test_base_pages_and_small_folios_in_a_huge_range_get_every_address() -> None:

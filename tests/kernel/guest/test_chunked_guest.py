@@ -7,6 +7,7 @@ intact and reports exactly what had moved, from the job, the source and the CLI.
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -208,7 +209,10 @@ def test_huge_pages_move_whole_from_two_addresses_each(workload: WorkloadFactory
     assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
     pages = page_nodes(work.pid, start, size)
     gone = [start + i * PAGE for i, node in enumerate(pages) if node != 1]
-    assert set(gone) == dropped, [(hex(a), pages[(a - start) // PAGE]) for a in gone[:8]]
+    # A dropped page reads back as the zero page (-EFAULT) or absent, unless khugepaged
+    # collapsed its huge page again meanwhile (then it is a page on node 1 like the rest).
+    assert set(gone) <= dropped, [(hex(a), pages[(a - start) // PAGE]) for a in gone[:8]]
+    assert all(pages[(a - start) // PAGE] in (-errno.EFAULT, -errno.ENOENT) for a in gone)
     assert work.checksum() == split["checksum"]
     assert_counts_agree(result, work.pid)
     # 16,384 pages: each huge page costs 2 addresses and 1 query, not 512 (the pacer's
