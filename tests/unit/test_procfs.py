@@ -24,6 +24,7 @@ from numatui.kernel import pid_files
 from numatui.kernel import scanner as scanner_module
 from numatui.kernel.nodemask import parse_kernel_list
 from numatui.kernel.numa_maps import (
+    _summarize_fast,
     classify,
     node_bytes_from_numa_maps,
     parse_numa_maps,
@@ -171,6 +172,9 @@ def test_summary_agrees_with_parser_on_kernel_text(lines: list[str], final_newli
     assert summarize_numa_maps(text.encode()) == expected
     assert summarize_numa_maps(text.encode(), nodes={0, 1, 2, 5, 12}) == expected
     assert node_bytes_from_numa_maps(text.encode()) == dict(maps.node_bytes)
+    # Both ways to find anonymous pages, whichever the line mix would pick.
+    for by_files in (True, False):
+        assert _summarize_fast(text.encode(), 4096, None, by_files) == expected
 
 
 @settings(max_examples=500, deadline=None)
@@ -265,6 +269,8 @@ def test_recorded_numa_maps_match_numastat(root: Path) -> None:
         for node, mb in expected.items():
             assert abs(got.get(node, 0) / 2**20 - mb) <= 0.011, (pid, node)
         assert summarize_numa_maps(text.encode()) == summary_of(maps)
+        for by_files in (True, False):
+            assert _summarize_fast(text.encode(), 4096, None, by_files) == summary_of(maps)
 
 
 @pytest.mark.parametrize("root", recorded_trees(), ids=lambda p: p.name)
