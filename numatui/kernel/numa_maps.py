@@ -331,8 +331,7 @@ def _summarize_fast(
             # A special line of a file at the base page size (private /dev/zero) was
             # summed by that pass too; its pages are counted from its region.
             if region.path is not None and region.page_size == base_page_size:
-                for n, p in region.node_pages.items():
-                    in_files[n] = in_files.get(n, 0) - p
+                _add(in_files, region.node_pages, -1)
         anon = {
             n: all_pages.get(n, 0) - special_pages.get(n, 0) - in_files.get(n, 0) for n in node_ids
         }
@@ -342,8 +341,7 @@ def _summarize_fast(
     for region in regions:
         # Base-page shared lines parsed one by one are counted from their region.
         if region.mapmax and region.page_size == base_page_size:
-            for n, p in region.node_pages.items():
-                shared[n] = shared.get(n, 0) - p
+            _add(shared, region.node_pages, -1)
 
     node_bytes: dict[int, int] = {}
     kinds: dict[MemoryKind, dict[int, int]] = {}

@@ -288,7 +288,6 @@ async def test_lines_are_those_textuals_styles_pass_would_draw() -> None:
     """`render_lines` skips Textual's styles pass for the table's plain box: the same
     Strips must come out, focused or not, in any theme, in ANSI colours, for any crop,
     and a box that is not plain (padding, a border) goes through Textual's pass."""
-
     app = TonedTableApp()
     async with app.run_test(size=(40, 8)) as pilot:
         table = app.query_one(ProcessTable)
@@ -331,7 +330,6 @@ async def test_lines_are_those_textuals_styles_pass_would_draw() -> None:
 async def test_the_apps_line_filters_apply_to_the_tables_lines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-
     monkeypatch.setenv("NO_COLOR", "1")  # the app then adds a filter that drops colour
     app = TonedTableApp()
     async with app.run_test(size=(40, 8)) as pilot:
