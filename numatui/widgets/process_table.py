@@ -20,8 +20,10 @@ from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
-from textual.style import Style as BoxStyle
+
+from numatui.widgets.plain_box import PlainScrollBar, plain_box_lines
 
 TONES = ("misplaced", "local", "zero")
 """Cell tones the .tcss colours (component classes `process-table--<tone>`)."""
@@ -357,41 +359,23 @@ class ProcessTable(ScrollView, can_focus=True):
         return strip
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """The lines of `crop`, straight from `render_line`, when the box is plain.
+        """The lines of `crop` straight from `render_line` when the box is plain: a line
+        of an unchanged row is then the Strip drawn and filtered before."""
+        lines = plain_box_lines(self, crop)
+        return super().render_lines(crop) if lines is None else lines
 
-        Textual's styles pass (borders, padding, outline, tint, opacity) has nothing to
-        add to this widget's plain box, yet it rebuilt every line of a frame as a new
-        Strip, so the app's line filters ran again for each (their cache is per Strip).
-        Here a line of an unchanged row is the Strip drawn before, filtered before.
-        Any other box goes through Textual's pass.
-        """
-        styles = self.styles
-        if (
-            any(styles.gutter)
-            or any(edge for edge, _ in styles.outline)
-            or styles.tint.a
-            or styles.text_opacity != 1.0
-            or self.opacity != 1.0
-            or (styles.has_rule("hatch") and styles.hatch != "none")
-        ):
-            return super().render_lines(crop)
-        base_background, background = self.background_colors
-        inner = BoxStyle(background=base_background + background).rich_style  # as Textual's
-        width, height = self.region.size
-        filters = self.get_line_filters()
-        strips: list[Strip] = []
-        for y in crop.line_range:
-            if y < height:
-                strip = self.render_line(y).adjust_cell_length(width, inner)
-            else:
-                strip = Strip.blank(width, inner)
-            for line_filter in filters:
-                strip = strip.apply_filter(line_filter, background)
-            strips.append(strip)
-        if crop.column_span != (0, width):
-            x1, x2 = crop.column_span
-            strips = [strip.crop(x1, x2) for strip in strips]
-        return strips
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        """Textual's own property (textual/widget.py, 8.x), with `PlainScrollBar`: a sort
+        redraws the scrollbar too."""
+        if self._vertical_scrollbar is None:
+            bar = PlainScrollBar(
+                vertical=True, name="vertical", thickness=self.scrollbar_size_vertical
+            )
+            bar.display = False
+            self._vertical_scrollbar = bar
+            self.app._start_widget(self, bar)
+        return self._vertical_scrollbar
 
     def _line_styles(self) -> _LineStyles:
         # Textual works `rich_style` out through every ancestor on each call: once per

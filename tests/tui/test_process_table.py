@@ -7,10 +7,12 @@ from unittest import mock
 import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
-from textual.geometry import Region
+from textual.geometry import Offset, Region
 from textual.pilot import Pilot
 from textual.scroll_view import ScrollView
+from textual.widget import Widget
 
+from numatui.widgets.plain_box import PlainScrollBar
 from numatui.widgets.process_table import ProcessTable, TableCell, TableColumn, TableRow
 
 COLUMNS = [TableColumn("pid", "PID", numeric=True), TableColumn("name", "NAME")]
@@ -342,3 +344,56 @@ async def test_the_apps_line_filters_apply_to_the_tables_lines(
         assert ours == ScrollView.render_lines(table, crop)
         colours = {seg.style.color for strip in ours for seg in strip if seg.style}
         assert not any(c is not None and c.triplet == (255, 0, 0) for c in colours), colours
+
+
+def assert_bar_draws_as_textual(bar: PlainScrollBar) -> int:
+    """The bar's lines against Textual's pass, for the whole bar and a crop of it."""
+    crops = [Region(0, 0, *bar.region.size), Region(0, 3, bar.region.width, 4)]
+    for crop in crops:
+        ours = bar.render_lines(crop)
+        bar._styles_cache.clear()
+        bar.refresh()  # Textual's own content is drawn again, not kept
+        assert ours == Widget.render_lines(bar, crop), (crop, bar.position)
+    return len(crops)
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+async def test_the_scrollbar_draws_the_lines_textual_would(
+    no_color: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's scrollbar draws its lines from the bar's segments, not through Rich and
+    Textual's styles pass: the same Strips must come out wherever the thumb is, hovered or
+    grabbed, in any theme, in ANSI colours and under NO_COLOR's filter."""
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ProcessTable)
+        table.set_rows(rows(list(range(1, 300))))
+        await pilot.pause()
+        bar = table.vertical_scrollbar
+        assert isinstance(bar, PlainScrollBar) and bar.display
+        compared = assert_bar_draws_as_textual(bar)
+        with mock.patch.object(Widget, "render_lines", side_effect=AssertionError("pass")):
+            bar.render_lines(Region(0, 0, *bar.region.size))  # never Textual's pass
+        positions = {bar.position}
+        for key in ("pagedown", "pagedown", "end", "up"):
+            await pilot.press(key)
+            positions.add(bar.position)
+            compared += assert_bar_draws_as_textual(bar)
+        assert len(positions) == 4  # the thumb was drawn at the top, twice lower, the end
+        bar.mouse_over = True
+        await pilot.pause()
+        compared += assert_bar_draws_as_textual(bar)
+        bar.grabbed = Offset(0, 2)
+        await pilot.pause()
+        compared += assert_bar_draws_as_textual(bar)
+        bar.grabbed = None
+        for theme in ("textual-light", "nord"):
+            app.theme = theme
+            await pilot.pause()
+            compared += assert_bar_draws_as_textual(bar)
+        app.ansi_color = True
+        await pilot.pause()
+        compared += assert_bar_draws_as_textual(bar)
+        assert compared == 20
