@@ -338,8 +338,11 @@ class ProcessTable(ScrollView, can_focus=True):
         super().notify_style_update()
 
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        x = round(self.scroll_x)
+        return self._render_line_at(y, round(self.scroll_x), self.scrollable_content_region.width)
+
+    def _render_line_at(self, y: int, x: int, width: int) -> Strip:
+        """Line `y` scrolled to `x`, `width` cells wide (worked out once for a frame: Textual
+        derives the content region anew on each call)."""
         if (x, width) != self._strips_for or len(self._strips) > 4 * max(50, self.size.height):
             self._strips.clear()
             self._strips_for = (x, width)
@@ -361,7 +364,8 @@ class ProcessTable(ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         """The lines of `crop` straight from `render_line` when the box is plain: a line
         of an unchanged row is then the Strip drawn and filtered before."""
-        lines = plain_box_lines(self, crop)
+        x, width = round(self.scroll_x), self.scrollable_content_region.width
+        lines = plain_box_lines(self, crop, lambda y: self._render_line_at(y, x, width))
         return super().render_lines(crop) if lines is None else lines
 
     @property
@@ -399,7 +403,7 @@ class ProcessTable(ScrollView, can_focus=True):
         if y == 0:
             style = styles.header
             texts = [self._label(c) for c in self._columns]
-            line = self._line(texts, [""] * len(texts), style, {})
+            line = self._line(texts, [""] * len(texts), style, {}, [cell_len(t) for t in texts])
         else:
             index = y - 1 + round(self.scroll_y)
             if index >= len(self._rows):
@@ -412,13 +416,18 @@ class ProcessTable(ScrollView, can_focus=True):
                 style = styles.even if index % 2 else base
                 tones = styles.tones
             line = self._line(
-                [c.text for c in row.cells], [c.tone for c in row.cells], style, tones
+                [c.text for c in row.cells], [c.tone for c in row.cells], style, tones, row.widths
             )
         # The row's background runs to the right edge, as the cursor bar should.
         return line.crop(x, x + width).adjust_cell_length(width, style)
 
     def _line(
-        self, texts: list[str], tones: list[str], style: Style, tone_styles: dict[str, Style]
+        self,
+        texts: list[str],
+        tones: list[str],
+        style: Style,
+        tone_styles: dict[str, Style],
+        text_widths: Sequence[int],
     ) -> Strip:
         pad = " " * self.PADDING
         # Cells in the line's own style run together as one Segment: every later step
@@ -427,14 +436,16 @@ class ProcessTable(ScrollView, can_focus=True):
         # sort's frame of 44 lines was a third our lines and two thirds what follows).
         segments: list[Segment] = []
         run: list[str] = []
-        for column, width, text, tone in zip(
-            self._columns, self._widths, texts, tones, strict=True
+        for column, width, text, tone, text_width in zip(
+            self._columns, self._widths, texts, tones, text_widths, strict=True
         ):
-            spare = width - cell_len(text)
-            if column.numeric and spare > 0:
+            spare = width - text_width  # cells, not characters: wide characters count 2
+            if spare < 0:
+                fitted = set_cell_size(text, width)
+            elif column.numeric:
                 fitted = " " * spare + text
             else:
-                fitted = set_cell_size(text, width)  # pads or crops; wide characters count 2
+                fitted = text + " " * spare
             if tone in tone_styles:
                 run.append(pad)
                 segments.append(Segment("".join(run), style))
@@ -444,4 +455,4 @@ class ProcessTable(ScrollView, can_focus=True):
                 run += (pad, fitted, pad)
         if run:
             segments.append(Segment("".join(run), style))
-        return Strip(segments)
+        return Strip(segments, sum(self._widths) + 2 * len(pad) * len(self._widths))
