@@ -162,6 +162,9 @@ class ProcessesScreen(FilteredTableScreen):
         # Rows of every process in `shown_state`, with the node columns they were built
         # for; replaced whole (never mutated), so the row worker may read them.
         self._prepared: tuple[list[int], dict[int, ProcessRow]] = ([], {})
+        # Ascending orders of the shown rows by column, for the `_shown` they were sorted
+        # from: a reverse, or a column sorted by before, costs no sort until the rows change.
+        self._orders: tuple[dict[int, ProcessMemory], dict[str, list[ProcessRow]]] = ({}, {})
         self.shown_state: AppState | None = None
         """The refresh whose processes the table shows (rows are built off the UI thread)."""
         self._behind = False
@@ -348,16 +351,30 @@ class ProcessesScreen(FilteredTableScreen):
     def _show_sorted(self) -> None:
         """Sort the shown processes and hand them to the table, the cursor kept on its pid."""
         key = self.sort_key
-        prepared = self._prepared[1]
-        rows = [prepared[pid] for pid in self._shown]
-        # Ties broken by pid so the order is stable from one refresh to the next.
-        rows.sort(key=lambda r: (r.values[key], r.process.pid), reverse=self.sort_reverse)
+        rows = self._ascending(key)
+        if self.sort_reverse:
+            rows = rows[::-1]  # ties go by pid, so this is the descending order
         keep = self._pending_pid if self._pending_pid in self._shown else None
         if keep is not None:
             self._pending_pid = None
         self.table.set_sort(key, self.sort_reverse)
         self.table.set_rows([r.row for r in rows], keep_key=keep)
         self._update_status()
+
+    def _ascending(self, key: str) -> list[ProcessRow]:
+        """The shown rows by `key`, ties broken by pid (the order then stays the same from
+        one refresh to the next); kept until `_shown` is replaced."""
+        shown, orders = self._orders
+        if shown is not self._shown:
+            shown, orders = self._shown, {}
+            self._orders = (shown, orders)
+        rows = orders.get(key)
+        if rows is None:
+            prepared = self._prepared[1]
+            rows = [prepared[pid] for pid in shown]
+            rows.sort(key=lambda r: (r.values[key], r.process.pid))
+            orders[key] = rows
+        return rows
 
     def select_pid(self, pid: int) -> None:
         """Put the cursor on `pid` now, or when it next appears in a scan."""

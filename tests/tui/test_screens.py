@@ -113,6 +113,53 @@ async def test_sort_cycles_reverses_and_header_click() -> None:
         assert "sort USER" in text_of(screen, "#status")
 
 
+async def test_kept_orders_are_exact_and_follow_new_values() -> None:
+    """A reverse, or a column sorted by before, reuses the order sorted for the rows shown
+    (no sort on the key press): it must be exactly the order a fresh sort gives, ties by
+    pid, and a refresh with new values must be sorted anew."""
+    source = FakeSource()
+    async with settled_app(source) as (app, pilot):
+        screen = processes_screen(app)
+
+        def expected(key: str, descending: bool) -> list[int]:
+            values = {p: source.processes[p].node_bytes.get(0, 0) for p in pids(screen)}
+            if key == "pid":
+                return sorted(values, reverse=descending)
+            return sorted(values, key=lambda p: (values[p], p), reverse=descending)
+
+        await pilot.press("s", "s")
+        assert screen.sort_key == "node0" and screen.sort_reverse
+        # Ties by pid: give half the processes the same bytes on node 0.
+        for pid in list(source.processes)[::2]:
+            process = source.processes[pid]
+            source.processes[pid] = replace(
+                process, node_bytes=frozen_map({**process.node_bytes, 0: 4096})
+            )
+        await pilot.press("u")
+        await settle(pilot)
+        first = pids(screen)
+        assert first == expected("node0", True)
+        for descending in (False, True, False):
+            await pilot.press("r")
+            assert pids(screen) == expected("node0", descending)
+        await pilot.click("#processes", offset=(2, 0))  # PID, then node 0 again
+        await pilot.pause()
+        assert pids(screen) == expected("pid", False)
+        await pilot.press("s", "s", "s", "s")  # pid -> name -> user -> ... -> back around
+        while screen.sort_key != "node0":
+            await pilot.press("s")
+        assert pids(screen) == expected("node0", screen.sort_reverse)
+        # New values: the kept order must not outlive the rows it was sorted from.
+        for pid in first[:5]:
+            process = source.processes[pid]
+            source.processes[pid] = replace(process, node_bytes=frozen_map({0: 1}))
+        await pilot.press("u")
+        await settle(pilot)
+        assert pids(screen) == expected("node0", screen.sort_reverse)
+        await pilot.press("r")
+        assert pids(screen) == expected("node0", screen.sort_reverse)
+
+
 async def test_filter_by_name_user_pid_and_escape_clears() -> None:
     source = FakeSource()
     async with settled_app(source) as (app, pilot):
