@@ -62,8 +62,8 @@ class PlainScrollBar(ScrollBar):
 
     Each line is the one Segment Textual would draw, in the widget's style as Textual's
     `post_render` applies it; the last bar drawn is kept until the bar changes. Profiled
-    on a sort of 2,000 rows (which moves the thumb), 3.4 ms of a frame under Textual's
-    passes and 1.6-2.1 ms with one Strip a line. Any other
+    on a sort of 2,000 rows (which moves the thumb), on a loaded host: 3.4 ms of the
+    frame through Textual, 0.4-1.2 ms drawn here. Any other
     renderer, a horizontal bar or a box that is not plain goes through Textual.
     """
 
