@@ -400,10 +400,14 @@ class ProcessTable(ScrollView, can_focus=True):
     def _draw_line(self, y: int, x: int, width: int) -> Strip:
         styles = self._line_styles()
         base = styles.base
+        # Unscrolled, a line narrower than the table's box is padded as it is built: no
+        # second Strip to pad it (a sort's frame builds 44 lines).
+        fill = width if x == 0 else 0
         if y == 0:
             style = styles.header
             texts = [self._label(c) for c in self._columns]
-            line = self._line(texts, [""] * len(texts), style, {}, [cell_len(t) for t in texts])
+            widths = [cell_len(t) for t in texts]
+            line = self._line(texts, [""] * len(texts), style, {}, widths, fill)
         else:
             index = y - 1 + round(self.scroll_y)
             if index >= len(self._rows):
@@ -416,8 +420,15 @@ class ProcessTable(ScrollView, can_focus=True):
                 style = styles.even if index % 2 else base
                 tones = styles.tones
             line = self._line(
-                [c.text for c in row.cells], [c.tone for c in row.cells], style, tones, row.widths
+                [c.text for c in row.cells],
+                [c.tone for c in row.cells],
+                style,
+                tones,
+                row.widths,
+                fill,
             )
+        if line.cell_length == width and x == 0:
+            return line
         # The row's background runs to the right edge, as the cursor bar should.
         return line.crop(x, x + width).adjust_cell_length(width, style)
 
@@ -428,7 +439,9 @@ class ProcessTable(ScrollView, can_focus=True):
         style: Style,
         tone_styles: dict[str, Style],
         text_widths: Sequence[int],
+        fill: int = 0,
     ) -> Strip:
+        """The whole line in `style`, padded in it to `fill` cells if shorter."""
         pad = " " * self.PADDING
         # Cells in the line's own style run together as one Segment: every later step
         # (crop, Textual's styles and filters, the compositor's cuts, the terminal's
@@ -453,6 +466,10 @@ class ProcessTable(ScrollView, can_focus=True):
                 run = [pad]
             else:
                 run += (pad, fitted, pad)
+        length = sum(self._widths) + 2 * len(pad) * len(self._widths)
+        if fill > length:
+            run.append(" " * (fill - length))
+            length = fill
         if run:
             segments.append(Segment("".join(run), style))
-        return Strip(segments, sum(self._widths) + 2 * len(pad) * len(self._widths))
+        return Strip(segments, length)
