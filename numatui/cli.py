@@ -1263,10 +1263,48 @@ EXIT_INTERRUPTED = 130
 _OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 
 
+def _usage_error(exc: UsageError) -> int:
+    print(f"numatui: {exc}", file=sys.stderr)
+    print("usage: see `numatui --help`", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _scan_pid_count(args: argparse.Namespace) -> int:
+    """How many pids `ps` will read, if that is known before anything loads; else 0.
+
+    Every process under the proc root without --pid or --cgroup (cgroup members are
+    read later, from the cgroup)."""
+    if args.command != "ps" or args.cgroup is not None:
+        return 0
+    if args.pid:
+        return len(_flat_pids(args.pid))
+    try:
+        return sum(1 for name in os.listdir(args.proc_root) if name.isdigit())
+    except OSError:
+        return 0
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+    except UsageError as exc:  # a --pid that is no pid
+        return _usage_error(exc)
+    pid_count = _scan_pid_count(args)
+    if not pid_count:
+        return _run_parsed(args)
+    from numatui.kernel import scan_pool
+
+    # The scan's helper processes load numatui while this one does.
+    scan_pool.warm_up(pid_count)
+    try:
+        return _run_parsed(args)
+    finally:
+        scan_pool.stop_warm()
+
+
+def _run_parsed(args: argparse.Namespace) -> int:
+    try:
         audit_path = None if args.audit_log is None else Path(os.path.abspath(args.audit_log))
         with _live_source()(
             sys_root=args.sys_root, proc_root=args.proc_root, audit_path=audit_path
@@ -1275,9 +1313,7 @@ def _run(argv: Sequence[str] | None) -> int:
                 return run_tui(source)
             return COMMANDS[args.command](args, source, sys.stdout)
     except UsageError as exc:
-        print(f"numatui: {exc}", file=sys.stderr)
-        print("usage: see `numatui --help`", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(exc)
     except NumatuiError as exc:
         print(f"numatui: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -7,7 +7,9 @@ where the walks alone would allow about half. Helper processes have a GIL each.
 
 The pids go out in small chunks from one queue: this process reads chunks too,
 and each helper (`python -c ... child_main()`, started with subprocess, never a
-bare fork) is handed its next chunk when it sends back the last one. The helpers
+bare fork) holds two: the next is in its pipe while its last answers wait here for
+the GIL to be decoded. A command that knows it will scan many pids starts its
+helpers first thing (`warm_up`), so they load numatui while it does. The helpers
 only ever speed the scan up: a helper that cannot start, dies or stalls leaves
 its chunk to this process, which also takes over any chunk still out once the
 queue is empty, so the scan never waits on a helper. The wire format is marshal
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import math
+import os
 import struct
 import subprocess
 import sys
@@ -32,6 +36,67 @@ Outcome = TypeVar("Outcome")
 
 CHUNK_PIDS = 16
 """Pids per chunk: ~10 ms of reading, so the last chunks out end close together."""
+
+IN_FLIGHT = 2
+"""Chunks a helper holds at once: the next is in its pipe while the last answers wait to be
+decoded here."""
+
+HELPER_MIN_PIDS = 200
+"""Below this, a helper process's start (~60 ms: an interpreter and these modules) costs
+about what it would save."""
+
+
+def one_shot_threads_for(cpus: int, busy: float) -> int:
+    """Readers for a scan nothing else waits on (a command's one scan), with `busy`
+    other tasks wanting a CPU: threads, or this process and helper processes.
+
+    A thread blocked in numa_maps' read(2) is the kernel walking an address
+    space, without the GIL. On an idle machine one thread per CPU keeps every
+    core walking; when other work holds the cores, twice as many (at most 8)
+    keep a walk ready whenever a parse holds the GIL, and the scan gets more of
+    the cores' time. Measured, whole `ps` commands over 2,000 processes on 2
+    CPUs, medians of 5 (benchmarks/bench_commands.py's workers): at load 7,
+    4 threads 0.83x numastat's wall and 2 threads 1.23x; at load 0-1.5, 2
+    threads 0.73x (CPU 1.20x), 3 threads 0.76x, 4 threads 0.78x (CPU 1.25x).
+    The app keeps `_default_read_threads`: its UI thread needs the GIL.
+    """
+    cpus = max(1, cpus)
+    return cpus if busy < cpus else max(1, min(8, 2 * cpus))
+
+
+def other_runnable(proc_root: Path = Path("/proc")) -> float:
+    """Tasks other than this one that are running or waiting for a CPU now.
+
+    /proc/loadavg's `running/total` field, not the 1-minute load average: that decays
+    over minutes, and right after a burst (10,000 processes started) it called an idle
+    machine busy, so the command read with twice the threads and was slower for it.
+    """
+    try:
+        running = int((proc_root / "loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # no load figures (some containers): the busy machine's choice
+            return math.inf
+    return max(0, running - 1)  # this thread is one of them
+
+
+def one_shot_readers() -> int:
+    """Readers for a command's one scan on this machine now (see `one_shot_threads_for`);
+    what `warm_up` decided, once it has: its helpers would count as busy tasks."""
+    if _warm.readers is not None:
+        return _warm.readers
+    return _readers_now()
+
+
+def _readers_now() -> int:
+    return one_shot_threads_for(len(os.sched_getaffinity(0)), other_runnable())
+
+
+def one_shot_helpers(pid_count: int) -> int:
+    """Helper processes a command's one scan of `pid_count` pids starts: `workers - 1`."""
+    return one_shot_readers() - 1 if pid_count >= HELPER_MIN_PIDS else 0
+
 
 _LENGTH = struct.Struct("<I")
 _CHILD_CODE = (
@@ -59,10 +124,47 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     return bytes(data)
 
 
-def _start_helper(setup: object) -> subprocess.Popen[bytes] | None:
+class _Warm:
+    """Helpers `warm_up` started, loading numatui while this process does (no setup yet),
+    and the reader count it decided for the scan that will take them."""
+
+    def __init__(self) -> None:
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.readers: int | None = None
+
+
+_warm = _Warm()
+
+
+def warm_up(pid_count: int) -> None:
+    """Start the helpers a command's one scan of `pid_count` pids will use, now.
+
+    A helper spends ~70 ms loading numatui's scanner. Started as the command starts,
+    it loads while this process loads the same modules and reads the topology, on a
+    core that would otherwise wait; started with the scan, it took that time from it.
+    The scan hands each its setup (`_start_helper`); `stop_warm` ends the ones no scan
+    took.
+    """
+    _warm.readers = _readers_now()
+    helpers = one_shot_helpers(pid_count)
+    while len(_warm.children) < helpers:
+        child = _spawn()
+        if child is None:
+            return
+        _warm.children.append(child)
+
+
+def stop_warm() -> None:
+    """Stop every helper `warm_up` started that no scan took; forget its decision."""
+    while _warm.children:
+        _stop(_warm.children.pop())
+    _warm.readers = None
+
+
+def _spawn() -> subprocess.Popen[bytes] | None:
     root = str(Path(__file__).resolve().parents[2])  # where this numatui was imported from
     try:
-        child = subprocess.Popen(
+        return subprocess.Popen(
             # -S: no site-packages. A helper needs the standard library and numatui's
             # own modules (given by path), and skips the site setup's cost.
             [sys.executable, "-S", "-c", _CHILD_CODE.format(root=root)],
@@ -72,10 +174,17 @@ def _start_helper(setup: object) -> subprocess.Popen[bytes] | None:
         )
     except OSError:
         return None  # no helper: this process reads everything
+
+
+def _start_helper(setup: object) -> subprocess.Popen[bytes] | None:
+    """A warm helper if there is one, else a new one; given `setup`. None: none could start."""
+    child = _warm.children.pop() if _warm.children else _spawn()
+    if child is None:
+        return None
     assert child.stdin is not None
     try:
         send(child.stdin, setup)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # a warm helper that died meanwhile, too
         _stop(child)
         return None
     return child
@@ -112,25 +221,40 @@ def read_shared(
     )
     results: dict[int, Outcome] = {}
     lock = threading.Lock()
-    out: dict[Hashable, list[int]] = {}  # the chunk each helper has now
+    out: dict[Hashable, deque[list[int]]] = {}  # the chunks each helper has, oldest first
 
     def feed(child: subprocess.Popen[bytes]) -> None:
         assert child.stdin is not None and child.stdout is not None
+        mine: deque[list[int]] = deque()
+        with lock:
+            out[child.pid] = mine
+        unanswered = 0
+        held: list[tuple[int, Any]] | None = None  # the oldest chunk's answers
         try:
             while True:
+                # The next chunk goes out before the last answers are decoded: while this
+                # process waits for its GIL to decode them, the helper reads on.
                 with lock:
-                    if not queue:
-                        return
-                    chunk = queue.popleft()
-                    out[child.pid] = chunk
-                send(child.stdin, chunk)
-                answers = [(key, decode(wire)) for key, wire in receive(child.stdout)]
-                with lock:
-                    for key, outcome in answers:
-                        results.setdefault(key, outcome)
-                    del out[child.pid]
+                    fresh: list[list[int]] = []
+                    while unanswered + len(fresh) < IN_FLIGHT and queue:
+                        fresh.append(queue.popleft())
+                    mine.extend(fresh)
+                for chunk in fresh:
+                    send(child.stdin, chunk)
+                unanswered += len(fresh)
+                if held is not None:
+                    answers = [(key, decode(wire)) for key, wire in held]
+                    with lock:
+                        for key, outcome in answers:
+                            results.setdefault(key, outcome)
+                        mine.popleft()
+                    held = None
+                if not unanswered:
+                    return
+                held = receive(child.stdout)
+                unanswered -= 1
         except (OSError, EOFError, ValueError, TypeError):
-            return  # its chunk stays in `out`: this process takes it over
+            return  # its chunks stay in `out`: this process takes them over
 
     children = [c for c in (start_helper(setup) for _ in range(helpers)) if c is not None]
     feeders = [
@@ -144,8 +268,17 @@ def read_shared(
             with lock:
                 if queue:
                     chunk = queue.popleft()
-                else:  # the queue is empty: take over what a helper still has out
-                    chunk = next((c for c in out.values() if any(k not in results for k in c)), [])
+                else:  # the queue is empty: take over what a helper still has out, the
+                    # chunk it would read last first
+                    chunk = next(
+                        (
+                            c
+                            for chunks in out.values()
+                            for c in reversed(chunks)
+                            if any(k not in results for k in c)
+                        ),
+                        [],
+                    )
             if not chunk:
                 break
             for key in chunk:

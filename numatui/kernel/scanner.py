@@ -107,52 +107,9 @@ checks every process every time. A migration numatui makes forgets the process
 (`invalidate`), and new processes are read at once.
 """
 
-HELPER_MIN_PIDS = 200
-"""Below this, a helper process's start (~60 ms: an interpreter and these modules) costs
-about what it would save."""
-
 
 def _default_read_threads() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
-
-
-def one_shot_threads_for(cpus: int, busy: float) -> int:
-    """Readers for a scan nothing else waits on (a command's one scan), with `busy`
-    other tasks wanting a CPU: threads, or this process and helper processes.
-
-    A thread blocked in numa_maps' read(2) is the kernel walking an address
-    space, without the GIL. On an idle machine one thread per CPU keeps every
-    core walking; when other work holds the cores, twice as many (at most 8)
-    keep a walk ready whenever a parse holds the GIL, and the scan gets more of
-    the cores' time. Measured, whole `ps` commands over 2,000 processes on 2
-    CPUs, medians of 5 (benchmarks/bench_commands.py's workers): at load 7,
-    4 threads 0.83x numastat's wall and 2 threads 1.23x; at load 0-1.5, 2
-    threads 0.73x (CPU 1.20x), 3 threads 0.76x, 4 threads 0.78x (CPU 1.25x).
-    The app keeps `_default_read_threads`: its UI thread needs the GIL.
-    """
-    cpus = max(1, cpus)
-    return cpus if busy < cpus else max(1, min(8, 2 * cpus))
-
-
-def other_runnable(proc_root: Path = Path("/proc")) -> float:
-    """Tasks other than this one that are running or waiting for a CPU now.
-
-    /proc/loadavg's `running/total` field, not the 1-minute load average: that decays
-    over minutes, and right after a burst (10,000 processes started) it called an idle
-    machine busy, so the command read with twice the threads and was slower for it.
-    """
-    try:
-        running = int((proc_root / "loadavg").read_text().split()[3].split("/")[0])
-    except (OSError, IndexError, ValueError):
-        try:
-            return os.getloadavg()[0]
-        except OSError:  # no load figures (some containers): the busy machine's choice
-            return math.inf
-    return max(0, running - 1)  # this thread is one of them
-
-
-def _one_shot_readers() -> int:
-    return one_shot_threads_for(len(os.sched_getaffinity(0)), other_runnable())
 
 
 class ProcessScanner:
@@ -187,7 +144,7 @@ class ProcessScanner:
     ) -> None:
         self.proc_root = proc_root
         self.read_threads = read_threads if read_threads is not None else _default_read_threads()
-        workers = read_threads if read_threads is not None else _one_shot_readers()
+        workers = read_threads if read_threads is not None else scan_pool.one_shot_readers()
         if helpers is None:
             # A command's one scan reads in processes (see scan_pool): this one and
             # `workers - 1` helpers, each on one thread. Explicit threads: no helpers.
@@ -583,7 +540,7 @@ class ProcessScanner:
         the middle of a scan on a big machine must not wait for the scan.
         """
         threads = self.read_threads if threads is None else threads
-        if helpers > 0 and len(pids) >= HELPER_MIN_PIDS:
+        if helpers > 0 and len(pids) >= scan_pool.HELPER_MIN_PIDS:
             setup = {
                 "proc": self._proc,
                 "page_size": self.page_size,

@@ -18,7 +18,8 @@ import pytest
 
 from numatui import cli
 from numatui.kernel.numa_maps import mapping_count, node_bytes_from_numa_maps, summarize_numa_maps
-from numatui.kernel.scanner import ProcessScanner, one_shot_threads_for, other_runnable
+from numatui.kernel.scan_pool import one_shot_threads_for, other_runnable
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.units import format_bytes
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
 
@@ -30,7 +30,7 @@ TREE = FIXTURES / "four_nodes"
 
 @pytest.fixture
 def helpers_for_any_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scanner_module, "HELPER_MIN_PIDS", 1)
+    monkeypatch.setattr(scan_pool, "HELPER_MIN_PIDS", 1)
 
 
 def by_pid(processes: tuple[ProcessMemory, ...]) -> dict[int, ProcessMemory]:
@@ -211,3 +211,139 @@ def test_helpers_are_gone_when_the_scan_returns() -> None:
     assert set(results) == set(pids)
     assert len(started) == 2
     assert all(child.poll() is not None for child in started)
+
+
+@pytest.fixture
+def counted_spawns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every helper started from here on (real processes), with 3 readers decided: 2 helpers."""
+    spawned: list[subprocess.Popen[bytes]] = []
+    real_spawn = scan_pool._spawn
+
+    def spawn() -> subprocess.Popen[bytes] | None:
+        child = real_spawn()
+        if child is not None:
+            spawned.append(child)
+        return child
+
+    monkeypatch.setattr(scan_pool, "_spawn", spawn)
+    monkeypatch.setattr(scan_pool, "_readers_now", lambda: 3)
+    yield spawned
+    scan_pool.stop_warm()
+    for child in spawned:
+        scan_pool._stop(child)
+
+
+@pytest.mark.usefixtures("helpers_for_any_count")
+def test_warm_helpers_are_the_ones_the_scan_takes(
+    counted_spawns: list[subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = tree_scan(helpers=0)
+    scan_pool.warm_up(len(alone))
+    assert len(counted_spawns) == 2 and len(scan_pool._warm.children) == 2
+    # Now the warm helpers load and the machine looks busier: the scan keeps the count
+    # decided before they ran.
+    monkeypatch.setattr(scan_pool, "_readers_now", lambda: 5)
+    topology = TopologyReader(sys_root=TREE / "sys").read()
+    scanner = ProcessScanner(proc_root=TREE / "proc")  # the command's own sizing
+    assert scanner.one_shot_helpers == 2
+    shared = by_pid(scanner.scan(topology=topology, one_shot=True).processes)
+    assert shared == alone
+    assert len(counted_spawns) == 2, "the scan started helpers of its own"
+    assert scan_pool._warm.children == []
+    assert all(child.poll() is not None for child in counted_spawns)
+
+
+def test_warm_helpers_no_scan_took_are_stopped(
+    counted_spawns: list[subprocess.Popen[bytes]],
+) -> None:
+    scan_pool.warm_up(scan_pool.HELPER_MIN_PIDS - 1)
+    assert counted_spawns == [] and scan_pool.one_shot_readers() == 3
+    scan_pool.warm_up(scan_pool.HELPER_MIN_PIDS)
+    assert len(counted_spawns) == 2
+    scan_pool.stop_warm()
+    assert scan_pool._warm.children == [] and scan_pool._warm.readers is None
+    assert all(child.poll() is not None for child in counted_spawns)
+
+
+def test_a_warm_helper_that_died_leaves_its_work_to_this_process(
+    counted_spawns: list[subprocess.Popen[bytes]],
+) -> None:
+    scan_pool.warm_up(scan_pool.HELPER_MIN_PIDS)
+    for child in counted_spawns:
+        child.kill()
+        child.wait()
+    keys = list(range(100))
+    started = time.monotonic()
+    results = scan_pool.read_shared(
+        keys,
+        helpers=2,
+        setup={"unused": True},
+        read_here=lambda key: key + 1,
+        decode=lambda wire: wire,
+        chunk_size=4,
+    )
+    assert results == {key: key + 1 for key in keys}
+    assert time.monotonic() - started < 10
+    assert scan_pool._warm.children == []
+
+
+@pytest.mark.usefixtures("helpers_for_any_count")
+def test_ps_warms_its_helpers_and_leaves_none_behind(
+    counted_spawns: list[subprocess.Popen[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from numatui import cli
+
+    argv = ["--sys-root", str(TREE / "sys"), "--proc-root", str(TREE / "proc"), "ps", "--json"]
+    assert cli.main(argv) == cli.EXIT_OK
+    warmed = capsys.readouterr().out
+    assert len(counted_spawns) == 2
+    assert scan_pool._warm.children == [] and scan_pool._warm.readers is None
+    assert all(child.poll() is not None for child in counted_spawns)
+    # --cgroup reads its members later: nothing is started before that.
+    assert cli.main([*argv[:5], "ps", "--cgroup", "/nonexistent", "--json"]) != cli.EXIT_OK
+    assert len(counted_spawns) == 2
+    scan_pool.HELPER_MIN_PIDS = 10**9  # restored by helpers_for_any_count's monkeypatch
+    assert cli.main(argv) == cli.EXIT_OK
+    assert capsys.readouterr().out == warmed
+    assert len(counted_spawns) == 2
+
+
+# A helper that answers only once it holds two chunks: it waits on the second while the
+# first is answered only if the parent sends the next chunk before its answers come back.
+PAIRS = """
+import sys
+sys.path.insert(0, {root!r})
+from numatui.kernel.scan_pool import receive, send
+stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+receive(stdin)
+while True:
+    first, second = receive(stdin), receive(stdin)
+    for chunk in (first, second):
+        send(stdout, [(key, ("helper", key)) for key in chunk])
+"""
+
+
+def test_a_helper_holds_its_next_chunk_while_its_answers_are_decoded() -> None:
+    assert scan_pool.IN_FLIGHT >= 2
+    here: list[int] = []
+
+    def read_slowly(key: int) -> tuple[str, int]:
+        here.append(key)
+        time.sleep(0.005)
+        return ("here", key)
+
+    root = str(Path(scan_pool.__file__).resolve().parents[2])
+    keys = list(range(400))
+    results = scan_pool.read_shared(
+        keys,
+        helpers=1,
+        setup={"unused": True},
+        read_here=read_slowly,
+        decode=tuple,
+        chunk_size=4,
+        start_helper=_misbehaving(PAIRS.format(root=root)),
+    )
+    assert set(results) == set(keys)
+    by_helper = [key for key, (who, _) in results.items() if who == "helper"]
+    assert len(by_helper) >= len(keys) // 2, "the helper waited for chunks it was never sent"
+    assert all(results[key] == ("here", key) for key in here if key not in by_helper)
