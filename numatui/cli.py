@@ -1295,9 +1295,9 @@ def _run(argv: Sequence[str] | None) -> int:
         return _run_parsed(args)
     from numatui.kernel import scan_pool
 
-    # The scan's helper processes load numatui while this one does.
-    scan_pool.warm_up(pid_count)
     try:
+        # The scan's helper processes load numatui while this one does.
+        scan_pool.warm_up(pid_count)
         return _run_parsed(args)
     finally:
         scan_pool.stop_warm()
