@@ -143,6 +143,18 @@ def _misbehaving(code: str) -> Callable[[object], subprocess.Popen[bytes] | None
     return start
 
 
+def _died_while_warm(setup: object) -> subprocess.Popen[bytes] | None:
+    """A helper `warm_up` started that was gone before the scan handed it its setup."""
+    child = scan_pool._spawn()
+    assert child is not None
+    child.kill()
+    child.wait()
+    scan_pool._warm.children.append(child)
+    started = scan_pool._start_helper(setup)
+    assert scan_pool._warm.children == []
+    return started
+
+
 DIES = "import sys; sys.stdin.buffer.read(4); sys.exit(3)"
 STALLS = "import time; time.sleep(600)"
 GARBAGE = (
@@ -158,6 +170,7 @@ GARBAGE = (
         ("dies at its first chunk", _misbehaving(DIES)),
         ("stalls forever", _misbehaving(STALLS)),
         ("answers garbage", _misbehaving(GARBAGE)),
+        ("died while warm", _died_while_warm),
     ],
 )
 def test_a_broken_helper_leaves_its_work_to_this_process(
@@ -263,28 +276,6 @@ def test_warm_helpers_no_scan_took_are_stopped(
     scan_pool.stop_warm()
     assert scan_pool._warm.children == [] and scan_pool._warm.readers is None
     assert all(child.poll() is not None for child in counted_spawns)
-
-
-def test_a_warm_helper_that_died_leaves_its_work_to_this_process(
-    counted_spawns: list[subprocess.Popen[bytes]],
-) -> None:
-    scan_pool.warm_up(scan_pool.HELPER_MIN_PIDS)
-    for child in counted_spawns:
-        child.kill()
-        child.wait()
-    keys = list(range(100))
-    started = time.monotonic()
-    results = scan_pool.read_shared(
-        keys,
-        helpers=2,
-        setup={"unused": True},
-        read_here=lambda key: key + 1,
-        decode=lambda wire: wire,
-        chunk_size=4,
-    )
-    assert results == {key: key + 1 for key in keys}
-    assert time.monotonic() - started < 10
-    assert scan_pool._warm.children == []
 
 
 @pytest.mark.usefixtures("helpers_for_any_count")
