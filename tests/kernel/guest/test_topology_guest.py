@@ -91,14 +91,15 @@ def interleaved_child() -> Iterator[int]:
         child.wait()
 
 
-def numastat_bytes(pid: int) -> dict[int, float]:
+def numastat_megabytes(pid: int) -> dict[int, str]:
+    """What `numastat -p` prints per node for `pid`: MB with two decimals, as text."""
     text = subprocess.run(
         ["numastat", "-p", str(pid)], capture_output=True, text=True, check=True
     ).stdout
     header = next(line for line in text.splitlines() if line.strip().startswith("Node"))
     nodes = [int(n) for n in re.findall(r"Node (\d+)", header)]
     total = next(line for line in text.splitlines() if line.startswith("Total"))
-    return {n: float(mb) * 2**20 for n, mb in zip(nodes, total.split()[1:], strict=False)}
+    return dict(zip(nodes, total.split()[1:], strict=False))
 
 
 def test_process_node_bytes_match_numastat(interleaved_child: int) -> None:
@@ -107,19 +108,19 @@ def test_process_node_bytes_match_numastat(interleaved_child: int) -> None:
     scanner = ProcessScanner()
     scanner.use_topology(topology)  # the scanner learns the nodes one way: from the topology
     memory = scanner.read_process(interleaved_child)
-    reference = numastat_bytes(interleaved_child)
+    reference = numastat_megabytes(interleaved_child)
     fast = scanner.node_pages(interleaved_child)
     maps = scanner.numa_maps(interleaved_child)
     # The child sleeps and khugepaged leaves it alone: nothing moved between the reads.
     assert dict(scanner.read_process(interleaved_child).node_bytes) == dict(memory.node_bytes)
-    # numastat prints MB with two decimals: half of 0.01 MB either way, nothing more.
-    slack = 0.01 * 2**20 / 2
+    # numastat prints MB with two decimals, correctly rounded (ties to even, as Python's
+    # format): the same text, not a tolerance (a tie once fell a float's error past one).
     # numastat lists every node, the memory-less one too (node 2 of the four-node guest).
     memory_nodes = topology.with_memory
     assert scanner.memory_nodes == memory_nodes
     for node in memory_nodes:
         got = memory.node_bytes.get(node, 0)
-        assert abs(got - reference.get(node, 0.0)) <= slack, (node, got, reference, maps)
+        assert f"{got / 2**20:.2f}" == reference.get(node), (node, got, reference, maps)
     assert fast == dict(maps.node_bytes)
     # Interleaved over every memory node: each holds part of the 8 MiB.
     for node in memory_nodes:
