@@ -43,7 +43,8 @@ HUGE = 2 * 1024 * 1024
 def _inside(size_mib: int, rounds: int) -> dict[str, object]:
     from numatui.kernel import chunked, syscalls
     from numatui.kernel.nodemask import NodeMask
-    from numatui.model import MappedRegion, MemoryKind, Pacing
+    from numatui.model.memory import MappedRegion, MemoryKind
+    from numatui.model.migration import Pacing
     from tests.tooling.mempolicy import MPOL_BIND, MPOL_DEFAULT, set_mempolicy
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")

@@ -168,7 +168,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     from numatui.kernel.live import LiveSource
     from numatui.kernel.scanner import ProcessScanner
     from numatui.kernel.topology import TopologyReader
-    from numatui.model import Pacing
+    from numatui.model.migration import Pacing
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")
     scanner = ProcessScanner()

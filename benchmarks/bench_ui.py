@@ -64,11 +64,8 @@ from numatui.kernel.nodemask import NodeMask  # noqa: E402
 from numatui.kernel.privileges import read_privileges  # noqa: E402
 from numatui.kernel.scanner import ProcessScanner  # noqa: E402
 from numatui.kernel.topology import TopologyReader  # noqa: E402
-from numatui.model import (  # noqa: E402
-    MigrationPlan,
-    MigrationResult,
-    ProcessScan,
-)
+from numatui.model.memory import ProcessScan  # noqa: E402
+from numatui.model.migration import MigrationPlan, MigrationResult  # noqa: E402
 from numatui.source import ProgressCallback  # noqa: E402
 from tests.tooling.workload import Workload  # noqa: E402
 

@@ -28,7 +28,8 @@ from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.first_read import FirstRead
 from numatui.history import NodeHistory
 from numatui.messages import Refreshed, SourceFailed, TopologyRead
-from numatui.model import ProcessScan, Topology
+from numatui.model.memory import ProcessScan
+from numatui.model.topology import Topology
 from numatui.quiet_gc import QuietCollector
 from numatui.safe_text import visible
 from numatui.screens.base import AppState

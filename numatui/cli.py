@@ -35,21 +35,18 @@ if TYPE_CHECKING:
 
     from numatui.kernel import audit
     from numatui.kernel.live import LiveSource
-    from numatui.model import (
+    from numatui.model.drain import DrainItem, DrainPlan, DrainProgress, DrainReport
+    from numatui.model.findings import Finding
+    from numatui.model.memory import ProcessMemory
+    from numatui.model.migration import (
         AuditStatus,
-        DrainItem,
-        DrainPlan,
-        DrainProgress,
-        DrainReport,
-        Finding,
         MigrationPlan,
         MigrationProgress,
         MigrationResult,
-        NodeBytes,
         Pacing,
-        ProcessMemory,
-        Topology,
     )
+    from numatui.model.node_bytes import NodeBytes
+    from numatui.model.topology import Topology
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -410,7 +407,7 @@ def _refusal_json(
 ) -> dict[str, Any]:
     """A request numatui refused before any syscall: `code` is the rules' reason, `errno`
     what the kernel would have answered (so a script sees the same either way)."""
-    from numatui.model import MigrationOutcome
+    from numatui.model.migration import MigrationOutcome
 
     return {
         "pid": pid,
@@ -550,7 +547,7 @@ def _audit_json(status: AuditStatus) -> dict[str, Any]:
 
 
 def _not_attempted(source: LiveSource) -> dict[str, Any]:
-    from numatui.model import AuditStatus
+    from numatui.model.migration import AuditStatus
 
     return _audit_json(
         AuditStatus(str(_audit_path(source)), False, "nothing was attempted: nothing to record")
@@ -585,7 +582,7 @@ def _add_pacing_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _pacing_from_args(args: argparse.Namespace) -> tuple[bool, Pacing]:
     """(stoppable, pacing) as the options ask: a budget or a rate cap means the paced mode."""
-    from numatui.model import DEFAULT_STALL_S, Pacing
+    from numatui.model.migration import DEFAULT_STALL_S, Pacing
 
     stall_ms: float | None = getattr(args, "stall_ms", None)
     max_rate: float | None = getattr(args, "max_rate", None)
@@ -606,7 +603,8 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         raise UsageError("give PID FROM TO (or --cgroup PATH FROM TO)")
     from numatui.errors import MigrationRefused, NodeStringError, ProcessGone
     from numatui.kernel.nodemask import NodeMask
-    from numatui.model import AuditStatus, MigrationOutcome, RuleCode
+    from numatui.model.findings import RuleCode
+    from numatui.model.migration import AuditStatus, MigrationOutcome
 
     pid = _parse_pid(args.pid)
     topo = source.topology()
@@ -1091,7 +1089,7 @@ def _print_drain_report(report: DrainReport, out: TextIO) -> None:
 
 def cmd_drain(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     from numatui.errors import MigrationRefused
-    from numatui.model import MigrationOutcome
+    from numatui.model.migration import MigrationOutcome
 
     _, pacing = _pacing_from_args(argparse.Namespace(stoppable=True, **vars(args)))
     plan = source.plan_drain(args.node, pacing)

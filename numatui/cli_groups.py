@@ -30,16 +30,15 @@ from numatui.cli import (
 from numatui.errors import MigrationRefused, NodeStringError, ProcessGone
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
-from numatui.model import (
+from numatui.model.groups import (
     GROUP_STAT_KINDS,
     Group,
     GroupMember,
     GroupMigrationResult,
     GroupProgress,
-    MigrationOutcome,
-    MigrationPlan,
-    NodeBytes,
 )
+from numatui.model.migration import MigrationOutcome, MigrationPlan
+from numatui.model.node_bytes import NodeBytes
 from numatui.safe_text import visible
 from numatui.units import format_bytes, format_rate
 

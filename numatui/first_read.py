@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 
-from numatui.model import Privileges, Topology
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
 from numatui.source import DataSource
 
 

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import pairwise
 
-from numatui.model import Topology
+from numatui.model.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from numatui.model import (
-    MigrationPlan,
-    MigrationProgress,
-    MigrationResult,
-    NumaMaps,
-    ProcessScan,
-    Topology,
-)
+from numatui.model.memory import NumaMaps, ProcessScan
+from numatui.model.migration import MigrationPlan, MigrationProgress, MigrationResult
+from numatui.model.topology import Topology
 from numatui.source import Privileges
 
 

@@ -16,19 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from numatui.model import (
-    Finding,
-    GroupMember,
-    MemberStatus,
-    MemoryKind,
-    MigrationError,
-    MigrationOutcome,
-    Node,
-    Privileges,
-    ProcessMemory,
-    RuleCode,
-    Topology,
-)
+from numatui.model.findings import Finding, RuleCode
+from numatui.model.groups import GroupMember, MemberStatus
+from numatui.model.memory import MemoryKind, ProcessMemory
+from numatui.model.migration import MigrationError, MigrationOutcome
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Node, Topology
 from numatui.units import format_bytes, node_list
 
 __all__ = [

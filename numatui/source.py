@@ -12,22 +12,12 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from numatui.model import (
-    DrainPlan,
-    DrainProgress,
-    DrainReport,
-    GroupMigrationResult,
-    GroupProgressCallback,
-    GroupScan,
-    MigrationPlan,
-    MigrationResult,
-    NumaMaps,
-    Pacing,
-    Privileges,
-    ProcessScan,
-    ProgressCallback,
-    Topology,
-)
+from numatui.model.drain import DrainPlan, DrainProgress, DrainReport
+from numatui.model.groups import GroupMigrationResult, GroupProgressCallback, GroupScan
+from numatui.model.memory import NumaMaps, ProcessScan
+from numatui.model.migration import MigrationPlan, MigrationResult, Pacing, ProgressCallback
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
 
 __all__ = ["DataSource", "Privileges", "ProgressCallback"]  # the last two live in the model
 

@@ -33,7 +33,9 @@ from numatui.exporter.labels import CGROUP_LIMIT, COMM_LIMIT, USER_LIMIT, label_
 from numatui.kernel import audit, vmstat
 from numatui.kernel.cgroups import ContainerNames, cgroup_numa_stat, describe, process_cgroup
 from numatui.kernel.live import LiveSource
-from numatui.model import MigrationOutcome, ProcessMemory, ProcessScan, Topology
+from numatui.model.memory import ProcessMemory, ProcessScan
+from numatui.model.migration import MigrationOutcome
+from numatui.model.topology import Topology
 
 PROCESS_LABELS = ("pid", "comm", "user", "cgroup", "group")
 GROUP_LABELS = ("cgroup", "group", "group_kind")

@@ -31,15 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from numatui.kernel.nodemask import format_kernel_list
-from numatui.model import (
-    AuditStatus,
-    DrainPlan,
-    DrainReport,
-    GroupMigrationResult,
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationResult,
-)
+from numatui.model.drain import DrainPlan, DrainReport
+from numatui.model.groups import GroupMigrationResult
+from numatui.model.migration import AuditStatus, MigrationOutcome, MigrationPlan, MigrationResult
 
 PATH_ENV = "NUMATUI_AUDIT_LOG"
 """An explicit audit log path (validated like the default one)."""

@@ -22,16 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from numatui.errors import NumatuiError
-from numatui.model import (
-    CgroupSupport,
-    Group,
-    GroupKind,
-    GroupName,
-    GroupScan,
-    NodeBytes,
-    ProcessScan,
-    frozen_map,
-)
+from numatui.model.groups import CgroupSupport, Group, GroupKind, GroupName, GroupScan
+from numatui.model.memory import ProcessScan
+from numatui.model.node_bytes import NodeBytes, frozen_map
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _NODE_FIELD = re.compile(r"N([0-9]{1,5})=([0-9]{1,25})", re.ASCII)

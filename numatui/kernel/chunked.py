@@ -46,7 +46,8 @@ from pathlib import Path
 
 from numatui.kernel import syscalls
 from numatui.kernel.plan import final_placement
-from numatui.model import MappedRegion, NumaMaps, Pacing
+from numatui.model.memory import MappedRegion, NumaMaps
+from numatui.model.migration import Pacing
 
 FIRST_CHUNK_PAGES = 64
 """Pages in the first call of a paced move (256 KiB: a few ms even under emulation),

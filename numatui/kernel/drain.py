@@ -26,18 +26,10 @@ from numatui.errors import MigrationRefused
 from numatui.kernel import migration
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader, parse_meminfo
-from numatui.model import (
-    DrainItem,
-    DrainLeftover,
-    DrainPlan,
-    DrainProgress,
-    DrainReport,
-    MigrationProgress,
-    MigrationResult,
-    Pacing,
-    Privileges,
-    Topology,
-)
+from numatui.model.drain import DrainItem, DrainLeftover, DrainPlan, DrainProgress, DrainReport
+from numatui.model.migration import MigrationProgress, MigrationResult, Pacing
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
 
 RunOne = Callable[
     [DrainItem, Callable[[MigrationProgress], None], threading.Event | None], MigrationResult

@@ -21,19 +21,21 @@ from numatui.kernel.cgroups import CgroupError
 from numatui.kernel.migration import MigrationJob, validate
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import (
+from numatui.model.groups import (
     CgroupSupport,
     GroupMember,
     GroupMigrationResult,
     GroupProgress,
     GroupProgressCallback,
     MemberStatus,
+)
+from numatui.model.migration import (
     MigrationError,
     MigrationOutcome,
     MigrationProgress,
     MigrationResult,
-    Privileges,
 )
+from numatui.model.privileges import Privileges
 
 MAX_ROUNDS = 64
 """Reads of cgroup.procs before numatui stops looking for new members (a group that forks

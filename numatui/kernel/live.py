@@ -13,36 +13,34 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from numatui.errors import MigrationRefused, ProcessGone
-from numatui.kernel import audit, cgroups, pidstate
-from numatui.kernel.cgroups import CgroupError, GroupReader
+from numatui.kernel import pidstate
 from numatui.kernel.pid_files import hides_other_users, parent_pid
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import (
+from numatui.model.findings import RuleCode
+from numatui.model.memory import NumaMaps, ProcessScan
+from numatui.model.migration import (
     AuditStatus,
-    DrainItem,
-    DrainPlan,
-    DrainProgress,
-    DrainReport,
-    GroupMigrationResult,
-    GroupProgressCallback,
-    GroupScan,
     MigrationError,
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
-    NumaMaps,
     Pacing,
-    Privileges,
-    ProcessScan,
     ProgressCallback,
-    RuleCode,
-    Topology,
 )
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
+
+if TYPE_CHECKING:
+    # The audit trail, cgroups and drains load when used: `ps` and `nodes` never need them.
+    from numatui.kernel.cgroups import GroupReader
+    from numatui.model.drain import DrainItem, DrainPlan, DrainProgress, DrainReport
+    from numatui.model.groups import GroupMigrationResult, GroupProgressCallback, GroupScan
 
 ProcessIdentity = tuple[int, float]
 """(pid, start time): one process for good, where a pid alone may be reused."""
@@ -143,7 +141,7 @@ class LiveSource:
         self.audit_path = audit_path
         # The cgroup mount lives under /sys, so a recorded tree carries its own.
         self.cgroup_root = cgroup_root if cgroup_root is not None else sys_root / "fs/cgroup"
-        self._groups = GroupReader(proc_root=proc_root, cgroup_root=self.cgroup_root)
+        self._group_reader: GroupReader | None = None  # made on first use (`_groups`)
         self.audit_warning: str | None = None  # set when the last audit append failed
         self.sys_root = sys_root
         self.proc_root = proc_root
@@ -272,6 +270,7 @@ class LiveSource:
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> MigrationResult:
+        from numatui.kernel import audit
 
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
@@ -304,7 +303,7 @@ class LiveSource:
         log_path: Path,
         entry_id: str,
     ) -> MigrationResult:
-        from numatui.kernel import migration
+        from numatui.kernel import audit, migration
 
         reused = self.guard.reused(plan)
         if reused is not None:
@@ -337,10 +336,19 @@ class LiveSource:
 
     def groups(self, scan: ProcessScan | None = None) -> GroupScan:
         """Every cgroup with processes, from `scan` (or a new scan)."""
-        return self._groups.read(scan if scan is not None else self.scan())
+        return self._groups().read(scan if scan is not None else self.scan())
+
+    def _groups(self) -> GroupReader:
+        if self._group_reader is None:
+            from numatui.kernel.cgroups import GroupReader
+
+            self._group_reader = GroupReader(proc_root=self.proc_root, cgroup_root=self.cgroup_root)
+        return self._group_reader
 
     def group_path(self, text: str) -> str:
         """An operator's cgroup path as the kernel writes it; CgroupError when unsafe."""
+        from numatui.kernel import cgroups
+
         return cgroups.normalise_user_path(text, self.cgroup_root)
 
     def group_members(self, path: str) -> tuple[int, ...]:
@@ -348,7 +356,10 @@ class LiveSource:
 
         On cgroup v1 the groups listed are the memory (else systemd) hierarchy's.
         """
-        if self._groups.support().unified:
+        from numatui.kernel import cgroups
+        from numatui.kernel.cgroups import CgroupError
+
+        if self._groups().support().unified:
             return cgroups.group_procs(path, self.cgroup_root)
         for hierarchy in ("memory", "systemd"):
             try:
@@ -374,7 +385,10 @@ class LiveSource:
 
         Never raises for a bad path or a kernel error: the result's `error` says.
         """
+        from numatui.kernel import audit, cgroups
+        from numatui.kernel.cgroups import CgroupError
         from numatui.kernel.group_migration import GroupMigrationJob  # loads the migration code
+        from numatui.model.groups import GroupMigrationResult
 
         sources, targets = frozenset(from_nodes), frozenset(to_nodes)
         log_path = self.audit_path or audit.default_log_path()
@@ -440,7 +454,7 @@ class LiveSource:
         A refused drain (no such node, the only memory node) is audited here: the
         operator asked for it, and nothing was done.
         """
-        from numatui.kernel import drain  # loads the migration code: not for `ps` or `nodes`
+        from numatui.kernel import audit, drain  # the migration code: not for `ps` or `nodes`
 
         topology = self.topology()
         plan = drain.plan_drain(
@@ -472,7 +486,7 @@ class LiveSource:
         (MigrationRefused, nothing moved, when it cannot be written) and its outcome
         after, with the same id.
         """
-        from numatui.kernel import drain  # loads the migration code: not for `ps` or `nodes`
+        from numatui.kernel import audit, drain  # the migration code: not for `ps` or `nodes`
 
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")

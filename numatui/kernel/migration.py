@@ -33,24 +33,23 @@ from numatui.kernel.chunked import (
 from numatui.kernel.nodemask import NodeMask, format_kernel_list, parse_kernel_list
 from numatui.kernel.plan import effective_targets, kernel_pairs
 from numatui.kernel.topology import TopologyReader, parse_meminfo
-from numatui.model import (
-    Finding,
+from numatui.model.findings import Finding
+from numatui.model.memory import ProcessMemory
+from numatui.model.migration import (
     MigrationError,
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
-    NodeBytes,
     Pacing,
-    Privileges,
-    ProcessMemory,
     ProgressCallback,
-    Topology,
     displaced_by_node,
-    frozen_map,
     misplaced_by_node,
     planned_bytes,
 )
+from numatui.model.node_bytes import NodeBytes, frozen_map
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
 from numatui.units import format_bytes
 
 if TYPE_CHECKING:

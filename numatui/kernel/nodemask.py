@@ -9,6 +9,8 @@ from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar, overload
 
 from numatui.errors import NodeStringError
+from numatui.kernel.kernel_list import format_kernel_list as format_kernel_list
+from numatui.kernel.kernel_list import parse_kernel_list as parse_kernel_list
 
 _T = TypeVar("_T")
 
@@ -23,47 +25,6 @@ MIN_MASK_BITS = 64
 _MAX_NODE_DIGITS = 6
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
-
-
-def parse_kernel_list(text: str) -> frozenset[int]:
-    """Parse the kernel's range-list format (`0-3,8`, empty for none) from /sys or /proc.
-
-    Raises ValueError on anything the kernel would not print.
-    """
-    out: set[int] = set()
-    text = text.strip()
-    if not text:
-        return frozenset()
-    for part in text.split(","):
-        lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"not a kernel range list: {text!r}")
-        a = int(lo)
-        b = int(hi) if sep else a
-        if b < a:
-            raise ValueError(f"reversed range {part!r} in {text!r}")
-        out.update(range(a, b + 1))
-    return frozenset(out)
-
-
-def format_kernel_list(nodes: Iterable[int]) -> str:
-    """Format node ids the way the kernel prints them (`0-3,5`; "" for none).
-
-    Like the kernel's `%*pbl`, any run of two or more consecutive ids becomes a range.
-    """
-    ordered = sorted(set(nodes))
-    if ordered and ordered[0] < 0:
-        raise ValueError(f"negative node id {ordered[0]}")
-    parts: list[str] = []
-    index = 0
-    while index < len(ordered):
-        start = index
-        while index + 1 < len(ordered) and ordered[index + 1] == ordered[index] + 1:
-            index += 1
-        lo, hi = ordered[start], ordered[index]
-        parts.append(str(lo) if lo == hi else f"{lo}-{hi}")
-        index += 1
-    return ",".join(parts)
 
 
 def _checked_node_id(value: object) -> int:

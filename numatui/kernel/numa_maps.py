@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from numatui.model import MappedRegion, MemoryKind, NumaMaps
+from numatui.model.memory import MappedRegion, MemoryKind, NumaMaps
 
 # Files under these paths are shmem (tmpfs) objects: POSIX shm, SysV shm,
 # memfd, and MAP_SHARED|MAP_ANONYMOUS memory, which the kernel backs with a

@@ -20,7 +20,6 @@ import errno
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 from numatui.errors import ProcessGone
@@ -307,7 +306,7 @@ def read_boot_time(proc: str) -> float:
     return 0.0
 
 
-def hides_other_users(proc_root: Path = Path("/proc")) -> bool:
+def hides_other_users(proc_root: str | os.PathLike[str] = "/proc") -> bool:
     """Whether `proc_root` is a proc mount with hidepid (other users' processes invisible).
 
     Such processes are not even counted by a scan, so a face must say the list is partial.

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 # Where each node's pages end once the pairs ran in order: pure model functions, used by
 # the preview here, the chunked mover and the verdict alike.
-from numatui.model import expected_after as predict_node_bytes
-from numatui.model import final_placement
+from numatui.model.migration import expected_after as predict_node_bytes
+from numatui.model.migration import final_placement
 
 __all__ = [
     "effective_targets",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from numatui.model import Privileges
+from numatui.model.privileges import Privileges
 
 CAP_SYS_PTRACE = 19  # act on another user's process (migrate_pages' ptrace-read check)
 CAP_SYS_NICE = 23  # move shared pages (MPOL_MF_MOVE_ALL), targets outside the cpuset

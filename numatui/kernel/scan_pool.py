@@ -6,31 +6,31 @@ parse holds the GIL, and on 2 CPUs two threads measured 0.73x numastat's wall
 where the walks alone would allow about half. Helper processes have a GIL each.
 
 The pids go out in small chunks from one queue: this process reads chunks too,
-and each helper (`python -c ... child_main()`, started with subprocess, never a
+and each helper (`python -c ... scan_wire.child_main()`, started with subprocess, never a
 bare fork) holds two: the next is in its pipe while its last answers wait here for
 the GIL to be decoded. A command that knows it will scan many pids starts its
 helpers first thing (`warm_up`), so they load numatui while it does. The helpers
 only ever speed the scan up: a helper that cannot start, dies or stalls leaves
 its chunk to this process, which also takes over any chunk still out once the
 queue is empty, so the scan never waits on a helper. The wire format is marshal
-of plain values (what the caller's `decode` turns back into its own objects),
+of plain values (`scan_wire`; the caller's `decode` turns them back into its own objects),
 framed by a length; it only ever passes between numatui and its own children.
 """
 
 from __future__ import annotations
 
 import contextlib
-import marshal
 import math
 import os
-import struct
 import subprocess
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
+
+from numatui.kernel.scan_wire import receive, send
 
 Outcome = TypeVar("Outcome")
 
@@ -98,30 +98,10 @@ def one_shot_helpers(pid_count: int) -> int:
     return one_shot_readers() - 1 if pid_count >= HELPER_MIN_PIDS else 0
 
 
-_LENGTH = struct.Struct("<I")
 _CHILD_CODE = (
     "import sys; sys.path.insert(0, {root!r}); "
-    "from numatui.kernel.scan_pool import child_main; child_main()"
+    "from numatui.kernel.scan_wire import child_main; child_main()"
 )
-
-
-def send(stream: IO[bytes], value: Any) -> None:
-    data = marshal.dumps(value)
-    stream.write(_LENGTH.pack(len(data)) + data)
-    stream.flush()
-
-
-def receive(stream: IO[bytes]) -> Any:
-    """The next value; EOFError when the other end closed."""
-    head = _read_exactly(stream, _LENGTH.size)
-    return marshal.loads(_read_exactly(stream, _LENGTH.unpack(head)[0]))
-
-
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    data = stream.read(size)
-    if data is None or len(data) != size:
-        raise EOFError("the other end closed")
-    return bytes(data)
 
 
 class _Warm:
@@ -213,7 +193,7 @@ def read_shared(
 ) -> dict[int, Outcome]:
     """`read_here(key)` for every key, the work shared with up to `helpers` processes.
 
-    Each helper is started with `setup` (see `child_main`) and answers a chunk of keys
+    Each helper is started with `setup` (see `scan_wire.child_main`) and answers a chunk of keys
     with `[(key, wire), ...]`; `decode(wire)` is what `read_here` would have returned.
     """
     queue: deque[list[int]] = deque(
@@ -292,17 +272,3 @@ def read_shared(
         for feeder in feeders:
             feeder.join(timeout=5)
     return results
-
-
-def child_main() -> None:
-    """A helper: the setup, then chunks of pids until stdin closes (or the parent kills it)."""
-    from numatui.kernel.scanner import helper_reader  # the helper's only import of weight
-
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    try:
-        read = helper_reader(receive(stdin))
-        while True:
-            chunk = receive(stdin)
-            send(stdout, [(key, read(key)) for key in chunk])
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return

@@ -6,66 +6,37 @@ numa_maps is summed by `numa_maps`; this module decides what to re-read.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import pwd
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
 
 from numatui.errors import ProcessGone
 from numatui.kernel import scan_pool
-from numatui.kernel.nodemask import parse_kernel_list
 from numatui.kernel.numa_maps import (
-    MemorySummary,
-    mapping_count,
     node_bytes_from_numa_maps,
     parse_numa_maps,
-    summarize_numa_maps,
 )
 from numatui.kernel.pid_files import (
-    PF_KTHREAD,
-    PidDir,
-    PidStat,
     ProcessUnreadable,
-    exited,
-    parse_cmdline,
-    parse_stat,
-    parse_status,
-    read_boot_time,
     read_numa_maps,
     read_pid_file,
     stat_signature,
 )
+from numatui.kernel.pid_reader import (
+    PidReader,
+    ReadOutcome,
+    StatUnreadable,
+    Vanished,
+    decode_outcome,
+)
 from numatui.kernel.topology import cpu_node_map
 from numatui.kernel.vmstat import MigrationCounters, migration_counters, read_vmstat
-from numatui.model import (
-    MemoryKind,
-    NodeBytes,
-    NumaMaps,
-    ProcessMemory,
-    ProcessScan,
-    Topology,
-    frozen_map,
-)
-
-# Reading every thread's stat for a process with thousands of threads would
-# dominate the scan; the nodes its threads run on are known well enough from
-# the first threads listed.
-MAX_THREADS_SAMPLED = 64
-
-
-class _Vanished:
-    """Read outcome: the process exited while we read it (or was a zombie)."""
-
-
-class _StatUnreadable:
-    """Read outcome: not even /proc/PID/stat is readable (hidepid=1 or a stricter LSM)."""
+from numatui.model.memory import NumaMaps, ProcessMemory, ProcessScan
+from numatui.model.topology import Topology
 
 
 @dataclass(slots=True)
@@ -91,8 +62,6 @@ class _Forced:
 
 _FORCED = _Forced()
 
-_ReadOutcome = tuple[tuple[int, ...], ProcessMemory, bool] | type[_Vanished] | type[_StatUnreadable]
-"""(stat's `change_signature`, memory, numa_maps unreadable), or why there is none."""
 _PARALLEL_MIN_PIDS = 48  # below this, starting threads costs more than it saves
 QUIET_CHECKS = ((120.0, 7.5), (10.0, 3.5))
 """(unchanged for this many seconds, its stat checked at most every this many), longest
@@ -153,7 +122,6 @@ class ProcessScanner:
         self.one_shot_threads = 1 if self.one_shot_helpers else workers
         self._proc = str(proc_root)
         self._cpu_to_node: Mapping[int, int] = {}
-        self._memory_nodes: frozenset[int] | None = None
         self.max_age_s = max_age_s
         self.max_age_without_counters_s = max_age_without_counters_s
         self.min_forced_interval_s = min_forced_interval_s
@@ -170,10 +138,8 @@ class ProcessScanner:
 
         Decided before their stat is read: some may have changed by themselves too.
         """
-        self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
-        self._clock_ticks = os.sysconf("SC_CLK_TCK")
-        self._boot_time: float | None = None
-        self._users: dict[int, str] = {}
+        self.reader = PidReader(self._proc, page_size or os.sysconf("SC_PAGE_SIZE"))
+        """Reads one process (the helpers' `pid_reader.helper_reader` reads as it does)."""
         self._known: dict[int, _Known] = {}
         self.last_unreadable: frozenset[int] = frozenset()
         """Pids whose numa_maps the last scan could not read (listed with no memory)."""
@@ -191,7 +157,7 @@ class ProcessScanner:
         self._cpu_to_node = cpu_node_map(topology)
         # numa_maps prints only N_MEMORY nodes; a node hot-added later shows
         # once the next topology read is handed in.
-        self._memory_nodes = topology.with_memory if topology.numa_available else None
+        self.reader.memory_nodes = topology.with_memory if topology.numa_available else None
 
     @property
     def cpu_to_node(self) -> Mapping[int, int]:
@@ -201,22 +167,14 @@ class ProcessScanner:
     @property
     def memory_nodes(self) -> frozenset[int] | None:
         """The node ids the numa_maps sums look for (None: found in each file)."""
-        return self._memory_nodes
+        return self.reader.memory_nodes
+
+    @property
+    def page_size(self) -> int:
+        return self.reader.page_size
 
     def boot_time(self) -> float:
-        if self._boot_time is None:
-            self._boot_time = read_boot_time(self._proc)
-        return self._boot_time
-
-    def _user(self, uid: int) -> str:
-        name = self._users.get(uid)
-        if name is None:
-            try:
-                name = pwd.getpwuid(uid).pw_name
-            except (KeyError, OverflowError):
-                name = str(uid)
-            self._users[uid] = name
-        return name
+        return self.reader.boot_time()
 
     def pids(self) -> list[int]:
         try:
@@ -237,117 +195,6 @@ class ProcessScanner:
             self._known.pop(pid, None)
 
     # ------------------------------------------------------------ one process
-
-    def _cpu_nodes(
-        self, pid_dir: PidDir, stat: PidStat, cpu_map: Mapping[int, int]
-    ) -> frozenset[int]:
-        nodes: set[int] = set()
-        main = cpu_map.get(stat.processor)
-        if main is not None:
-            nodes.add(main)
-        if stat.num_threads <= 1 or not cpu_map:
-            return frozenset(nodes)
-        for cpu in pid_dir.thread_processors(MAX_THREADS_SAMPLED):
-            node = cpu_map.get(cpu)
-            if node is not None:
-                nodes.add(node)
-        return frozenset(nodes)
-
-    def _read_full(
-        self,
-        pid: int,
-        cpu_map: Mapping[int, int],
-        want_memory: bool = True,
-        nodes_only: bool = False,
-        cmdline: bool = True,
-    ) -> tuple[PidStat, ProcessMemory, bool]:
-        """Read one process through a held directory fd; (stat, memory, numa_maps unreadable).
-
-        `nodes_only`: bytes per node only (no kinds or shared bytes), what a
-        process list shows; numa_maps is then summed in one C-level pass per
-        node instead of being split by kind. `cmdline`: read the command line.
-
-        Raises ProcessUnreadable when its stat may not be read, ProcessGone
-        (or another OSError) when it exited meanwhile or is a zombie.
-        """
-        with PidDir(self._proc, pid) as pid_dir:
-            stat = parse_stat(pid_dir.read("stat"))
-            if stat is None or exited(stat):
-                # Zombies and exiting processes have no memory left to show.
-                raise ProcessGone(pid)
-            is_kthread = bool(stat.flags & PF_KTHREAD)
-            summary: MemorySummary | None = None
-            unreadable = False
-            if want_memory and not is_kthread:
-                try:
-                    data = pid_dir.read("numa_maps")
-                    if nodes_only:
-                        nodes = node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes)
-                        summary = MemorySummary(nodes, {}, {}, mapping_count(data))
-                    else:
-                        summary = summarize_numa_maps(data, self.page_size, self.memory_nodes)
-                except ProcessUnreadable:
-                    unreadable = True
-            try:
-                status = parse_status(pid_dir.read("status"))
-                skip_cmdline = is_kthread or not cmdline
-                command = "" if skip_cmdline else parse_cmdline(pid_dir.read("cmdline"))
-            except ProcessUnreadable as e:  # stat was readable: a dying process's files
-                raise ProcessGone(pid) from e
-            # Read after numa_maps: a live user process still has its mm
-            # (VmRSS); without one, numa_maps may have been cut short by exit.
-            if not status or (not is_kthread and "VmRSS" not in status):
-                raise ProcessGone(pid)
-            if status.get("State", "")[:1] in ("Z", "X"):
-                raise ProcessGone(pid)
-            cpu_nodes = self._cpu_nodes(pid_dir, stat, cpu_map)
-        memory = self._build(
-            pid, stat, status, command, summary, cpu_nodes, is_kthread, kinds_read=not nodes_only
-        )
-        if unreadable:
-            memory = dataclasses.replace(memory, memory_readable=False)
-        return stat, memory, unreadable
-
-    def _build(
-        self,
-        pid: int,
-        stat: PidStat,
-        status: Mapping[str, str],
-        cmdline: str,
-        summary: MemorySummary | None,
-        cpu_nodes: frozenset[int],
-        is_kthread: bool,
-        kinds_read: bool = True,
-    ) -> ProcessMemory:
-        try:
-            uid = int(status.get("Uid", "").split()[0])
-            user = self._user(uid)
-        except (ValueError, IndexError):
-            user = "?"
-        try:
-            mems_allowed = parse_kernel_list(status.get("Mems_allowed_list", ""))
-        except ValueError:
-            mems_allowed = frozenset()
-        empty: NodeBytes = frozen_map()
-        return ProcessMemory(
-            pid=pid,
-            name=status.get("Name") or stat.comm,
-            user=user,
-            cmdline=cmdline,
-            rss_bytes=stat.rss_pages * self.page_size,
-            threads=stat.num_threads,
-            node_bytes=frozen_map(summary.node_bytes) if summary else empty,
-            kind_bytes=MappingProxyType(
-                {k: frozen_map(v) for k, v in summary.kind_bytes.items()} if summary else {}
-            ),
-            shared_bytes=frozen_map(summary.shared_bytes) if summary else empty,
-            mems_allowed=mems_allowed,
-            cpu_nodes=cpu_nodes,
-            mapping_count=summary.mapping_count if summary else 0,
-            start_time=self.boot_time() + stat.start_ticks / self._clock_ticks,
-            is_kernel_thread=is_kthread,
-            kinds_read=kinds_read or summary is None,
-        )
 
     def _poll_counters(self, now: float) -> tuple[float, float]:
         """Read /proc/vmstat once for this scan: (re-read entries read before this, max age)."""
@@ -478,10 +325,10 @@ class ProcessScanner:
                     unreadable_pids.append(pid)
                 continue
             outcome = fresh[pid]
-            if outcome is _Vanished:
+            if outcome is Vanished:
                 vanished += 1
                 continue
-            if outcome is _StatUnreadable:
+            if outcome is StatUnreadable:
                 stat_unreadable += 1
                 continue
             assert isinstance(outcome, tuple)
@@ -504,23 +351,6 @@ class ProcessScanner:
             vanished=vanished,
         )
 
-    def _read_one(
-        self,
-        pid: int,
-        cpu_map: Mapping[int, int],
-        nodes_only: bool = False,
-        cmdline: bool = True,
-    ) -> _ReadOutcome:
-        try:
-            stat, memory, unreadable = self._read_full(
-                pid, cpu_map, nodes_only=nodes_only, cmdline=cmdline
-            )
-        except ProcessUnreadable:
-            return _StatUnreadable
-        except (ProcessGone, OSError):
-            return _Vanished
-        return stat.change_signature, memory, unreadable
-
     def _read_many(
         self,
         pids: list[int],
@@ -529,7 +359,7 @@ class ProcessScanner:
         threads: int | None = None,
         cmdline: bool = True,
         helpers: int = 0,
-    ) -> dict[int, _ReadOutcome]:
+    ) -> dict[int, ReadOutcome]:
         """Full reads, overlapped on several threads when there are many.
 
         Most of a full scan is the kernel walking address spaces inside
@@ -544,7 +374,7 @@ class ProcessScanner:
             setup = {
                 "proc": self._proc,
                 "page_size": self.page_size,
-                "memory_nodes": self._memory_nodes,
+                "memory_nodes": self.memory_nodes,
                 "cpu_map": dict(cpu_map),
                 "boot_time": self.boot_time(),
                 "nodes_only": nodes_only,
@@ -554,14 +384,14 @@ class ProcessScanner:
                 pids,
                 helpers=helpers,
                 setup=setup,
-                read_here=lambda pid: self._read_one(pid, cpu_map, nodes_only, cmdline),
+                read_here=lambda pid: self.reader.read_one(pid, cpu_map, nodes_only, cmdline),
                 decode=decode_outcome,
             )
         if threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
-            return {pid: self._read_one(pid, cpu_map, nodes_only, cmdline) for pid in pids}
+            return {pid: self.reader.read_one(pid, cpu_map, nodes_only, cmdline) for pid in pids}
         pending = iter(pids)
         take = threading.Lock()
-        results: dict[int, _ReadOutcome] = {}
+        results: dict[int, ReadOutcome] = {}
         failures: list[BaseException] = []
 
         def work() -> None:
@@ -571,7 +401,7 @@ class ProcessScanner:
                         pid = next(pending, None)
                     if pid is None:
                         return
-                    results[pid] = self._read_one(pid, cpu_map, nodes_only, cmdline)
+                    results[pid] = self.reader.read_one(pid, cpu_map, nodes_only, cmdline)
             except BaseException as exc:  # handed to the caller, as the serial path would
                 failures.append(exc)
 
@@ -595,7 +425,7 @@ class ProcessScanner:
         if topology is not None:
             self.use_topology(topology)
         try:
-            _, memory, _ = self._read_full(pid, self.cpu_to_node)
+            _, memory, _ = self.reader.read_full(pid, self.cpu_to_node)
         except ProcessUnreadable:
             raise
         except OSError as e:
@@ -614,55 +444,3 @@ class ProcessScanner:
         """
         data = read_numa_maps(self._proc, pid)
         return node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes)
-
-
-# ---------------------------------------------------------------- helper processes
-
-
-def encode_outcome(outcome: _ReadOutcome) -> object:
-    """A read outcome as plain values for `scan_pool`'s wire (marshal)."""
-    if outcome is _Vanished:
-        return "vanished"
-    if outcome is _StatUnreadable:
-        return "stat unreadable"
-    assert isinstance(outcome, tuple)
-    signature, memory, unreadable = outcome
-    fields: dict[str, object] = {}
-    for f in dataclasses.fields(ProcessMemory):
-        value = getattr(memory, f.name)
-        if f.name == "kind_bytes":
-            value = {kind.value: dict(by_node) for kind, by_node in value.items()}
-        elif isinstance(value, MappingProxyType):
-            value = dict(value)
-        fields[f.name] = value
-    return (signature, fields, unreadable)
-
-
-def decode_outcome(wire: Any) -> _ReadOutcome:
-    """`encode_outcome`'s inverse. Raises ValueError (or TypeError) for anything else."""
-    if wire == "vanished":
-        return _Vanished
-    if wire == "stat unreadable":
-        return _StatUnreadable
-    signature, fields, unreadable = wire
-    fields = dict(fields)
-    fields["kind_bytes"] = MappingProxyType(
-        {MemoryKind(kind): frozen_map(by_node) for kind, by_node in fields["kind_bytes"].items()}
-    )
-    for name in ("node_bytes", "shared_bytes"):
-        fields[name] = frozen_map(fields[name])
-    return tuple(signature), ProcessMemory(**fields), bool(unreadable)
-
-
-def helper_reader(setup: Mapping[str, Any]) -> Callable[[int], object]:
-    """In a helper process: what reads one pid as the parent's scanner would, encoded."""
-    scanner = ProcessScanner(proc_root=Path(setup["proc"]), page_size=setup["page_size"])
-    scanner._memory_nodes = setup["memory_nodes"]
-    scanner._boot_time = setup["boot_time"]  # start times agree with the parent's to the bit
-    cpu_map: dict[int, int] = setup["cpu_map"]
-    nodes_only, cmdline = bool(setup["nodes_only"]), bool(setup["cmdline"])
-
-    def read(pid: int) -> object:
-        return encode_outcome(scanner._read_one(pid, cpu_map, nodes_only, cmdline))
-
-    return read

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from numatui.kernel.nodemask import parse_kernel_list
 from numatui.kernel.vmstat import MAX_COUNTER_DIGITS, parse_key_values, read_vmstat
-from numatui.model import HugePagePool, Node, NodeCounters, Topology, VmCounters, frozen_map
+from numatui.model.node_bytes import frozen_map
+from numatui.model.topology import HugePagePool, Node, NodeCounters, Topology, VmCounters
 
 _MEMINFO_LINE = re.compile(
     r"^(?:Node[ \t]+[0-9]+[ \t]+)?([A-Za-z0-9_()]+):[ \t]*([0-9]+)(?:[ \t]*(kB))?[ \t]*$",

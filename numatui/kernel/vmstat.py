@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from numatui.model import VmCounters
+from numatui.model.topology import VmCounters
 
 _KEY_VALUE_LINE = re.compile(r"^([a-z0-9_]+)[ \t]+([0-9]+)[ \t]*$", re.MULTILINE | re.ASCII)
 MAX_COUNTER_DIGITS = 30  # no counter the kernel prints is longer; int() of huge text is slow

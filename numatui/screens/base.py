@@ -15,7 +15,8 @@ from typing import Protocol, TypeVar, runtime_checkable
 from textual.screen import ModalScreen, Screen
 
 from numatui.history import NodeHistory
-from numatui.model import ProcessScan, Topology
+from numatui.model.memory import ProcessScan
+from numatui.model.topology import Topology
 from numatui.source import DataSource, Privileges
 
 ResultT = TypeVar("ResultT")

@@ -8,7 +8,9 @@ the screens. Pure functions over the model (no Textual), unit-tested directly.
 from __future__ import annotations
 
 from numatui import rules
-from numatui.model import Node, Privileges, ProcessMemory, Topology
+from numatui.model.memory import ProcessMemory
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Node, Topology
 from numatui.rules import TargetChoice
 from numatui.units import human_bytes
 

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Header, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import NumaMapsFetched, SourceFailed
-from numatui.model import MemoryKind, NumaMaps, ProcessMemory
+from numatui.model.memory import MemoryKind, NumaMaps, ProcessMemory
 from numatui.safe_text import plain, plain_lines, shorten, visible
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import is_misplaced

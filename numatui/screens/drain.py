@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Label, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
-from numatui.model import DrainPlan, DrainProgress, DrainReport
+from numatui.model.drain import DrainPlan, DrainProgress, DrainReport
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.lifecycle import while_attached

@@ -18,14 +18,9 @@ from textual.message import Message
 from textual.widgets import Button, Header, Select, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
-from numatui.model import (
-    GROUP_STAT_KINDS,
-    Group,
-    GroupMigrationResult,
-    GroupProgress,
-    MigrationOutcome,
-    Topology,
-)
+from numatui.model.groups import GROUP_STAT_KINDS, Group, GroupMigrationResult, GroupProgress
+from numatui.model.migration import MigrationOutcome
+from numatui.model.topology import Topology
 from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiModal, NumatuiScreen
 from numatui.screens.common import memory_nodes

@@ -18,7 +18,8 @@ from textual.message import Message
 from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
-from numatui.model import GROUP_STAT_KINDS, Group, GroupScan, Topology
+from numatui.model.groups import GROUP_STAT_KINDS, Group, GroupScan
+from numatui.model.topology import Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState
 from numatui.screens.common import machine_migration_blocker, memory_nodes

@@ -19,14 +19,10 @@ from textual.widgets.selection_list import Selection
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import PlanPreviewed, PlanRefused
-from numatui.model import (
-    DEFAULT_STALL_S,
-    MigrationPlan,
-    Pacing,
-    Privileges,
-    ProcessMemory,
-    Topology,
-)
+from numatui.model.memory import ProcessMemory
+from numatui.model.migration import DEFAULT_STALL_S, MigrationPlan, Pacing
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import NumatuiModal
 from numatui.screens.common import target_choices

@@ -18,17 +18,17 @@ from textual.widgets import DataTable, Header, Static
 
 from numatui.blocking import WorkAbandoned, call_abandonable, describe_error
 from numatui.messages import MigrationCrashed, MigrationFinished, MigrationSampled
-from numatui.model import (
+from numatui.model.memory import ProcessMemory
+from numatui.model.migration import (
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
-    NodeBytes,
-    ProcessMemory,
-    Topology,
     misplaced_bytes,
     planned_bytes,
 )
+from numatui.model.node_bytes import NodeBytes
+from numatui.model.topology import Topology
 from numatui.safe_text import plain, plain_lines, visible
 from numatui.screens.base import NumatuiScreen
 from numatui.screens.lifecycle import while_attached

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Header, Static
 
-from numatui.model import Node, Topology
+from numatui.model.topology import Node, Topology
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, nodes_summary

@@ -18,7 +18,9 @@ from textual.message import Message
 from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
-from numatui.model import MigrationPlan, ProcessMemory, Topology
+from numatui.model.memory import ProcessMemory
+from numatui.model.migration import MigrationPlan
+from numatui.model.topology import Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState
 from numatui.screens.common import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numatui.model import Privileges
+from numatui.model.privileges import Privileges
 
 ROOT = Privileges(uid=0, is_root=True, cap_sys_nice=True, cap_sys_ptrace=True)
 """Root with every capability a migration asks about (MPOL_MF_MOVE_ALL, other users)."""

@@ -22,36 +22,28 @@ from numatui.kernel.cgroups import describe
 from numatui.kernel.drain import leftovers
 from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import validate
-from numatui.model import (
+from numatui.model.drain import DrainItem, DrainPlan, DrainProgress, DrainReport
+from numatui.model.groups import (
     CgroupSupport,
-    DrainItem,
-    DrainPlan,
-    DrainProgress,
-    DrainReport,
     Group,
     GroupMember,
     GroupMigrationResult,
     GroupProgress,
     GroupProgressCallback,
     GroupScan,
-    MappedRegion,
     MemberStatus,
-    MemoryKind,
+)
+from numatui.model.memory import MappedRegion, MemoryKind, NumaMaps, ProcessMemory, ProcessScan
+from numatui.model.migration import (
     MigrationError,
     MigrationOutcome,
     MigrationPlan,
     MigrationProgress,
     MigrationResult,
-    Node,
-    NodeCounters,
-    NumaMaps,
     Pacing,
-    ProcessMemory,
-    ProcessScan,
-    Topology,
-    VmCounters,
-    frozen_map,
 )
+from numatui.model.node_bytes import frozen_map
+from numatui.model.topology import Node, NodeCounters, Topology, VmCounters
 from numatui.rules import group_verdict
 from numatui.source import Privileges, ProgressCallback
 from tests.tooling.privileges import ROOT

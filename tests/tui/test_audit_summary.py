@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from textual.widgets import Static
 
-from numatui.model import AuditStatus, MigrationPlan, MigrationResult
+from numatui.model.migration import AuditStatus, MigrationPlan, MigrationResult
 from numatui.screens.migration import MigrationScreen
 from numatui.source import ProgressCallback
 

@@ -6,7 +6,7 @@ import os
 import threading
 
 from numatui.blocking import BACKGROUND_NICE
-from numatui.model import NumaMaps, ProcessScan
+from numatui.model.memory import NumaMaps, ProcessScan
 
 from .conftest import quiet_app, settle
 from .fakes import FakeSource

@@ -11,7 +11,7 @@ from textual.widgets import Footer, Markdown, SelectionList, Static
 from textual.widgets._footer import FooterKey
 
 from numatui.app import NumatuiApp
-from numatui.model import Topology
+from numatui.model.topology import Topology
 from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
 from numatui.screens.migrate_dialog import MigrateDialog

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from numatui.model import MigrationOutcome
+from numatui.model.migration import MigrationOutcome
 from numatui.safe_text import visible
 from numatui.screens.group_move import GroupMigrationScreen, GroupMoveDialog
 from numatui.screens.groups import GroupsScreen

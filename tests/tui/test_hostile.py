@@ -24,7 +24,8 @@ from textual.widgets import DataTable, Input, Static
 
 from numatui.app import NumatuiApp
 from numatui.kernel.live import LiveSource
-from numatui.model import MappedRegion, MemoryKind, MigrationError, NumaMaps
+from numatui.model.memory import MappedRegion, MemoryKind, NumaMaps
+from numatui.model.migration import MigrationError
 from numatui.safe_text import visible
 from numatui.screens.detail import COMMAND_SHOWN, ProcessDetailScreen
 from numatui.screens.migration import MigrationScreen
@@ -255,7 +256,7 @@ async def test_a_process_that_exits_after_confirming_does_not_show_everything_mo
     real_migrate = source.migrate
 
     def exited_first(plan, on_progress=None, cancel=None):  # type: ignore[no-untyped-def]
-        from numatui.model import MigrationResult
+        from numatui.model.migration import MigrationResult
 
         release.wait()
         return MigrationResult.unchanged(plan, MigrationError("ESRCH", "process exited"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from numatui.model import ProcessMemory, ProcessScan
+from numatui.model.memory import ProcessMemory, ProcessScan
 
 from .conftest import settled_app, workers_done
 from .fakes import FakeSource

@@ -10,7 +10,7 @@ import statistics
 import time
 from dataclasses import replace
 
-from numatui.model import frozen_map
+from numatui.model.node_bytes import frozen_map
 from numatui.screens.processes import ProcessesScreen
 
 from .conftest import quiet_app, settle

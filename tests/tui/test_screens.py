@@ -13,7 +13,8 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Markdown, SelectionList, Static
 
 from numatui.messages import PlanPreviewed, PlanRefused
-from numatui.model import MigrationError, frozen_map
+from numatui.model.migration import MigrationError
+from numatui.model.node_bytes import frozen_map
 from numatui.screens.detail import ProcessDetailScreen
 from numatui.screens.help import HelpScreen
 from numatui.screens.migrate_dialog import MigrateDialog

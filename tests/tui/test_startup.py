@@ -17,7 +17,9 @@ from textual.widgets import DataTable, Static
 
 from numatui.app import NumatuiApp
 from numatui.first_read import FirstRead
-from numatui.model import MemoryKind, Privileges, ProcessScan, Topology
+from numatui.model.memory import MemoryKind, ProcessScan
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Topology
 from numatui.screens.detail import PENDING, ProcessDetailScreen
 from numatui.screens.processes import ProcessesScreen
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from numatui.history import NodeHistory
-from numatui.model import frozen_map
+from numatui.model.node_bytes import frozen_map
 from numatui.screens.common import (
     NOT_PRIVILEGED,
     is_misplaced,

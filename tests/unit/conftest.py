@@ -13,7 +13,8 @@ import pytest
 from numatui.kernel.migration import MigrationJob
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationPlan, Privileges
+from numatui.model.migration import MigrationPlan
+from numatui.model.privileges import Privileges
 from tests.tooling.privileges import ROOT
 
 FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"

@@ -23,7 +23,7 @@ import pytest
 from numatui.cli import EXIT_OK, main
 from numatui.kernel import audit, migration
 from numatui.kernel.live import LiveSource
-from numatui.model import MigrationError, MigrationOutcome, MigrationPlan, MigrationResult
+from numatui.model.migration import MigrationError, MigrationOutcome, MigrationPlan, MigrationResult
 
 ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -208,7 +208,7 @@ def test_a_short_write_on_a_full_disk_leaves_no_partial_line(small_tmpfs: Path) 
 WRITER = """
 import sys
 from numatui.kernel import audit
-from numatui.model import MigrationPlan
+from numatui.model.migration import MigrationPlan
 path, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 plan = MigrationPlan(
     4242, frozenset({0}), frozenset({1}), ((0, 1),), (4096,), process_name="w" * 300

@@ -11,13 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from numatui.kernel import audit
-from numatui.model import (
-    MigrationError,
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationResult,
-    frozen_map,
-)
+from numatui.model.migration import MigrationError, MigrationOutcome, MigrationPlan, MigrationResult
+from numatui.model.node_bytes import frozen_map
 from numatui.units import format_bytes, format_share
 
 

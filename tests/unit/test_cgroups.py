@@ -30,20 +30,16 @@ from numatui.kernel.cgroups import (
     read_support,
     stat_by_kind,
 )
-from numatui.model import (
+from numatui.model.groups import (
     CgroupSupport,
     GroupKind,
     GroupMember,
     GroupMigrationResult,
     MemberStatus,
-    MigrationError,
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationResult,
-    ProcessMemory,
-    ProcessScan,
-    frozen_map,
 )
+from numatui.model.memory import ProcessMemory, ProcessScan
+from numatui.model.migration import MigrationError, MigrationOutcome, MigrationPlan, MigrationResult
+from numatui.model.node_bytes import frozen_map
 from tests.tooling.privileges import ROOT, USER
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

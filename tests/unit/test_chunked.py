@@ -19,7 +19,7 @@ from numatui.kernel.chunked import (
     plan_walk,
 )
 from numatui.kernel.numa_maps import parse_numa_maps
-from numatui.model import MigrationOutcome, MigrationPlan, Pacing
+from numatui.model.migration import MigrationOutcome, MigrationPlan, Pacing
 from tests.tooling.privileges import ROOT
 
 PAGE = 4096

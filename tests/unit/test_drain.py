@@ -17,19 +17,12 @@ from numatui import rules
 from numatui.cli import EXIT_FAILED, EXIT_OK, main
 from numatui.kernel import audit
 from numatui.kernel.drain import leftovers
-from numatui.model import (
-    DrainItem,
-    DrainPlan,
-    HugePagePool,
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationResult,
-    Node,
-    ProcessMemory,
-    RuleCode,
-    Topology,
-    frozen_map,
-)
+from numatui.model.drain import DrainItem, DrainPlan
+from numatui.model.findings import RuleCode
+from numatui.model.memory import ProcessMemory
+from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationResult
+from numatui.model.node_bytes import frozen_map
+from numatui.model.topology import HugePagePool, Node, Topology
 from tests.tooling.privileges import ROOT
 
 MIB = 1024 * 1024

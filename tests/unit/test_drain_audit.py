@@ -13,14 +13,8 @@ import pytest
 from numatui.errors import MigrationRefused
 from numatui.kernel import audit
 from numatui.kernel.live import LiveSource
-from numatui.model import (
-    DrainItem,
-    DrainPlan,
-    MigrationError,
-    MigrationPlan,
-    MigrationResult,
-    ProgressCallback,
-)
+from numatui.model.drain import DrainItem, DrainPlan
+from numatui.model.migration import MigrationError, MigrationPlan, MigrationResult, ProgressCallback
 
 
 def _plan_with_one_process(source: LiveSource) -> DrainPlan:

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 import numatui.kernel
+import numatui.model
 
 REPO = Path(__file__).resolve().parent.parent.parent
 KERNEL_MODULES = sorted(
     f"numatui.kernel.{m.name}" for m in pkgutil.iter_modules(numatui.kernel.__path__)
+)
+MODEL_MODULES = sorted(
+    f"numatui.model.{m.name}" for m in pkgutil.iter_modules(numatui.model.__path__)
 )
 
 
@@ -26,7 +30,7 @@ def imports_textual(module: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "module", [*KERNEL_MODULES, "numatui.model", "numatui.source", "numatui.errors"]
+    "module", [*KERNEL_MODULES, *MODEL_MODULES, "numatui.source", "numatui.errors"]
 )
 def test_module_does_not_import_textual(module: str) -> None:
     assert not imports_textual(module)

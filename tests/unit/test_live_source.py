@@ -22,7 +22,8 @@ from numatui.kernel.live import LiveSource
 from numatui.kernel.migration import MigrationJob
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationOutcome, MigrationPlan, MigrationResult, Privileges
+from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationResult
+from numatui.model.privileges import Privileges
 from tests.tooling.privileges import ROOT
 
 FOUR_NODES_SYS = Path(__file__).parents[1] / "fixtures" / "four_nodes" / "sys"

@@ -19,20 +19,12 @@ from numatui.errors import MigrationRefused
 from numatui.kernel import syscalls
 from numatui.kernel.migration import Observation, decide_outcome, tolerance_bytes, validate
 from numatui.kernel.plan import kernel_pairs, predict_node_bytes
-from numatui.model import (
-    HugePagePool,
-    MemoryKind,
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationResult,
-    Node,
-    Privileges,
-    ProcessMemory,
-    RuleCode,
-    Topology,
-    frozen_map,
-    planned_bytes,
-)
+from numatui.model.findings import RuleCode
+from numatui.model.memory import MemoryKind, ProcessMemory
+from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationResult, planned_bytes
+from numatui.model.node_bytes import frozen_map
+from numatui.model.privileges import Privileges
+from numatui.model.topology import HugePagePool, Node, Topology
 from tests.tooling.privileges import ROOT
 
 MIB = 1024 * 1024

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from numatui.kernel.migration import MigrationJob, Observation, decide_outcome
 from numatui.kernel.nodemask import NodeMask
-from numatui.model import MigrationPlan
+from numatui.model.migration import MigrationPlan
 from tests.tooling.privileges import ROOT
 
 MakeJob = Callable[..., MigrationJob]

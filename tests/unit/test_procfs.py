@@ -36,7 +36,7 @@ from numatui.kernel.pid_files import parse_cmdline, parse_stat, parse_status, st
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
 from numatui.kernel.vmstat import MigrationCounters, parse_migration_counters
-from numatui.model import MemoryKind, ProcessScan
+from numatui.model.memory import MemoryKind, ProcessScan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RECORDED = [FIXTURES / "two_nodes", FIXTURES / "four_nodes"]

@@ -18,7 +18,11 @@ from numatui import cli, rules
 from numatui.errors import MigrationRefused
 from numatui.kernel.migration import validate
 from numatui.kernel.privileges import read_privileges
-from numatui.model import Node, Privileges, ProcessMemory, RuleCode, Topology, frozen_map
+from numatui.model.findings import RuleCode
+from numatui.model.memory import ProcessMemory
+from numatui.model.node_bytes import frozen_map
+from numatui.model.privileges import Privileges
+from numatui.model.topology import Node, Topology
 from numatui.screens.common import machine_migration_blocker, target_choices
 from tests.tooling.privileges import ROOT
 

@@ -35,7 +35,8 @@ from numatui import cli
 from numatui.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from numatui.kernel import audit, migration
 from numatui.kernel.live import LiveSource
-from numatui.model import MigrationOutcome, MigrationPlan, MigrationResult, frozen_map
+from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationResult
+from numatui.model.node_bytes import frozen_map
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "numatui"

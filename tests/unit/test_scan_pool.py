@@ -18,11 +18,12 @@ from types import MappingProxyType
 
 import pytest
 
-from numatui.kernel import scan_pool
-from numatui.kernel import scanner as scanner_module
-from numatui.kernel.scanner import ProcessScanner, decode_outcome, encode_outcome
+from numatui.kernel import pid_reader, scan_pool
+from numatui.kernel.pid_reader import decode_outcome, encode_outcome
+from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MemoryKind, ProcessMemory, frozen_map
+from numatui.model.memory import MemoryKind, ProcessMemory
+from numatui.model.node_bytes import frozen_map
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TREE = FIXTURES / "four_nodes"
@@ -75,7 +76,7 @@ def test_helpers_read_this_hosts_processes_as_this_process_does() -> None:
     def read_slowly(pid: int) -> object:
         here.append(pid)
         time.sleep(0.02)
-        return scanner._read_one(pid, cpu_map)
+        return scanner.reader.read_one(pid, cpu_map)
 
     shared = scan_pool.read_shared(
         pids,
@@ -88,7 +89,7 @@ def test_helpers_read_this_hosts_processes_as_this_process_does() -> None:
     assert set(shared) == set(pids)
     by_helpers = [pid for pid in pids if pid not in here]
     assert len(by_helpers) >= len(pids) // 3, "the helpers read too little"
-    alone = {pid: scanner._read_one(pid, cpu_map) for pid in by_helpers}
+    alone = {pid: scanner.reader.read_one(pid, cpu_map) for pid in by_helpers}
     mine = (os.getpid(), os.getppid())
     steady = [pid for pid in by_helpers if pid not in mine and isinstance(alone[pid], tuple)]
     same = [pid for pid in steady if shared[pid][1:] == alone[pid][1:]]  # type: ignore[index]
@@ -121,7 +122,7 @@ def test_the_wire_keeps_every_field_and_hostile_text() -> None:
     back = decode_outcome(_through_marshal(encode_outcome(outcome)))
     assert back == outcome
     assert isinstance(back, tuple) and isinstance(back[1].node_bytes, MappingProxyType)
-    for marker in (scanner_module._Vanished, scanner_module._StatUnreadable):
+    for marker in (pid_reader.Vanished, pid_reader.StatUnreadable):
         assert decode_outcome(_through_marshal(encode_outcome(marker))) is marker
 
 
@@ -216,7 +217,7 @@ def test_helpers_are_gone_when_the_scan_returns() -> None:
         pids,
         helpers=2,
         setup=setup,
-        read_here=lambda pid: encode_outcome(scanner._read_one(pid, {})),
+        read_here=lambda pid: encode_outcome(scanner.reader.read_one(pid, {})),
         decode=lambda wire: wire,
         chunk_size=1,
         start_helper=start,
@@ -306,7 +307,7 @@ def test_ps_warms_its_helpers_and_leaves_none_behind(
 PAIRS = """
 import sys
 sys.path.insert(0, {root!r})
-from numatui.kernel.scan_pool import receive, send
+from numatui.kernel.scan_wire import receive, send
 stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 receive(stdin)
 while True:
@@ -340,3 +341,52 @@ def test_a_helper_holds_its_next_chunk_while_its_answers_are_decoded() -> None:
     by_helper = [key for key, (who, _) in results.items() if who == "helper"]
     assert len(by_helper) >= len(keys) // 2, "the helper waited for chunks it was never sent"
     assert all(results[key] == ("here", key) for key in here if key not in by_helper)
+
+
+# What a helper loads is what its start costs: with the scanner's imports ~80 ms of CPU,
+# with its own few modules about half that. None of these is needed to read a pid.
+NOT_FOR_A_HELPER = {
+    "numatui.kernel.scanner",
+    "numatui.kernel.scan_pool",
+    "numatui.kernel.nodemask",
+    "numatui.kernel.topology",
+    "numatui.model.topology",
+    "numatui.model.migration",
+    "numatui.model.groups",
+    "subprocess",
+    "pathlib",
+    "typing",
+}
+
+
+def test_a_helper_loads_only_what_reading_a_pid_needs() -> None:
+    # The helper's real start (`-S`, scan_pool's code), one real read, then its modules.
+    root = Path(scan_pool.__file__).resolve().parents[2]
+    code = scan_pool._CHILD_CODE.format(root=str(root)) + "; print(*sorted(sys.modules))"
+    child = subprocess.Popen(
+        [sys.executable, "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdin is not None and child.stdout is not None
+    setup = {
+        "proc": "/proc",
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "memory_nodes": None,
+        "cpu_map": {},
+        "boot_time": 0.0,
+        "nodes_only": False,
+        "cmdline": True,
+    }
+    scan_pool.send(child.stdin, setup)
+    scan_pool.send(child.stdin, [os.getpid()])
+    child.stdin.close()
+    try:
+        [(pid, wire)] = scan_pool.receive(child.stdout)
+        modules = set(child.stdout.read().decode().split())
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    outcome = decode_outcome(wire)
+    assert pid == os.getpid() and isinstance(outcome, tuple)
+    assert outcome[1].pid == pid and outcome[1].node_bytes  # it did read this process
+    assert "numatui.kernel.pid_reader" in modules  # the check sees the helper's modules
+    assert not modules & NOT_FOR_A_HELPER

@@ -28,7 +28,7 @@ from test_migration_guest import (
 
 from numatui.kernel import syscalls
 from numatui.kernel.live import LiveSource
-from numatui.model import MigrationOutcome, MigrationProgress
+from numatui.model.migration import MigrationOutcome, MigrationProgress
 
 pytestmark = [pytest.mark.guest]
 

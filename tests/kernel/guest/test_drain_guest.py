@@ -26,7 +26,9 @@ from test_migration_guest import (
 )
 
 from numatui.kernel.live import LiveSource
-from numatui.model import DrainProgress, MigrationOutcome, Pacing, RuleCode
+from numatui.model.drain import DrainProgress
+from numatui.model.findings import RuleCode
+from numatui.model.migration import MigrationOutcome, Pacing
 from tests.tooling.workload import Workload, free_huge_pages
 
 pytestmark = [pytest.mark.guest]

@@ -20,7 +20,7 @@ from quiet import blocked_in
 from numatui.kernel.pid_files import parse_stat
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.vmstat import MigrationCounters, parse_migration_counters
-from numatui.model import ProcessMemory, ProcessScan
+from numatui.model.memory import ProcessMemory, ProcessScan
 from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]

@@ -32,7 +32,7 @@ from numatui import cli
 from numatui.kernel.live import LiveSource
 from numatui.kernel.pid_files import hides_other_users
 from numatui.kernel.scanner import ProcessScanner
-from numatui.model import MigrationOutcome, MigrationProgress
+from numatui.model.migration import MigrationOutcome, MigrationProgress
 from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]

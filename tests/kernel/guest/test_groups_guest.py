@@ -22,7 +22,8 @@ from test_migration_guest import MIB, PAGE, WorkloadFactory, assert_counts_agree
 from numatui.kernel import audit
 from numatui.kernel.cgroups import parse_numa_stat
 from numatui.kernel.live import LiveSource
-from numatui.model import GroupProgress, MemberStatus, MigrationOutcome
+from numatui.model.groups import GroupProgress, MemberStatus
+from numatui.model.migration import MigrationOutcome
 from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]

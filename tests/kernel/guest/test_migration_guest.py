@@ -34,7 +34,12 @@ from numatui.kernel.plan import (
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import MigrationOutcome, MigrationPlan, MigrationProgress, MigrationResult
+from numatui.model.migration import (
+    MigrationOutcome,
+    MigrationPlan,
+    MigrationProgress,
+    MigrationResult,
+)
 from tests.tooling.workload import Workload
 
 pytestmark = [pytest.mark.guest]

@@ -25,13 +25,9 @@ from numatui.kernel.nodemask import NodeMask
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model import (
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationProgress,
-    ProcessMemory,
-    Topology,
-)
+from numatui.model.memory import ProcessMemory
+from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationProgress
+from numatui.model.topology import Topology
 from numatui.source import Privileges
 from tests.tooling.workload import Workload
 

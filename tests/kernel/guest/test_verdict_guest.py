@@ -27,7 +27,7 @@ from test_migration_guest import (
 from numatui.kernel.migration import tolerance_bytes
 from numatui.kernel.plan import effective_targets, final_placement, kernel_pairs
 from numatui.kernel.topology import TopologyReader
-from numatui.model import (
+from numatui.model.migration import (
     MigrationOutcome,
     displaced_by_node,
     expected_after,
