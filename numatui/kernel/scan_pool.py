@@ -42,8 +42,10 @@ IN_FLIGHT = 2
 decoded here."""
 
 HELPER_MIN_PIDS = 200
-"""Below this, a helper process's start (~80 ms of CPU: ~10 ms the interpreter, ~70 ms
-numatui's modules) costs about what it would save."""
+"""Below this, a helper process's start costs about what it would save. Set when a start
+took ~80 ms of CPU; since a helper loads only `scan_wire` and `pid_reader` (and theirs) it
+takes ~47 ms (~12 ms the interpreter, ~35 ms its modules), and 200 is kept until a lower
+threshold is measured."""
 
 
 def one_shot_threads_for(cpus: int, busy: float) -> int:
@@ -119,8 +121,8 @@ _warm = _Warm()
 def warm_up(pid_count: int) -> None:
     """Start the helpers a command's one scan of `pid_count` pids will use, now.
 
-    A helper spends ~80 ms starting (see HELPER_MIN_PIDS). Started as the command starts,
-    it loads while this process loads the same modules and reads the topology, on a
+    A helper spends ~47 ms starting (see HELPER_MIN_PIDS). Started as the command starts,
+    it loads while this process loads its own modules and reads the topology, on a
     core that would otherwise wait; started with the scan, it took that time from it.
     The scan hands each its setup (`_start_helper`); `stop_warm` ends the ones no scan
     took.
