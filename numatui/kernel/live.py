@@ -21,26 +21,23 @@ from numatui.kernel.pid_files import hides_other_users, parent_pid
 from numatui.kernel.privileges import read_privileges
 from numatui.kernel.scanner import ProcessScanner
 from numatui.kernel.topology import TopologyReader
-from numatui.model.findings import RuleCode
 from numatui.model.memory import NumaMaps, ProcessScan
-from numatui.model.migration import (
-    AuditStatus,
-    MigrationError,
-    MigrationOutcome,
-    MigrationPlan,
-    MigrationProgress,
-    MigrationResult,
-    Pacing,
-    ProgressCallback,
-)
 from numatui.model.privileges import Privileges
 from numatui.model.topology import Topology
 
 if TYPE_CHECKING:
-    # The audit trail, cgroups and drains load when used: `ps` and `nodes` never need them.
+    # The audit trail, cgroups, drains and moves load when used: `ps` and `nodes` never
+    # need them.
     from numatui.kernel.cgroups import GroupReader
     from numatui.model.drain import DrainItem, DrainPlan, DrainProgress, DrainReport
     from numatui.model.groups import GroupMigrationResult, GroupProgressCallback, GroupScan
+    from numatui.model.migration import (
+        MigrationPlan,
+        MigrationProgress,
+        MigrationResult,
+        Pacing,
+        ProgressCallback,
+    )
 
 ProcessIdentity = tuple[int, float]
 """(pid, start time): one process for good, where a pid alone may be reused."""
@@ -226,6 +223,8 @@ class LiveSource:
         except (ProcessGone, PermissionError) as exc:
             # Truthful words: a zombie "has exited", a pid hidden by hidepid says so.
             why = self.describe_pid(pid)
+            from numatui.model.findings import RuleCode
+
             raise MigrationRefused(
                 f"process {pid} {why}" if why else str(exc),
                 code=str(RuleCode.PROCESS_GONE),
@@ -271,6 +270,7 @@ class LiveSource:
         cancel: threading.Event | None = None,
     ) -> MigrationResult:
         from numatui.kernel import audit
+        from numatui.model.migration import AuditStatus, MigrationError, MigrationResult
 
         if not self.is_live:
             raise MigrationRefused("this is a recorded snapshot of a machine: nothing can be moved")
@@ -304,6 +304,7 @@ class LiveSource:
         entry_id: str,
     ) -> MigrationResult:
         from numatui.kernel import audit, migration
+        from numatui.model.migration import MigrationError, MigrationResult
 
         reused = self.guard.reused(plan)
         if reused is not None:
@@ -389,6 +390,7 @@ class LiveSource:
         from numatui.kernel.cgroups import CgroupError
         from numatui.kernel.group_migration import GroupMigrationJob  # loads the migration code
         from numatui.model.groups import GroupMigrationResult
+        from numatui.model.migration import MigrationError, MigrationOutcome
 
         sources, targets = frozenset(from_nodes), frozenset(to_nodes)
         log_path = self.audit_path or audit.default_log_path()
