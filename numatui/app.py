@@ -33,7 +33,6 @@ from numatui.model.topology import Topology
 from numatui.quiet_gc import QuietCollector
 from numatui.safe_text import visible
 from numatui.screens.base import AppState
-from numatui.screens.groups import GroupsScreen
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
@@ -47,6 +46,14 @@ SHORT_HEIGHT = 30
 def _kinds_read(scan: ProcessScan) -> bool:
     """False for the app's first, list scan (bytes per node only; the full scan follows)."""
     return all(p.kinds_read for p in scan.processes)
+
+
+def _groups_screen() -> Screen[None]:
+    """The groups view, imported when first opened: its module and the group models cost
+    ~10 ms that the first frame need not wait for."""
+    from numatui.screens.groups import GroupsScreen
+
+    return GroupsScreen()
 
 
 class NumatuiApp(App[None]):
@@ -67,7 +74,7 @@ class NumatuiApp(App[None]):
         "screens/help.tcss",
         "screens/groups.tcss",
     ]
-    MODES = {"processes": ProcessesScreen, "nodes": NodesScreen, "groups": GroupsScreen}
+    MODES = {"processes": ProcessesScreen, "nodes": NodesScreen, "groups": _groups_screen}
     DEFAULT_MODE = "processes"
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Leave numatui (nothing is left running)"),

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from numatui.model.drain import DrainPlan, DrainProgress, DrainReport
-from numatui.model.groups import GroupMigrationResult, GroupProgressCallback, GroupScan
 from numatui.model.memory import NumaMaps, ProcessScan
 from numatui.model.migration import MigrationPlan, MigrationResult, Pacing, ProgressCallback
 from numatui.model.privileges import Privileges
 from numatui.model.topology import Topology
+
+if TYPE_CHECKING:
+    # Loaded by the groups view and the drain dialog when first opened, not at start.
+    from numatui.model.drain import DrainPlan, DrainProgress, DrainReport
+    from numatui.model.groups import GroupMigrationResult, GroupProgressCallback, GroupScan
 
 __all__ = ["DataSource", "Privileges", "ProgressCallback"]  # the last two live in the model
 

@@ -16,7 +16,6 @@ from numatui.model.topology import Node, Topology
 from numatui.safe_text import plain, plain_lines
 from numatui.screens.base import AppState, NumatuiScreen
 from numatui.screens.common import machine_migration_blocker, nodes_summary
-from numatui.screens.drain import DrainDialog
 from numatui.units import human_bytes, human_count_rate, node_list
 from numatui.widgets.chart import SparkChart
 from numatui.widgets.footer import KeysFooter
@@ -202,4 +201,6 @@ class NodesScreen(NumatuiScreen[None]):
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         if row_key.value is None:
             return
+        from numatui.screens.drain import DrainDialog  # loaded when first used, not at start
+
         self.app.push_screen(DrainDialog(int(row_key.value)))
