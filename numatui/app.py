@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 
@@ -36,6 +37,7 @@ from numatui.screens.base import AppState
 from numatui.screens.nodes import NodesScreen
 from numatui.screens.processes import ProcessesScreen
 from numatui.source import DataSource, Privileges
+from numatui.terminal_watch import terminal_gone
 
 NARROW_WIDTH = 81
 """Terminals narrower than this get the `narrow` class (fewer columns, shorter labels)."""
@@ -122,6 +124,10 @@ class NumatuiApp(App[None]):
     GC_CHECK_S = 10.0
     """How often the quiet full garbage collection is considered (numatui/quiet_gc.py)."""
 
+    TERMINAL_CHECK_S = 3.0
+    """How often the app asks whether its terminal hung up without a SIGHUP
+    (numatui/terminal_watch.py); it then leaves as on SIGHUP."""
+
     # ------------------------------------------------------------ leaving
 
     EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -151,6 +157,10 @@ class NumatuiApp(App[None]):
         if self._exit_signal is not None:
             self.exit(return_code=128 + self._exit_signal)
 
+    def _leave_if_terminal_gone(self) -> None:
+        if sys.__stdin__ is not None and terminal_gone(sys.__stdin__.fileno()):
+            self._exit_on_signal(signal.SIGHUP)
+
     def action_interrupt(self) -> None:
         self.exit(return_code=130)
 
@@ -160,6 +170,8 @@ class NumatuiApp(App[None]):
         self.refresh_data()
         self.collector.start()
         self.set_interval(self.GC_CHECK_S, self.collector.tick)
+        if not self.is_headless and sys.__stdin__ is not None and sys.__stdin__.isatty():
+            self.set_interval(self.TERMINAL_CHECK_S, self._leave_if_terminal_gone)
 
     def on_unmount(self) -> None:
         self.collector.stop()

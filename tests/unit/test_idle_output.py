@@ -9,23 +9,16 @@ an idle process screen before).
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
-import select
 import shutil
-import struct
-import subprocess
-import sys
-import termios
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from numatui.units import human_bytes
+from tests.tooling.pty_app import Terminal, app_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "four_nodes"
@@ -36,50 +29,15 @@ MEASURE_S = 10.0
 SETTLE_S = 3.0
 """After a screen first shows: its late parts (mappings, groups) are read by workers."""
 
-_ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]")
+
+@pytest.fixture
+def terminal(tree: Path, tmp_path: Path) -> Iterator[Terminal]:
+    with app_terminal(tree, tmp_path / "audit.jsonl") as terminal:
+        yield terminal
 
 
-def text_of(output: bytes) -> str:
-    """What the bytes say without their escape sequences."""
-    return _ESCAPES.sub(b"", output).decode(errors="replace")
-
-
-@dataclass
-class Terminal:
-    """The app on the far side of a pseudo-terminal of 80x24."""
-
-    process: subprocess.Popen[bytes]
-    master: int
-
-    def read(self, seconds: float) -> bytes:
-        """Everything written in the next `seconds`."""
-        chunks: list[bytes] = []
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.master], [], [], left)
-            if ready:
-                try:
-                    chunks.append(os.read(self.master, 65536))
-                except OSError:  # the app closed the terminal
-                    break
-        return b"".join(chunks)
-
-    def read_until(self, text: str, timeout_s: float) -> bytes:
-        """Output up to the first time `text` shows (escape sequences removed)."""
-        seen = b""
-        deadline = time.monotonic() + timeout_s
-        while text not in text_of(seen):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"{text!r} not shown in {timeout_s} s:\n{text_of(seen)}")
-            seen += self.read(0.2)
-        return seen
-
-    def press(self, key: str) -> None:
-        os.write(self.master, key.encode())
-
-    def idle_bytes_per_s(self) -> float:
-        self.read(SETTLE_S)
-        return len(self.read(MEASURE_S)) / MEASURE_S
+def idle_bytes_per_s(terminal: Terminal) -> float:
+    return terminal.idle_bytes_per_s(SETTLE_S, MEASURE_S)
 
 
 @pytest.fixture
@@ -88,37 +46,6 @@ def tree(tmp_path: Path) -> Path:
     copy = tmp_path / "tree"
     shutil.copytree(FIXTURE, copy)
     return copy
-
-
-@pytest.fixture
-def terminal(tree: Path, tmp_path: Path) -> Iterator[Terminal]:
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TERM": "xterm-256color",
-        "NUMATUI_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
-    }
-    argv = [sys.executable, "-m", "numatui", "--sys-root", str(tree / "sys")]
-    argv += ["--proc-root", str(tree / "proc")]
-    process = subprocess.Popen(
-        argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-    )
-    os.close(slave)
-    terminal = Terminal(process, master)
-    try:
-        # The process list has been drawn: the first scan is done.
-        terminal.read_until("processes", 120)
-        yield terminal
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
-        os.close(master)
 
 
 # In this order, one app: (keys from the screen before, text shown once this one is up).
@@ -140,14 +67,14 @@ def test_an_idle_screen_writes_almost_nothing(terminal: Terminal) -> None:
             terminal.press(key)
             time.sleep(0.3)  # an escape alone, not the start of a sequence
         terminal.read_until(shown, 60)
-        rates[screen] = terminal.idle_bytes_per_s()
+        rates[screen] = idle_bytes_per_s(terminal)
         report = ", ".join(f"{screen} {rate:.0f}" for screen, rate in rates.items())
         assert rates[screen] < IDLE_LIMIT_BYTES_PER_S, f"bytes/s written while idle: {report}"
 
 
 @pytest.mark.timeout(180)
 def test_a_change_still_shows_on_an_idle_screen(terminal: Terminal, tree: Path) -> None:
-    assert terminal.idle_bytes_per_s() < IDLE_LIMIT_BYTES_PER_S
+    assert idle_bytes_per_s(terminal) < IDLE_LIMIT_BYTES_PER_S
     nodes = tree / "sys/devices/system/node"
     free_kib = {
         path: int(re.search(r"MemFree:\s+(\d+) kB", path.read_text()).group(1))  # type: ignore[union-attr]
