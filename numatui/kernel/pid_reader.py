@@ -79,6 +79,21 @@ class PidReader:
             self._boot_time = read_boot_time(self._proc)
         return self._boot_time
 
+    def helper_setup(
+        self, cpu_map: Mapping[int, int], nodes_only: bool, cmdline: bool
+    ) -> dict[str, Any]:
+        """What a helper process's `helper_reader` needs to read as this reader does
+        (plain values, for `scan_pool`'s wire)."""
+        return {
+            "proc": self._proc,
+            "page_size": self.page_size,
+            "memory_nodes": self.memory_nodes,
+            "cpu_map": dict(cpu_map),
+            "boot_time": self.boot_time(),
+            "nodes_only": nodes_only,
+            "cmdline": cmdline,
+        }
+
     def _user(self, uid: int) -> str:
         name = self._users.get(uid)
         if name is None:
@@ -256,7 +271,8 @@ def decode_outcome(wire: Any) -> ReadOutcome:
 
 
 def helper_reader(setup: Mapping[str, Any]) -> Callable[[int], object]:
-    """In a helper process: what reads one pid as the parent's scanner would, encoded."""
+    """In a helper process: what reads one pid as the parent's reader would, encoded
+    (`setup` is that reader's `helper_setup`)."""
     reader = PidReader(setup["proc"], setup["page_size"])
     reader.memory_nodes = setup["memory_nodes"]
     reader._boot_time = setup["boot_time"]  # start times agree with the parent's to the bit

@@ -371,19 +371,10 @@ class ProcessScanner:
         """
         threads = self.read_threads if threads is None else threads
         if helpers > 0 and len(pids) >= scan_pool.HELPER_MIN_PIDS:
-            setup = {
-                "proc": self._proc,
-                "page_size": self.page_size,
-                "memory_nodes": self.memory_nodes,
-                "cpu_map": dict(cpu_map),
-                "boot_time": self.boot_time(),
-                "nodes_only": nodes_only,
-                "cmdline": cmdline,
-            }
             return scan_pool.read_shared(
                 pids,
                 helpers=helpers,
-                setup=setup,
+                setup=self.reader.helper_setup(cpu_map, nodes_only, cmdline),
                 read_here=lambda pid: self.reader.read_one(pid, cpu_map, nodes_only, cmdline),
                 decode=decode_outcome,
             )

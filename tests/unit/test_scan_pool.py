@@ -62,15 +62,7 @@ def test_helpers_read_this_hosts_processes_as_this_process_does() -> None:
     scanner.use_topology(topology)
     cpu_map = scanner.cpu_to_node
     pids = scanner.pids()
-    setup = {
-        "proc": "/proc",
-        "page_size": scanner.page_size,
-        "memory_nodes": scanner.memory_nodes,
-        "cpu_map": dict(cpu_map),
-        "boot_time": scanner.boot_time(),
-        "nodes_only": False,
-        "cmdline": True,
-    }
+    setup = scanner.reader.helper_setup(cpu_map, nodes_only=False, cmdline=True)
     here: list[int] = []
 
     def read_slowly(pid: int) -> object:
@@ -367,16 +359,8 @@ def test_a_helper_loads_only_what_reading_a_pid_needs() -> None:
         [sys.executable, "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     assert child.stdin is not None and child.stdout is not None
-    setup = {
-        "proc": "/proc",
-        "page_size": os.sysconf("SC_PAGE_SIZE"),
-        "memory_nodes": None,
-        "cpu_map": {},
-        "boot_time": 0.0,
-        "nodes_only": False,
-        "cmdline": True,
-    }
-    scan_pool.send(child.stdin, setup)
+    reader = pid_reader.PidReader("/proc", os.sysconf("SC_PAGE_SIZE"))
+    scan_pool.send(child.stdin, reader.helper_setup({}, nodes_only=False, cmdline=True))
     scan_pool.send(child.stdin, [os.getpid()])
     child.stdin.close()
     try:
