@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from functools import partial
 
 from textual import events, on, work
 from textual.actions import ActionParseResult
@@ -157,8 +158,8 @@ class NumatuiApp(App[None]):
         if self._exit_signal is not None:
             self.exit(return_code=128 + self._exit_signal)
 
-    def _leave_if_terminal_gone(self) -> None:
-        if sys.__stdin__ is not None and terminal_gone(sys.__stdin__.fileno()):
+    def _leave_if_terminal_gone(self, fd: int) -> None:
+        if terminal_gone(fd):
             self._exit_on_signal(signal.SIGHUP)
 
     def action_interrupt(self) -> None:
@@ -170,8 +171,11 @@ class NumatuiApp(App[None]):
         self.refresh_data()
         self.collector.start()
         self.set_interval(self.GC_CHECK_S, self.collector.tick)
-        if not self.is_headless and sys.__stdin__ is not None and sys.__stdin__.isatty():
-            self.set_interval(self.TERMINAL_CHECK_S, self._leave_if_terminal_gone)
+        stdin = sys.__stdin__  # what Textual's driver reads keys from
+        if not self.is_headless and stdin is not None and stdin.isatty():
+            self.set_interval(
+                self.TERMINAL_CHECK_S, partial(self._leave_if_terminal_gone, stdin.fileno())
+            )
 
     def on_unmount(self) -> None:
         self.collector.stop()
