@@ -358,17 +358,16 @@ class LiveSource:
         On cgroup v1 the groups listed are the memory (else systemd) hierarchy's.
         """
         from numatui.kernel import cgroups
-        from numatui.kernel.cgroups import CgroupError
 
         if self._groups().support().unified:
             return cgroups.group_procs(path, self.cgroup_root)
         for hierarchy in ("memory", "systemd"):
             try:
                 return cgroups.group_procs(path, self.cgroup_root / hierarchy)
-            except CgroupError as exc:
+            except cgroups.CgroupError as exc:
                 if exc.code not in ("cgroup_not_found", "cgroup_v2_missing"):
                     raise
-        raise CgroupError(
+        raise cgroups.CgroupError(
             "no such cgroup in the cgroup v1 memory or systemd hierarchy", "cgroup_not_found"
         )
 
@@ -387,7 +386,6 @@ class LiveSource:
         Never raises for a bad path or a kernel error: the result's `error` says.
         """
         from numatui.kernel import audit, cgroups
-        from numatui.kernel.cgroups import CgroupError
         from numatui.kernel.group_migration import GroupMigrationJob  # loads the migration code
         from numatui.model.groups import GroupMigrationResult
         from numatui.model.migration import MigrationError, MigrationOutcome
@@ -412,7 +410,7 @@ class LiveSource:
         try:
             path = self.group_path(path)
             if not self.is_live:
-                raise CgroupError(
+                raise cgroups.CgroupError(
                     "this is a recorded snapshot of a machine: nothing can be moved",
                     "recorded",
                 )
@@ -439,7 +437,7 @@ class LiveSource:
                 stoppable=stoppable,
             )
             result = job.run(on_progress, cancel)
-        except CgroupError as exc:
+        except cgroups.CgroupError as exc:
             result = failed(MigrationError("", f"{exc}: nothing was moved"), exc.code)
         except Exception as exc:
             crashed = failed(MigrationError("", f"numatui failed during the group move: {exc!r}"))
