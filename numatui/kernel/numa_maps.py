@@ -155,6 +155,22 @@ class MemorySummary:
     mapping_count: int
 
 
+def merge_summaries(parts: list[MemorySummary]) -> MemorySummary:
+    """The summary of a text from those of its pieces (split where lines end): every
+    figure is a sum over lines."""
+    if len(parts) == 1:
+        return parts[0]
+    node: dict[int, int] = {}
+    kinds: dict[MemoryKind, dict[int, int]] = {}
+    shared: dict[int, int] = {}
+    for part in parts:
+        _add(node, part.node_bytes)
+        for kind, by_node in part.kind_bytes.items():
+            _add(kinds.setdefault(kind, {}), by_node)
+        _add(shared, part.shared_bytes)
+    return MemorySummary(node, kinds, shared, sum(p.mapping_count for p in parts))
+
+
 def _add(target: dict[int, int], values: Mapping[int, int], scale: int = 1) -> None:
     for n, v in values.items():
         if v:
@@ -366,6 +382,15 @@ def _summarize_fast(
         if region.shared:
             _add(shared_bytes, region.node_pages, region.page_size)
     return MemorySummary(node_bytes, {k: v for k, v in kinds.items() if v}, shared_bytes, count)
+
+
+def node_summary(
+    data: bytes, base_page_size: int = 4096, nodes: Iterable[int] | None = None
+) -> MemorySummary:
+    """Only bytes per node and the mapping count (`node_bytes_from_numa_maps`)."""
+    return MemorySummary(
+        node_bytes_from_numa_maps(data, base_page_size, nodes), {}, {}, mapping_count(data)
+    )
 
 
 def node_bytes_from_numa_maps(

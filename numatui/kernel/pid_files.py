@@ -23,11 +23,21 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from numatui.errors import ProcessGone
+from numatui.kernel.reader_child import copy_through_child
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PF_EXITING = 0x00000004
 PF_KTHREAD = 0x00200000
 
 _READ_CHUNK = 1 << 17
+
+HANDOFF_BYTES = 1 << 19
+"""A file longer than this is read on by a child process (`reader_child`) while the
+caller parses: ~6,000 mappings of numa_maps, ~8 ms of the kernel's walk. Starting the
+child costs ~0.2 ms here and ~0.8 ms of its own CPU."""
 
 GONE_ERRNOS = frozenset((errno.ENOENT, errno.ESRCH))
 DENIED_ERRNOS = frozenset((errno.EACCES, errno.EPERM))
@@ -81,6 +91,33 @@ def read_file(path: str, dir_fd: int | None = None, single_record: bool = False)
     return b"".join(chunks)
 
 
+def read_in_pieces(
+    path: str,
+    on_piece: Callable[[bytes], None],
+    dir_fd: int | None = None,
+    handoff_bytes: int = HANDOFF_BYTES,
+) -> None:
+    """The whole file handed to `on_piece`: in one piece if it is short, else in
+    pieces that end at a line's end, the rest of it read by a child process while
+    `on_piece` parses (see `reader_child`). Raises OSError as met."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size < handoff_bytes:
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:
+                on_piece(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+                return
+            chunks.append(chunk)
+            size += len(chunk)
+        head = b"".join(chunks)
+        cut = head.rfind(b"\n") + 1
+        copy_through_child(fd, on_piece, head=head[:cut], carried=head[cut:], done=size)
+    finally:
+        os.close(fd)
+
+
 def read_pid_file(proc: str, pid: int, name: str) -> bytes:
     """/proc/`pid`/`name` under the proc root `proc`. Raises as `pid_error` says."""
     try:
@@ -120,6 +157,14 @@ class PidDir:
         """The file `name` of this process. Raises as `pid_error` says."""
         try:
             return read_file(name, dir_fd=self._fd, single_record=name in SINGLE_RECORD_FILES)
+        except OSError as e:
+            raise pid_error(self.pid, name, e) from e
+
+    def read_in_pieces(self, name: str, on_piece: Callable[[bytes], None]) -> None:
+        """The file `name` of this process, through `read_in_pieces`. Raises as
+        `pid_error` says."""
+        try:
+            read_in_pieces(name, on_piece, dir_fd=self._fd)
         except OSError as e:
             raise pid_error(self.pid, name, e) from e
 

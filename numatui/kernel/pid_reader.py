@@ -18,8 +18,8 @@ from numatui.errors import ProcessGone
 from numatui.kernel.kernel_list import parse_kernel_list
 from numatui.kernel.numa_maps import (
     MemorySummary,
-    mapping_count,
-    node_bytes_from_numa_maps,
+    merge_summaries,
+    node_summary,
     summarize_numa_maps,
 )
 from numatui.kernel.pid_files import (
@@ -161,13 +161,18 @@ class PidReader:
             summary: MemorySummary | None = None
             unreadable = False
             if not is_kthread:
+                summarize = node_summary if nodes_only else summarize_numa_maps
+                parts: list[MemorySummary] = []
                 try:
-                    data = pid_dir.read("numa_maps")
-                    if nodes_only:
-                        nodes = node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes)
-                        summary = MemorySummary(nodes, {}, {}, mapping_count(data))
-                    else:
-                        summary = summarize_numa_maps(data, self.page_size, self.memory_nodes)
+                    # A long numa_maps comes in pieces, read on by a child while each
+                    # is parsed here (pid_files.read_in_pieces).
+                    pid_dir.read_in_pieces(
+                        "numa_maps",
+                        lambda piece: parts.append(
+                            summarize(piece, self.page_size, self.memory_nodes)
+                        ),
+                    )
+                    summary = merge_summaries(parts)
                 except ProcessUnreadable:
                     unreadable = True
             try:

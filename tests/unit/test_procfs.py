@@ -26,7 +26,9 @@ from numatui.kernel.nodemask import parse_kernel_list
 from numatui.kernel.numa_maps import (
     _summarize_fast,
     classify,
+    merge_summaries,
     node_bytes_from_numa_maps,
+    node_summary,
     parse_numa_maps,
     summarize_numa_maps,
     summary_of,
@@ -175,6 +177,24 @@ def test_summary_agrees_with_parser_on_kernel_text(lines: list[str], final_newli
     # Both ways to find anonymous pages, whichever the line mix would pick.
     for by_files in (True, False):
         assert _summarize_fast(text.encode(), 4096, None, by_files) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(numa_maps_line(), min_size=1, max_size=30), st.data())
+def test_pieces_cut_where_lines_end_sum_to_the_whole(lines: list[str], data: st.DataObject) -> None:
+    """A long numa_maps is summed piece by piece (pid_files.read_in_pieces)."""
+    whole = ("\n".join(lines) + "\n").encode()
+    if len(lines) > 1:
+        cuts = sorted(data.draw(st.sets(st.integers(1, len(lines) - 1), max_size=5)))
+    else:
+        cuts = []
+    ends = [0, *[len("\n".join(lines[:c]) + "\n") for c in cuts], len(whole)]
+    pieces = [whole[a:b] for a, b in itertools.pairwise(ends)]
+    assert b"".join(pieces) == whole
+    nodes = data.draw(st.sampled_from([None, {0, 1, 2, 5, 12}]))
+    for summarize in (summarize_numa_maps, node_summary):
+        parts = [summarize(piece, 4096, nodes) for piece in pieces]
+        assert merge_summaries(parts) == summarize(whole, 4096, nodes)
 
 
 @settings(max_examples=500, deadline=None)
@@ -394,9 +414,9 @@ def test_process_vanishing_mid_read_is_counted_not_listed(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     victim = next(iter(workload_pids(tree)))
-    real_read = pid_files.read_file
+    real_read = pid_files.read_in_pieces
 
-    def read(path: str, dir_fd: int | None = None, single_record: bool = False) -> bytes:
+    def read(path: str, on_piece: Callable[[bytes], None], dir_fd: int | None = None) -> None:
         if (
             path == "numa_maps"
             and dir_fd is not None
@@ -404,9 +424,9 @@ def test_process_vanishing_mid_read_is_counted_not_listed(
         ):
             shutil.rmtree(tree / "proc" / str(victim))  # it exits right now
             raise ProcessLookupError(3, "No such process")
-        return real_read(path, dir_fd, single_record)
+        real_read(path, on_piece, dir_fd)
 
-    monkeypatch.setattr(pid_files, "read_file", read)
+    monkeypatch.setattr(pid_files, "read_in_pieces", read)
     scan = ProcessScanner(proc_root=tree / "proc").scan()
     assert scan.vanished == 1
     assert victim not in {p.pid for p in scan.processes}
@@ -423,18 +443,18 @@ def test_unreadable_numa_maps_is_listed_and_counted(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     victim = next(iter(workload_pids(tree)))
-    real_read = pid_files.read_file
+    real_read = pid_files.read_in_pieces
 
-    def read(path: str, dir_fd: int | None = None, single_record: bool = False) -> bytes:
+    def read(path: str, on_piece: Callable[[bytes], None], dir_fd: int | None = None) -> None:
         if (
             path == "numa_maps"
             and dir_fd is not None
             and os.readlink(f"/proc/self/fd/{dir_fd}").endswith(f"/{victim}")
         ):
             raise PermissionError(13, "Permission denied")
-        return real_read(path, dir_fd, single_record)
+        real_read(path, on_piece, dir_fd)
 
-    monkeypatch.setattr(pid_files, "read_file", read)
+    monkeypatch.setattr(pid_files, "read_in_pieces", read)
     scanner = ProcessScanner(proc_root=tree / "proc")
     scan = scanner.scan()
     assert scan.unreadable == 1 and scanner.last_unreadable == {victim}
