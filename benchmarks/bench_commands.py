@@ -270,9 +270,9 @@ import asyncio, json, sys, time
 from pathlib import Path
 # In the order `numatui` does it (cli.run_tui): the nodes read starts before Textual loads.
 from numatui.kernel.live import LiveSource
-from numatui.first_read import FirstRead
+from numatui.cli import start_first_read
 SOURCE = LiveSource(audit_path=Path("/dev/null"))
-FIRST_READ = FirstRead(SOURCE)
+FIRST_READ = start_first_read(SOURCE)
 from numatui.app import NumatuiApp
 from numatui.screens.processes import ProcessesScreen
 

@@ -212,8 +212,13 @@ class NumatuiApp(App[None]):
             # The first scan reads what the table shows, bytes per node (several times
             # cheaper than the split by kind); the full read follows at once.
             first = previous is None
+            early = self._first_read if first else None
             scan = call_abandonable(
-                lambda: self.source.scan(previous, nodes_only=first), background=True
+                lambda: (
+                    (early.take_scan() if early is not None else None)
+                    or self.source.scan(previous, nodes_only=first)
+                ),
+                background=True,
             )
         except WorkAbandoned:
             return

@@ -33,6 +33,7 @@ from numatui.units import format_bytes, format_rate, format_share
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
+    from numatui.first_read import FirstRead
     from numatui.kernel import audit
     from numatui.kernel.live import LiveSource
     from numatui.model.drain import DrainItem, DrainPlan, DrainProgress, DrainReport
@@ -1216,6 +1217,14 @@ def blocking_terminal(fds: Sequence[int] = (0, 1, 2)) -> Iterator[None]:
                 os.set_blocking(fd, False)
 
 
+def start_first_read(source: LiveSource) -> FirstRead:
+    """Read the nodes and every process while Textual loads (numatui/first_read.py): the
+    first frame shows the nodes, and the first table needs no scan of its own."""
+    from numatui.first_read import FirstRead
+
+    return FirstRead(source, first_scan=lambda: source.scan(None, nodes_only=True, beside_ui=True))
+
+
 def run_tui(source: LiveSource) -> int:
     """The app's exit status: 0, 130 for Ctrl-C, 128+N for signal N, 1 after a crash.
 
@@ -1224,9 +1233,7 @@ def run_tui(source: LiveSource) -> int:
     """
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        from numatui.first_read import FirstRead
-
-        first_read = FirstRead(source)  # while Textual loads: the first frame shows the nodes
+        first_read = start_first_read(source)
         from numatui.app import NumatuiApp  # Textual loads only for the UI
 
         app = NumatuiApp(source, first_read=first_read)

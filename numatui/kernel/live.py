@@ -185,10 +185,11 @@ class LiveSource:
         nodes_only: bool = False,
         cmdline: bool = True,
         one_shot: bool = False,
+        beside_ui: bool = False,
     ) -> ProcessScan:
         """`nodes_only`: bytes per node only, for a process list; `cmdline`: read command
-        lines; `one_shot`: a command's only scan, on more threads (see
-        `ProcessScanner.scan`)."""
+        lines; `one_shot`: a command's only scan, on more threads; `beside_ui`: read by
+        helper processes while the UI loads (see `ProcessScanner.scan`)."""
         return self._scanner.scan(
             previous,
             pids=pids,
@@ -196,6 +197,7 @@ class LiveSource:
             nodes_only=nodes_only,
             cmdline=cmdline,
             one_shot=one_shot,
+            beside_ui=beside_ui,
         )
 
     def numa_maps(self, pid: int) -> NumaMaps:

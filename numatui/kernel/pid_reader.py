@@ -80,11 +80,13 @@ class PidReader:
         return self._boot_time
 
     def helper_setup(
-        self, cpu_map: Mapping[int, int], nodes_only: bool, cmdline: bool
+        self, cpu_map: Mapping[int, int], nodes_only: bool, cmdline: bool, nice: int = 0
     ) -> dict[str, Any]:
         """What a helper process's `helper_reader` needs to read as this reader does
-        (plain values, for `scan_pool`'s wire)."""
+        (plain values, for `scan_pool`'s wire); `nice`: how much lower the helper's CPU
+        priority (`scan_pool` starts it so)."""
         return {
+            "nice": nice,
             "proc": self._proc,
             "page_size": self.page_size,
             "memory_nodes": self.memory_nodes,

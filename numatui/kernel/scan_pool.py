@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -100,6 +101,11 @@ def one_shot_helpers(pid_count: int) -> int:
     return one_shot_readers() - 1 if pid_count >= HELPER_MIN_PIDS else 0
 
 
+HELPER_PATIENCE_S = 2.0
+"""Beside the UI (`read_shared(read_here_too=False)`), how long this process waits for the
+next answer from its helpers before it reads on itself: a chunk takes ~20 ms, so only a
+stalled or starved helper keeps it waiting that long."""
+
 _CHILD_CODE = (
     "import sys; sys.path.insert(0, {root!r}); "
     "from numatui.kernel.scan_wire import child_main; child_main()"
@@ -143,13 +149,17 @@ def stop_warm() -> None:
     _warm.readers = None
 
 
-def _spawn() -> subprocess.Popen[bytes] | None:
+def _spawn(nice: int = 0) -> subprocess.Popen[bytes] | None:
+    """A helper; `nice`: how much lower its CPU priority, from its first instruction."""
     root = str(Path(__file__).resolve().parents[2])  # where this numatui was imported from
+    code = _CHILD_CODE.format(root=root)
+    if nice:
+        code = f"import os; os.nice({int(nice)}); {code}"
     try:
         return subprocess.Popen(
             # -S: no site-packages. A helper needs the standard library and numatui's
             # own modules (given by path), and skips the site setup's cost.
-            [sys.executable, "-S", "-c", _CHILD_CODE.format(root=root)],
+            [sys.executable, "-S", "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -159,8 +169,12 @@ def _spawn() -> subprocess.Popen[bytes] | None:
 
 
 def _start_helper(setup: object) -> subprocess.Popen[bytes] | None:
-    """A warm helper if there is one, else a new one; given `setup`. None: none could start."""
-    child = _warm.children.pop() if _warm.children else _spawn()
+    """A warm helper if there is one, else a new one; given `setup`. None: none could start.
+
+    A setup that asks for a lower priority (`"nice"`, `PidReader.helper_setup`) gets a new
+    helper started at that priority: warm ones were started at this process's."""
+    nice = setup.get("nice", 0) if isinstance(setup, dict) else 0
+    child = _warm.children.pop() if _warm.children and not nice else _spawn(nice)
     if child is None:
         return None
     assert child.stdin is not None
@@ -192,17 +206,23 @@ def read_shared(
     decode: Callable[[Any], Outcome],
     chunk_size: int = CHUNK_PIDS,
     start_helper: Callable[[object], subprocess.Popen[bytes] | None] = _start_helper,
+    read_here_too: bool = True,
 ) -> dict[int, Outcome]:
     """`read_here(key)` for every key, the work shared with up to `helpers` processes.
 
     Each helper is started with `setup` (see `scan_wire.child_main`) and answers a chunk of keys
     with `[(key, wire), ...]`; `decode(wire)` is what `read_here` would have returned.
+    `read_here_too` False: while a helper runs, this process neither reads nor decodes
+    (its GIL is wanted elsewhere: the app's first scan runs while Textual loads); it
+    decodes every answer once the helpers are done, and still reads what no helper
+    could, and the chunks helpers still hold once the queue is empty.
     """
     queue: deque[list[int]] = deque(
         keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)
     )
-    results: dict[int, Outcome] = {}
+    results: dict[int, Outcome | _Undecoded] = {}
     lock = threading.Lock()
+    answered = threading.Condition(lock)  # a helper's chunk decoded, or a feeder ended
     out: dict[Hashable, deque[list[int]]] = {}  # the chunks each helper has, oldest first
 
     def feed(child: subprocess.Popen[bytes]) -> None:
@@ -225,11 +245,16 @@ def read_shared(
                     send(child.stdin, chunk)
                 unanswered += len(fresh)
                 if held is not None:
-                    answers = [(key, decode(wire)) for key, wire in held]
+                    answers = [
+                        (key, decode(wire) if read_here_too else _Undecoded(wire))
+                        for key, wire in held
+                    ]
                     with lock:
                         for key, outcome in answers:
                             results.setdefault(key, outcome)
                         mine.popleft()
+                        quiet_until[0] = time.monotonic() + HELPER_PATIENCE_S
+                        answered.notify_all()
                     held = None
                 if not unanswered:
                     return
@@ -237,8 +262,15 @@ def read_shared(
                 unanswered -= 1
         except (OSError, EOFError, ValueError, TypeError):
             return  # its chunks stay in `out`: this process takes them over
+        finally:
+            with lock:
+                feeding.discard(child.pid)
+                answered.notify_all()
 
     children = [c for c in (start_helper(setup) for _ in range(helpers)) if c is not None]
+    feeding = {c.pid for c in children}  # helpers whose feeder still runs
+    # A helper's start (~50 ms) and first chunk count as one answer's wait.
+    quiet_until = [time.monotonic() + 2 * HELPER_PATIENCE_S]
     feeders = [
         threading.Thread(target=feed, args=(c,), name="numatui-scan-feed", daemon=True)
         for c in children
@@ -248,6 +280,10 @@ def read_shared(
     try:
         while True:
             with lock:
+                # Beside the UI: wait while the helpers answer; read here only what they
+                # leave, or once none has answered for a while (a stalled helper).
+                while not read_here_too and feeding and time.monotonic() < quiet_until[0]:
+                    answered.wait(quiet_until[0] - time.monotonic())
                 if queue:
                     chunk = queue.popleft()
                 else:  # the queue is empty: take over what a helper still has out, the
@@ -273,4 +309,16 @@ def read_shared(
             _stop(child)
         for feeder in feeders:
             feeder.join(timeout=5)
-    return results
+    return {
+        key: decode(outcome.wire) if isinstance(outcome, _Undecoded) else outcome
+        for key, outcome in results.items()
+    }
+
+
+class _Undecoded:
+    """A helper's answer kept as it came, to be decoded once the scan is done."""
+
+    __slots__ = ("wire",)
+
+    def __init__(self, wire: Any) -> None:
+        self.wire = wire

@@ -77,6 +77,12 @@ checks every process every time. A migration numatui makes forgets the process
 """
 
 
+BESIDE_UI_NICE = 10
+"""How much lower the helpers of a scan beside the UI run (`scan(beside_ui=True)`): at
+nice 10 a CPU they share with the UI's thread gives them about a tenth of it, so the
+first frame comes as soon as it would without them, and they take every cycle left."""
+
+
 def _default_read_threads() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
@@ -260,6 +266,7 @@ class ProcessScanner:
         nodes_only: bool = False,
         cmdline: bool = True,
         one_shot: bool = False,
+        beside_ui: bool = False,
     ) -> ProcessScan:
         """Every process (or `pids`), reusing `previous` for processes that did not change.
 
@@ -269,6 +276,9 @@ class ProcessScanner:
         with less than a later scan asks for is read again by it.
         `one_shot`: nothing else in this process waits on the GIL meanwhile (a
         command's one scan): read on `one_shot_threads` threads, not `read_threads`.
+        `beside_ui`: a long scan while this process's main thread loads and draws the UI
+        (the app's first): helper processes at a lower priority read, one per CPU, and
+        this process only decodes what they send (see `BESIDE_UI_NICE`).
 
         A process that exits while being read is counted in `vanished` and
         left out (zombies too). A process whose numa_maps may not be read
@@ -314,7 +324,13 @@ class ProcessScanner:
         self.last_forced_by_counters = forced
         threads = self.one_shot_threads if one_shot else self.read_threads
         helpers = self.one_shot_helpers if one_shot else 0
-        fresh = self._read_many(to_read, cpu_map, nodes_only, threads, cmdline, helpers)
+        if beside_ui:
+            # Helpers even for a few pids: reading here would hold the GIL the UI wants.
+            chunks = -(-len(to_read) // scan_pool.CHUNK_PIDS)
+            helpers = min(len(os.sched_getaffinity(0)), chunks)
+        fresh = self._read_many(
+            to_read, cpu_map, nodes_only, threads, cmdline, helpers, beside_ui=beside_ui
+        )
         for pid in pid_list:
             known = reused.get(pid)
             if known is not None:
@@ -359,6 +375,7 @@ class ProcessScanner:
         threads: int | None = None,
         cmdline: bool = True,
         helpers: int = 0,
+        beside_ui: bool = False,
     ) -> dict[int, ReadOutcome]:
         """Full reads, overlapped on several threads when there are many.
 
@@ -370,13 +387,16 @@ class ProcessScanner:
         the middle of a scan on a big machine must not wait for the scan.
         """
         threads = self.read_threads if threads is None else threads
-        if helpers > 0 and len(pids) >= scan_pool.HELPER_MIN_PIDS:
+        if helpers > 0 and (beside_ui or len(pids) >= scan_pool.HELPER_MIN_PIDS):
             return scan_pool.read_shared(
                 pids,
                 helpers=helpers,
-                setup=self.reader.helper_setup(cpu_map, nodes_only, cmdline),
+                setup=self.reader.helper_setup(
+                    cpu_map, nodes_only, cmdline, nice=BESIDE_UI_NICE if beside_ui else 0
+                ),
                 read_here=lambda pid: self.reader.read_one(pid, cpu_map, nodes_only, cmdline),
                 decode=decode_outcome,
+                read_here_too=not beside_ui,
             )
         if threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
             return {pid: self.reader.read_one(pid, cpu_map, nodes_only, cmdline) for pid in pids}

@@ -191,3 +191,53 @@ async def test_a_failed_first_read_leaves_the_nodes_to_the_refresh() -> None:
         await settle(pilot)
         assert app.first_topology is None and app.state is None
         assert app.last_error is not None and "denied" in app.last_error  # said, not swallowed
+
+
+async def test_the_first_table_comes_from_the_scan_made_while_textual_loaded() -> None:
+    """`numatui` also reads every process before the app mounts (FirstRead's first scan,
+    `scan(beside_ui=True)` in the real source): the first refresh shows that scan, and
+    only later refreshes scan again."""
+    source = FakeSource()
+    early_scans: list[str] = []
+
+    def first_scan() -> ProcessScan:
+        early_scans.append("scan nodes")
+        return source.scan(None, nodes_only=True)
+
+    first_read = FirstRead(source, first_scan=first_scan)  # type: ignore[arg-type]
+    app = NumatuiApp(source, refresh_interval=3600.0, first_read=first_read)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await settle(pilot)
+        assert screen.table.row_count == listed(source)
+        assert early_scans == ["scan nodes"]
+        # The source was asked once for a list scan (the early one) and then for the
+        # split by kind, which follows at once: the first refresh made no scan of its own.
+        assert source.calls.count("scan nodes") == 1
+        assert first_read.take_scan() is None  # handed over once
+
+
+class FailingFirstScanSource(FakeSource):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = True
+
+    def scan(self, previous: ProcessScan | None = None, *, nodes_only: bool = False) -> ProcessScan:
+        if self.first:
+            self.first = False
+            raise PermissionError("the early scan failed")
+        return super().scan(previous, nodes_only=nodes_only)
+
+
+async def test_a_failed_early_scan_leaves_the_table_to_the_first_refresh() -> None:
+    source = FailingFirstScanSource()
+    first_read = FirstRead(source, first_scan=lambda: source.scan(None, nodes_only=True))  # type: ignore[arg-type]
+    app = NumatuiApp(source, refresh_interval=3600.0, first_read=first_read)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ProcessesScreen)
+        await settle(pilot)
+        assert screen.table.row_count == listed(source)
+        assert not source.first  # the early scan was made, and failed
+        assert source.calls.count("scan nodes") == 1  # then the first refresh's own

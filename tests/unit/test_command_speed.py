@@ -360,15 +360,21 @@ def test_one_shot_scan_reads_on_its_own_thread_count() -> None:
     class Spy(ProcessScanner):
         def _read_many(self, pids: Any, cpu_map: Any, nodes_only: bool = False,
                        threads: int | None = None, cmdline: bool = True,
-                       helpers: int = 0) -> Any:  # fmt: skip
+                       helpers: int = 0, beside_ui: bool = False) -> Any:  # fmt: skip
             used.append((threads, helpers))
-            return super()._read_many(pids, cpu_map, nodes_only, threads, cmdline, helpers)
+            return super()._read_many(
+                pids, cpu_map, nodes_only, threads, cmdline, helpers, beside_ui=beside_ui
+            )
 
     spy = Spy(proc_root=TREES[0] / "proc", read_threads=None)
     spy.one_shot_threads, spy.one_shot_helpers, spy.read_threads = 5, 3, 2
     spy.scan()
     spy.scan(one_shot=True)
     assert used == [(2, 0), (5, 3)]  # the app's refreshes never start helpers
+    # Only the app's first scan, beside its UI: helpers, one per CPU at most.
+    spy.invalidate()
+    spy.scan(beside_ui=True)
+    assert 1 <= used[-1][1] <= len(os.sched_getaffinity(0))
 
 
 def test_threaded_one_shot_scan_agrees_with_a_serial_scan() -> None:

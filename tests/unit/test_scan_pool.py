@@ -166,9 +166,14 @@ GARBAGE = (
         ("died while warm", _died_while_warm),
     ],
 )
+@pytest.mark.parametrize("beside_ui", [False, True])
 def test_a_broken_helper_leaves_its_work_to_this_process(
-    what: str, start_helper: Callable[[object], subprocess.Popen[bytes] | None]
+    what: str,
+    start_helper: Callable[[object], subprocess.Popen[bytes] | None],
+    beside_ui: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(scan_pool, "HELPER_PATIENCE_S", 0.3)
     keys = list(range(200))
     started = time.monotonic()
     results = scan_pool.read_shared(
@@ -179,9 +184,75 @@ def test_a_broken_helper_leaves_its_work_to_this_process(
         decode=lambda wire: wire,
         chunk_size=8,
         start_helper=start_helper,
+        read_here_too=not beside_ui,
     )
     assert results == {key: key * 2 for key in keys}, what
     assert time.monotonic() - started < 10, f"waited on a helper that {what}"
+
+
+def tree_setup(scanner: ProcessScanner, nice: int = 0) -> dict[str, object]:
+    topology = TopologyReader(sys_root=TREE / "sys").read()
+    scanner.use_topology(topology)
+    return scanner.reader.helper_setup(scanner.cpu_to_node, False, True, nice=nice)
+
+
+def test_beside_the_ui_helpers_read_and_this_process_only_decodes() -> None:
+    alone = tree_scan(helpers=0)
+    scanner = ProcessScanner(proc_root=TREE / "proc", read_threads=1)
+    setup = tree_setup(scanner)
+    read_here: list[int] = []
+    decoded: list[object] = []
+
+    def read(pid: int) -> pid_reader.ReadOutcome:
+        read_here.append(pid)
+        return scanner.reader.read_one(pid, scanner.cpu_to_node)
+
+    def decode(wire: object) -> pid_reader.ReadOutcome:
+        decoded.append(wire)
+        return decode_outcome(wire)
+
+    pids = scanner.pids()
+    results = scan_pool.read_shared(
+        pids,
+        helpers=2,
+        setup=setup,
+        read_here=read,
+        decode=decode,
+        chunk_size=1,
+        read_here_too=False,
+    )
+    assert read_here == []
+    assert len(decoded) == len(pids)
+    shared = {pid: r[1] for pid, r in results.items() if isinstance(r, tuple)}
+    assert shared == alone
+
+
+def test_a_helper_beside_the_ui_runs_at_a_lower_priority() -> None:
+    scanner = ProcessScanner(proc_root=TREE / "proc", read_threads=1)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    for nice, expected in ((0, mine), (10, min(19, mine + 10))):
+        child = scan_pool._start_helper(tree_setup(scanner, nice=nice))
+        assert child is not None and child.stdin is not None and child.stdout is not None
+        try:
+            # An answer shows the helper past its first instruction (where it lowers itself).
+            scan_pool.send(child.stdin, scanner.pids()[:1])
+            assert scan_pool.receive(child.stdout)
+            assert os.getpriority(os.PRIO_PROCESS, child.pid) == expected
+        finally:
+            scan_pool._stop(child)
+
+
+def test_a_scan_beside_the_ui_uses_helpers_even_for_a_few_pids(
+    counted_spawns: list[subprocess.Popen[bytes]],
+) -> None:
+    alone = tree_scan(helpers=0)
+    assert len(alone) < scan_pool.HELPER_MIN_PIDS
+    topology = TopologyReader(sys_root=TREE / "sys").read()
+    scanner = ProcessScanner(proc_root=TREE / "proc")
+    shared = by_pid(scanner.scan(topology=topology, beside_ui=True).processes)
+    assert shared == alone
+    assert 1 <= len(counted_spawns) <= len(os.sched_getaffinity(0))
+    assert all(child.poll() is not None for child in counted_spawns)
 
 
 def test_helpers_are_gone_when_the_scan_returns() -> None:
@@ -225,8 +296,8 @@ def counted_spawns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.
     spawned: list[subprocess.Popen[bytes]] = []
     real_spawn = scan_pool._spawn
 
-    def spawn() -> subprocess.Popen[bytes] | None:
-        child = real_spawn()
+    def spawn(nice: int = 0) -> subprocess.Popen[bytes] | None:
+        child = real_spawn(nice)
         if child is not None:
             spawned.append(child)
         return child
