@@ -38,6 +38,12 @@ Outcome = TypeVar("Outcome")
 CHUNK_PIDS = 16
 """Pids per chunk: ~10 ms of reading, so the last chunks out end close together."""
 
+BESIDE_UI_CHUNK_PIDS = 64
+"""Pids per chunk for a scan beside the UI (`read_shared(read_here_too=False)`): every
+answer wakes a thread here that takes the GIL from the UI's, and at 16 pids a chunk
+those hand-overs cost the app's first frame ~90 ms while Textual loaded (2,000
+processes; 64: ~0-50 ms, within the noise of these runs)."""
+
 IN_FLIGHT = 2
 """Chunks a helper holds at once: the next is in its pipe while the last answers wait to be
 decoded here."""

@@ -326,7 +326,7 @@ class ProcessScanner:
         helpers = self.one_shot_helpers if one_shot else 0
         if beside_ui:
             # Helpers even for a few pids: reading here would hold the GIL the UI wants.
-            chunks = -(-len(to_read) // scan_pool.CHUNK_PIDS)
+            chunks = -(-len(to_read) // scan_pool.BESIDE_UI_CHUNK_PIDS)
             helpers = min(len(os.sched_getaffinity(0)), chunks)
         fresh = self._read_many(
             to_read, cpu_map, nodes_only, threads, cmdline, helpers, beside_ui=beside_ui
@@ -396,6 +396,7 @@ class ProcessScanner:
                 ),
                 read_here=lambda pid: self.reader.read_one(pid, cpu_map, nodes_only, cmdline),
                 decode=decode_outcome,
+                chunk_size=scan_pool.BESIDE_UI_CHUNK_PIDS if beside_ui else scan_pool.CHUNK_PIDS,
                 read_here_too=not beside_ui,
             )
         if threads <= 1 or len(pids) < _PARALLEL_MIN_PIDS:
