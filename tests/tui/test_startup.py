@@ -205,17 +205,22 @@ async def test_the_first_table_comes_from_the_scan_made_while_textual_loaded() -
         return source.scan(None, nodes_only=True)
 
     first_read = FirstRead(source, first_scan=first_scan)  # type: ignore[arg-type]
+    await _first_table(source, first_read)
+    assert early_scans == ["scan nodes"]
+    # The source was asked once for a list scan (the early one) and then for the
+    # split by kind, which follows at once: the first refresh made no scan of its own.
+    assert source.calls.count("scan nodes") == 1
+    assert first_read.take_scan() is None  # handed over once
+
+
+async def _first_table(source: FakeSource, first_read: FirstRead) -> None:
+    """Run the app until its table lists every process of `source`."""
     app = NumatuiApp(source, refresh_interval=3600.0, first_read=first_read)  # type: ignore[arg-type]
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         assert isinstance(screen, ProcessesScreen)
         await settle(pilot)
         assert screen.table.row_count == listed(source)
-        assert early_scans == ["scan nodes"]
-        # The source was asked once for a list scan (the early one) and then for the
-        # split by kind, which follows at once: the first refresh made no scan of its own.
-        assert source.calls.count("scan nodes") == 1
-        assert first_read.take_scan() is None  # handed over once
 
 
 class FailingFirstScanSource(FakeSource):
@@ -233,11 +238,6 @@ class FailingFirstScanSource(FakeSource):
 async def test_a_failed_early_scan_leaves_the_table_to_the_first_refresh() -> None:
     source = FailingFirstScanSource()
     first_read = FirstRead(source, first_scan=lambda: source.scan(None, nodes_only=True))  # type: ignore[arg-type]
-    app = NumatuiApp(source, refresh_interval=3600.0, first_read=first_read)  # type: ignore[arg-type]
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ProcessesScreen)
-        await settle(pilot)
-        assert screen.table.row_count == listed(source)
-        assert not source.first  # the early scan was made, and failed
-        assert source.calls.count("scan nodes") == 1  # then the first refresh's own
+    await _first_table(source, first_read)
+    assert not source.first  # the early scan was made, and failed
+    assert source.calls.count("scan nodes") == 1  # then the first refresh's own

@@ -52,6 +52,13 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
             os.waitpid(pid, os.WNOHANG)
 
 
+def numa_maps_file(tmp_path: Path, lines: int) -> tuple[Path, bytes]:
+    content = numa_maps_like(lines)
+    path = tmp_path / "numa_maps"
+    path.write_bytes(content)
+    return path, content
+
+
 def read_pieces(path: Path, on_piece: Callable[[bytes], None] | None = None) -> list[bytes]:
     pieces: list[bytes] = []
 
@@ -71,18 +78,15 @@ def assert_whole_lines(pieces: list[bytes], content: bytes) -> None:
 
 
 def test_a_short_file_is_one_piece_read_here(tmp_path: Path, spawned: list[int]) -> None:
-    path = tmp_path / "numa_maps"
-    path.write_bytes(numa_maps_like(50))
-    assert read_pieces(path) == [path.read_bytes()]
+    path, content = numa_maps_file(tmp_path, 50)
+    assert read_pieces(path) == [content]
     assert spawned == []
 
 
 def test_a_long_file_comes_whole_in_line_pieces_through_a_child(
     tmp_path: Path, spawned: list[int]
 ) -> None:
-    content = numa_maps_like(40_000)
-    path = tmp_path / "numa_maps"
-    path.write_bytes(content)
+    path, content = numa_maps_file(tmp_path, 40_000)
     pieces = read_pieces(path)
     assert len(spawned) == 1
     assert len(pieces) >= 4
@@ -96,9 +100,7 @@ def test_without_a_trusted_reader_the_file_is_read_here(
     monkeypatch.setattr(reader_child, "READER_PATHS", (str(tmp_path / "none"),))
     monkeypatch.setattr(reader_child._Found, "looked", False)
     monkeypatch.setattr(reader_child._Found, "path", None)
-    content = numa_maps_like(20_000)
-    path = tmp_path / "numa_maps"
-    path.write_bytes(content)
+    path, content = numa_maps_file(tmp_path, 20_000)
     pieces = read_pieces(path)
     assert spawned == []
     assert_whole_lines(pieces, content)
@@ -108,9 +110,7 @@ def test_a_reader_that_fails_at_once_leaves_the_file_to_this_process(
     tmp_path: Path, spawned: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reader_child, "reader_path", lambda: "/bin/false")
-    content = numa_maps_like(20_000)
-    path = tmp_path / "numa_maps"
-    path.write_bytes(content)
+    path, content = numa_maps_file(tmp_path, 20_000)
     pieces = read_pieces(path)
     assert len(spawned) == 1
     assert_whole_lines(pieces, content)
@@ -121,9 +121,7 @@ def test_a_reader_killed_midway_is_read_on_from_what_arrived(
 ) -> None:
     # Far more than the pipe holds: by the second piece the child has filled the pipe
     # and waits in a write, a block read past what arrived here, and is killed there.
-    content = numa_maps_like(120_000)
-    path = tmp_path / "numa_maps"
-    path.write_bytes(content)
+    path, content = numa_maps_file(tmp_path, 120_000)
     seen: list[bytes] = []
 
     def kill_at_second_piece(piece: bytes) -> None:
@@ -140,8 +138,7 @@ def test_a_reader_killed_midway_is_read_on_from_what_arrived(
 def test_a_parse_that_raises_leaves_no_reader_and_no_descriptor(
     tmp_path: Path, spawned: list[int]
 ) -> None:
-    path = tmp_path / "numa_maps"
-    path.write_bytes(numa_maps_like(40_000))
+    path, _ = numa_maps_file(tmp_path, 40_000)
     before = set(os.listdir("/proc/self/fd"))
     calls = []
 
