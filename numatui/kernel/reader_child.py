@@ -2,16 +2,19 @@
 
 numa_maps of a process with 100,000 mappings is ~8 MB that the kernel writes a page
 per read(2), walking page tables under the process's mmap lock: ~125 ms here, and
-the parse (~30 ms for bytes per node, ~100 ms split by kind) came after it. `cat`,
+the parse (~30 ms for bytes per node, ~100 ms split by kind) came after it. `dd`,
 given the already open file as its stdin, makes those reads on another CPU while this
-process parses what has arrived through a pipe. A Python thread could not: it needs
-the GIL back after every 4 KiB read, and the parse holds it.
+process parses what has arrived through a pipe, in blocks of a piece each
+(`iflag=fullblock`: `cat` writes each page as it reads it, and this process woke up
+for every one). A Python thread could not: it needs the GIL back after every 4 KiB
+read, and the parse holds it.
 
-The child is a system `cat` (a regular file owned by root that only root may change),
-run with no environment and its stderr on /dev/null, through posix_spawn (no fork of
-this possibly threaded process). It reads the file this process opened through its
-held /proc/PID directory, so a pid reused meanwhile cannot mix two processes. This
-module imports nothing a scan's helper process has not loaded already.
+The child is a system `dd` (a regular file that only root may change, in directories
+only root may change), run with no environment and its stderr on /dev/null, through
+posix_spawn (no fork of this possibly threaded process). It reads the file this
+process opened through its held /proc/PID directory, so a pid reused meanwhile cannot
+mix two processes. This module imports nothing a scan's helper process has not loaded
+already.
 """
 
 from __future__ import annotations
@@ -45,25 +48,33 @@ class _Found:
 
 
 def reader_path() -> str | None:
-    """The `cat` to run, or None (none, or one that is not root's alone: then this
+    """The `dd` to run, or None (none, or one that is not root's alone: then this
     process reads the whole file itself)."""
     if not _Found.looked:
-        _Found.path = next((p for p in READER_PATHS if _trusted(p)), None)
+        # Its real path: the one checked is the one run, whatever a link points at later.
+        _Found.path = next((os.path.realpath(p) for p in READER_PATHS if _trusted(p)), None)
         _Found.looked = True
     return _Found.path
 
 
 def _trusted(path: str) -> bool:
+    """A regular executable file that only root may change or replace: it, and every
+    directory on its real path, owned by root and writable by no group or other."""
+    real = os.path.realpath(path)
     try:
-        st = os.stat(path)
+        st = os.stat(real)
+        if not (stat.S_ISREG(st.st_mode) and os.access(real, os.X_OK)):
+            return False
+        owners = [st]
+        directory = os.path.dirname(real)
+        while True:
+            owners.append(os.stat(directory))
+            if directory == "/":
+                break
+            directory = os.path.dirname(directory)
     except OSError:
         return False
-    return (
-        stat.S_ISREG(st.st_mode)
-        and st.st_uid == 0
-        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        and os.access(path, os.X_OK)
-    )
+    return all(o.st_uid == 0 and not o.st_mode & (stat.S_IWGRP | stat.S_IWOTH) for o in owners)
 
 
 def _spawn(path: str, source_fd: int) -> tuple[int, int] | None:
