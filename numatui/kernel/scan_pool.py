@@ -228,7 +228,7 @@ def read_shared(
     )
     results: dict[int, Outcome | _Undecoded] = {}
     lock = threading.Lock()
-    answered = threading.Condition(lock)  # a helper's chunk decoded, or a feeder ended
+    answered = threading.Condition(lock)  # a helper's chunk answered, or a feeder ended
     out: dict[Hashable, deque[list[int]]] = {}  # the chunks each helper has, oldest first
 
     def feed(child: subprocess.Popen[bytes]) -> None:
