@@ -121,6 +121,9 @@ class NumatuiApp(App[None]):
         self.collector = QuietCollector()
         self._is_ready = False
         self._exit_signal: int | None = None
+        self.took_terminal = False
+        """Set on load: Textual's driver starts next and gives the terminal back on every
+        way out (until then a splash, numatui/splash.py, is the launcher's to withdraw)."""
 
     GC_CHECK_S = 10.0
     """How often the quiet full garbage collection is considered (numatui/quiet_gc.py)."""
@@ -134,6 +137,7 @@ class NumatuiApp(App[None]):
     EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
     def on_load(self) -> None:
+        self.took_terminal = True
         # Before the first screen mounts: read already (numatui/first_read.py), the nodes
         # are in its first frame.
         early = self._first_read.ready() if self._first_read is not None else None

@@ -33,6 +33,7 @@ from numatui.units import format_bytes, format_rate, format_share
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
+    from numatui.app import NumatuiApp
     from numatui.first_read import FirstRead
     from numatui.kernel import audit
     from numatui.kernel.live import LiveSource
@@ -1225,6 +1226,10 @@ def start_first_read(source: LiveSource) -> FirstRead:
     return FirstRead(source, first_scan=lambda: source.scan(None, nodes_only=True, beside_ui=True))
 
 
+SPLASH_WAIT_S = 0.05
+"""How long the splash waits for the nodes (read in ~2 ms) before it says "reading"."""
+
+
 def run_tui(source: LiveSource) -> int:
     """The app's exit status: 0, 130 for Ctrl-C, 128+N for signal N, 1 after a crash.
 
@@ -1234,11 +1239,23 @@ def run_tui(source: LiveSource) -> int:
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         first_read = start_first_read(source)
-        from numatui.app import NumatuiApp  # Textual loads only for the UI
+        from numatui.splash import Splash
 
-        app = NumatuiApp(source, first_read=first_read)
         with blocking_terminal():
-            app.run()
+            # The nodes while Textual loads (numatui/splash.py): read in ~2 ms.
+            first_read.wait(SPLASH_WAIT_S)
+            splash = Splash.show(first_read.ready())
+            app: NumatuiApp | None = None
+            try:
+                from numatui.app import NumatuiApp  # Textual loads only for the UI
+
+                app = NumatuiApp(source, first_read=first_read)
+                app.run()
+            finally:
+                # Textual's driver, once started, gives the terminal back on every way out;
+                # leaving the alternate screen twice would move the cursor (xterm, tmux).
+                if splash is not None and (app is None or not app.took_terminal):
+                    splash.withdraw()
         # Textual prints a crash's traceback itself, after the terminal is restored.
         return app.return_code or EXIT_OK
     finally:

@@ -85,3 +85,21 @@ def nodes_summary(topology: Topology) -> str:
     if topology.numa_balancing:
         parts.append("automatic NUMA balancing on")
     return " · ".join(parts)
+
+
+def summary_lines(topology: Topology, privileges: Privileges | None) -> list[str]:
+    """The processes screen's opening lines: the nodes, then why nothing can move, or
+    what a user without root cannot do. The splash (numatui/splash.py) draws the same."""
+    lines = [nodes_summary(topology)]
+    blocker = machine_migration_blocker(topology)
+    if blocker:
+        lines.append(blocker)
+    else:
+        note = privilege_note(privileges)
+        if note:
+            lines.extend(note.split("\n"))
+    return lines
+
+
+READING_PROCESSES = "reading every process's memory per node…"
+"""The status line until the first scan is shown (the processes screen and the splash)."""

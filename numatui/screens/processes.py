@@ -24,12 +24,12 @@ from numatui.model.topology import Topology
 from numatui.safe_text import PRINTABLE, plain, plain_lines, visible
 from numatui.screens.base import AppState
 from numatui.screens.common import (
+    READING_PROCESSES,
     is_misplaced,
     machine_migration_blocker,
     memory_nodes,
-    nodes_summary,
-    privilege_note,
     process_migration_blocker,
+    summary_lines,
 )
 from numatui.screens.lifecycle import while_attached
 from numatui.screens.table_screen import FilteredTableScreen
@@ -212,7 +212,7 @@ class ProcessesScreen(FilteredTableScreen):
         if topology is None or self.numatui.state is not None:
             return
         self._update_summary(topology, None)
-        self.query_one("#status", Static).update("reading every process's memory per node…")
+        self.query_one("#status", Static).update(READING_PROCESSES)
 
     def _on_state(self, state: AppState | None) -> None:
         if state is None:
@@ -238,15 +238,8 @@ class ProcessesScreen(FilteredTableScreen):
             self._on_state(self.numatui.state)
 
     def _update_summary(self, topology: Topology, privileges: Privileges | None) -> None:
-        lines = [nodes_summary(topology)]
         blocker = machine_migration_blocker(topology)
-        if blocker:
-            lines.append(blocker)
-        else:
-            note = privilege_note(privileges)
-            if note:
-                lines.append(note)
-        text = "\n".join(lines)
+        text = "\n".join(summary_lines(topology, privileges))
         if text != self._summary_text:  # an unchanged Static.update still re-renders
             self._summary_text = text
             summary = self.query_one("#summary", Static)

@@ -73,7 +73,13 @@ class KeysFooter(Footer):
                 binding.action,
                 disabled=not enabled,
                 tooltip=tooltip,
-            ).data_bind(compact=Footer.compact)
+            )
+            # Born with the footer's style: a FooterKey starts compact and its data
+            # binding then flips it, each flip restyling it (two stylesheet passes a key,
+            # ~40 ms of the first frame).
+            key.set_reactive(FooterKey.compact, self.compact)
+            key.set_class(self.compact, "-compact", update=False)
+            key.data_bind(compact=Footer.compact)
             shown[binding.action] = (FOOTER_RANK.get(action, SCREEN_RANK), position, key)
         self.styles.grid_size_columns = len(shown)
         for _, _, key in sorted(shown.values(), key=lambda item: item[:2]):

@@ -110,6 +110,30 @@ def footer_keys(app: NumatuiApp) -> set[str]:
     return {str(key.description) for key in footers[0].query(FooterKey)}
 
 
+async def test_footer_keys_follow_the_footers_width() -> None:
+    # Each key is born with the footer's style (numatui/widgets/footer.py) and still
+    # follows it when the terminal narrows or widens.
+    app = quiet_app(FakeSource())
+
+    def compact() -> set[bool]:
+        keys = list(app.screen.query(FooterKey))
+        assert keys and all(key.compact == key.has_class("-compact") for key in keys)
+        return {key.compact for key in keys}
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert compact() == {False}
+        await pilot.resize_terminal(80, 48)
+        await settle(pilot)
+        assert compact() == {True}
+        await pilot.press("N")  # another screen's footer, composed while narrow
+        await settle(pilot)
+        assert compact() == {True}
+        await pilot.resize_terminal(160, 48)
+        await settle(pilot)
+        assert compact() == {False}
+
+
 async def test_each_modal_shows_its_own_keys_in_the_footer() -> None:
     app = quiet_app(FakeSource())
     async with app.run_test(size=(160, 48)) as pilot:

@@ -30,7 +30,8 @@ def imports_textual(module: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "module", [*KERNEL_MODULES, *MODEL_MODULES, "numatui.source", "numatui.errors"]
+    "module",
+    [*KERNEL_MODULES, *MODEL_MODULES, "numatui.source", "numatui.errors", "numatui.splash"],
 )
 def test_module_does_not_import_textual(module: str) -> None:
     assert not imports_textual(module)

@@ -54,6 +54,25 @@ from numatui.__main__ import run
 raise SystemExit(run())
 """
 
+# Holds the import of numatui.app (Textual's load) so a test acts while the splash
+# (numatui/splash.py) is the terminal's only screen, or makes that import fail.
+HELD_IMPORT = """
+import importlib.abc, sys, time
+class Held(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "numatui.app":
+            {action}
+        return None
+sys.meta_path.insert(0, Held())
+from numatui.__main__ import run
+raise SystemExit(run())
+"""
+SLOW_TEXTUAL = HELD_IMPORT.format(action="time.sleep(600)")
+BROKEN_TEXTUAL = HELD_IMPORT.format(
+    action='raise ImportError("planted import failure for the test")'
+)
+SPLASH_STATUS = "reading every process's memory per node"
+
 
 @dataclass
 class Pane:
@@ -196,7 +215,8 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(
     while "| numatui.cli" not in pane.screen():
         assert time.monotonic() < deadline, pane.screen()
         time.sleep(0.02)
-    assert pane.ask("#{alternate_on}") == "0", "too late: the app already started"
+    # Textual's driver turns mouse tracking on: until then the splash alone may be up.
+    assert pane.ask("#{mouse_any_flag}") == "0", "too late: the app already started"
     pane.tmux("send-keys", "-t", "t", "C-c")
     assert pane.exit_status() == 130, pane.screen()
     assert_given_back(pane)
@@ -211,3 +231,63 @@ def test_a_crash_exits_non_zero_with_the_traceback_after_the_terminal(
     assert_given_back(pane)
     screen = pane.screen()
     assert "planted crash for the test" in screen, screen
+    # Textual left the alternate screen, then printed: the splash must not leave it a
+    # second time, which would put the cursor back on top of the traceback.
+    assert int(pane.ask("#{cursor_y}")) >= len(screen.splitlines()) - 1, screen
+
+
+def splash_up(start: Callable[[list[str]], Pane]) -> Pane:
+    """numatui on its splash, Textual held at its import: the nodes and the status line
+    on the alternate screen, no cursor, and no mouse tracking (Textual's driver's)."""
+    pane = start([sys.executable, "-c", SLOW_TEXTUAL])
+    pane.wait("#{alternate_on} #{mouse_any_flag} #{cursor_flag}", "1 0 0", 60, "no splash")
+    deadline = time.monotonic() + 30
+    while SPLASH_STATUS not in pane.screen():
+        assert time.monotonic() < deadline, pane.screen()
+        time.sleep(0.05)
+    return pane
+
+
+def test_the_splash_shows_the_nodes_before_textual_loads(
+    start: Callable[[list[str]], Pane],
+) -> None:
+    pane = splash_up(start)
+    rows = pane.tmux("capture-pane", "-p", "-t", "t").splitlines()
+    assert rows[0].strip() == "numatui", rows
+    assert " free of " in rows[1] and rows[1].startswith(" "), rows  # the nodes summary
+    assert any(row == " " + SPLASH_STATUS + "…" for row in rows), rows
+    pane.tmux("send-keys", "-t", "t", "C-c")
+    assert pane.exit_status() == 130
+
+
+def test_ctrl_c_on_the_splash_gives_the_terminal_back(
+    start: Callable[[list[str]], Pane],
+) -> None:
+    pane = splash_up(start)
+    pane.tmux("send-keys", "-t", "t", "C-c")
+    assert pane.exit_status() == 130, pane.screen()
+    assert_given_back(pane)
+    screen = pane.screen()
+    assert "Traceback" not in screen and SPLASH_STATUS not in screen, screen
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_on_the_splash_gives_the_terminal_back(
+    start: Callable[[list[str]], Pane], signum: int
+) -> None:
+    pane = splash_up(start)
+    os.kill(pane.pid, signum)
+    assert pane.exit_status() == 128 + signum, pane.screen()
+    assert_given_back(pane)
+    assert "Traceback" not in pane.screen()
+
+
+def test_a_failed_import_under_the_splash_shows_its_traceback_on_the_main_screen(
+    start: Callable[[list[str]], Pane],
+) -> None:
+    pane = start([sys.executable, "-c", BROKEN_TEXTUAL])
+    assert pane.exit_status(120) == 1
+    assert_given_back(pane)
+    screen = pane.screen()
+    assert "planted import failure for the test" in screen, screen
+    assert SPLASH_STATUS not in screen, screen
