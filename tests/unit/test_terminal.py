@@ -184,25 +184,45 @@ def assert_given_back(pane: Pane) -> None:
     assert pane.modes() == ("0", "0", "1"), pane.screen()  # main screen, no mouse, cursor
 
 
+def splash_up(start: Callable[[list[str]], Pane]) -> Pane:
+    """numatui on its splash, Textual held at its import: the nodes and the status line
+    on the alternate screen, no cursor, and no mouse tracking (Textual's driver's)."""
+    pane = start([sys.executable, "-c", SLOW_TEXTUAL])
+    pane.wait("#{alternate_on} #{mouse_any_flag} #{cursor_flag}", "1 0 0", 60, "no splash")
+    deadline = time.monotonic() + 30
+    while SPLASH_STATUS not in pane.screen():
+        assert time.monotonic() < deadline, pane.screen()
+        time.sleep(0.05)
+    return pane
+
+
+STAGES = {"app": running_app, "splash": splash_up}
+"""Where a way out is taken: the running app, or its splash while Textual loads."""
+
+
+@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_signal_gives_the_terminal_back_and_exits(
-    start: Callable[[list[str]], Pane], signum: int
+    start: Callable[[list[str]], Pane], signum: int, stage: str
 ) -> None:
-    pane = running_app(start)
+    pane = STAGES[stage](start)
     os.kill(pane.pid, signum)
     assert pane.exit_status() == 128 + signum, pane.screen()
     assert_given_back(pane)
-    assert "Traceback" not in pane.screen()
+    screen = pane.screen()
+    assert "Traceback" not in screen and SPLASH_STATUS not in screen, screen
 
 
-def test_ctrl_c_in_the_app_exits_130_without_a_traceback(
-    start: Callable[[list[str]], Pane],
+@pytest.mark.parametrize("stage", STAGES)
+def test_ctrl_c_exits_130_without_a_traceback(
+    start: Callable[[list[str]], Pane], stage: str
 ) -> None:
-    pane = running_app(start)
+    pane = STAGES[stage](start)
     pane.tmux("send-keys", "-t", "t", "C-c")
-    assert pane.exit_status() == 130
+    assert pane.exit_status() == 130, pane.screen()
     assert_given_back(pane)
-    assert "Traceback" not in pane.screen()
+    screen = pane.screen()
+    assert "Traceback" not in screen and SPLASH_STATUS not in screen, screen
 
 
 def test_ctrl_c_during_start_up_exits_130_without_a_traceback(
@@ -223,29 +243,27 @@ def test_ctrl_c_during_start_up_exits_130_without_a_traceback(
     assert "Traceback" not in pane.screen()
 
 
+CRASHES = {
+    # After Textual's driver started: Textual leaves the alternate screen, then prints.
+    "in the app": (CRASHING_APP, "planted crash for the test"),
+    # Under the splash, before Textual loaded: the splash leaves it, then Python prints.
+    "loading Textual": (BROKEN_TEXTUAL, "planted import failure for the test"),
+}
+
+
+@pytest.mark.parametrize("crash", CRASHES)
 def test_a_crash_exits_non_zero_with_the_traceback_after_the_terminal(
-    start: Callable[[list[str]], Pane],
+    start: Callable[[list[str]], Pane], crash: str
 ) -> None:
-    pane = start([sys.executable, "-c", CRASHING_APP])
+    code, message = CRASHES[crash]
+    pane = start([sys.executable, "-c", code])
     assert pane.exit_status(120) == 1
     assert_given_back(pane)
     screen = pane.screen()
-    assert "planted crash for the test" in screen, screen
-    # Textual left the alternate screen, then printed: the splash must not leave it a
-    # second time, which would put the cursor back on top of the traceback.
+    assert message in screen and SPLASH_STATUS not in screen, screen
+    # The alternate screen is left once: a second leave would put the cursor back on
+    # top of the traceback (xterm and tmux restore the cursor saved on entering).
     assert int(pane.ask("#{cursor_y}")) >= len(screen.splitlines()) - 1, screen
-
-
-def splash_up(start: Callable[[list[str]], Pane]) -> Pane:
-    """numatui on its splash, Textual held at its import: the nodes and the status line
-    on the alternate screen, no cursor, and no mouse tracking (Textual's driver's)."""
-    pane = start([sys.executable, "-c", SLOW_TEXTUAL])
-    pane.wait("#{alternate_on} #{mouse_any_flag} #{cursor_flag}", "1 0 0", 60, "no splash")
-    deadline = time.monotonic() + 30
-    while SPLASH_STATUS not in pane.screen():
-        assert time.monotonic() < deadline, pane.screen()
-        time.sleep(0.05)
-    return pane
 
 
 def test_the_splash_shows_the_nodes_before_textual_loads(
@@ -258,36 +276,3 @@ def test_the_splash_shows_the_nodes_before_textual_loads(
     assert any(row == " " + SPLASH_STATUS + "…" for row in rows), rows
     pane.tmux("send-keys", "-t", "t", "C-c")
     assert pane.exit_status() == 130
-
-
-def test_ctrl_c_on_the_splash_gives_the_terminal_back(
-    start: Callable[[list[str]], Pane],
-) -> None:
-    pane = splash_up(start)
-    pane.tmux("send-keys", "-t", "t", "C-c")
-    assert pane.exit_status() == 130, pane.screen()
-    assert_given_back(pane)
-    screen = pane.screen()
-    assert "Traceback" not in screen and SPLASH_STATUS not in screen, screen
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_signal_on_the_splash_gives_the_terminal_back(
-    start: Callable[[list[str]], Pane], signum: int
-) -> None:
-    pane = splash_up(start)
-    os.kill(pane.pid, signum)
-    assert pane.exit_status() == 128 + signum, pane.screen()
-    assert_given_back(pane)
-    assert "Traceback" not in pane.screen()
-
-
-def test_a_failed_import_under_the_splash_shows_its_traceback_on_the_main_screen(
-    start: Callable[[list[str]], Pane],
-) -> None:
-    pane = start([sys.executable, "-c", BROKEN_TEXTUAL])
-    assert pane.exit_status(120) == 1
-    assert_given_back(pane)
-    screen = pane.screen()
-    assert "planted import failure for the test" in screen, screen
-    assert SPLASH_STATUS not in screen, screen
