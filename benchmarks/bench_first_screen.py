@@ -4,8 +4,8 @@
                                              [--against OTHER_CHECKOUT]
 
 `numatui` (this checkout, byte-compiled as pip installs it) is started in a tmux
-pane of 140x40, and the pane is read every few milliseconds from the moment
-tmux is asked to start it until:
+pane of 140x40, and the pane is read every 2 ms (every 20 ms once Textual's
+frame is up) from the moment tmux is asked to start it until:
 
   nodes   the nodes summary is on the terminal ("N nodes · X free of Y"): the
           splash (numatui/splash.py) or, without one, Textual's first frame;
@@ -49,6 +49,10 @@ NODES = re.compile(r"\d+ nodes? .*· .* free of ")
 APP = re.compile(r"\bq Quit\b")
 COUNT = re.compile(r"(\d+) (?:of (\d+) )?processes")
 POLL_S = 0.002
+"""Between reads of the pane until Textual's frame is up: each read is a tmux client
+started (~3 ms of CPU), so after that the pane is read every `SLOW_POLL_S` only,
+which leaves the cores to the app while it reads every process."""
+SLOW_POLL_S = 0.02
 TIMEOUT_S = 60.0
 
 
@@ -86,7 +90,7 @@ def launch(command: str, want_rows: int) -> dict[str, float]:
             marks["app"] = now
         if "table" not in marks and want_rows and table_complete(screen, want_rows):
             marks["table"] = now
-        time.sleep(POLL_S)
+        time.sleep(SLOW_POLL_S if "app" in marks else POLL_S)
     tmux("send-keys", "-t", "bench", "q")
     deadline = time.monotonic() + 30
     while tmux("display-message", "-p", "-t", "bench", "#{pane_current_command}").strip() not in (
