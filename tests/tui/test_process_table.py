@@ -9,6 +9,7 @@ from rich.cells import cell_len
 from textual.app import App, ComposeResult
 from textual.geometry import Offset, Region
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.widget import Widget
 
@@ -134,6 +135,81 @@ async def test_wide_tables_scroll_sideways_and_wide_characters_keep_columns() ->
         before = table.render_line(2).text
         await pilot.press("right", "right", "right")
         assert table.scroll_x > 0 and table.render_line(2).text != before
+
+
+def count_layouts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the screen is laid out from now on (one element per layout)."""
+    layouts: list[int] = []
+    original = Screen._refresh_layout
+
+    def counted(self: Screen[object], *args: object, **kwargs: object) -> None:
+        layouts.append(1)
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted)
+    return layouts
+
+
+async def sorted_from_the_start(table_rows: list[TableRow], key: str, size: tuple[int, int]) -> str:
+    app = StyledTableApp()
+    async with app.run_test(size=size) as pilot:
+        table = app.query_one(ProcessTable)
+        table.set_sort(key, reverse=False)
+        table.set_rows(table_rows)
+        await pilot.pause()
+        return app.export_screenshot()
+
+
+async def test_a_sort_arrow_widening_a_column_within_the_box_lays_out_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # " ▲" makes a column as wide as its label 2 cells wider. While the table fits its box
+    # before and after, no scrollbar comes or goes: the screen is not laid out again (it
+    # cost most of a sort's frame), and shows what a table sorted from the start shows.
+    app = StyledTableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(ProcessTable)
+        table.set_rows(rows([1, 2, 3]))
+        await pilot.pause()
+        width = table.virtual_size.width
+        layouts = count_layouts(monkeypatch)
+        table.set_sort("pid", reverse=False)
+        await pilot.pause()
+        assert table.virtual_size.width == width + 2
+        assert table.render_line(0).text.startswith(" PID ▲  NAME")
+        assert table.render_line(1).text.startswith("     1  proc-1 ")
+        assert not layouts
+        shown = app.export_screenshot()
+    assert shown == await sorted_from_the_start(rows([1, 2, 3]), "pid", (40, 12))
+
+
+async def test_a_sort_arrow_that_overflows_the_box_brings_the_scrollbar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 20 cells: PID (3) and a 13-cell name, each padded 1 a side, fill the box exactly;
+    # the arrow on PID makes the table 22 wide, and it scrolls sideways.
+    table_rows = [TableRow(1, (TableCell("1"), TableCell("abcdefghijklm")))]
+    app = StyledTableApp()
+    async with app.run_test(size=(20, 8)) as pilot:
+        table = app.query_one(ProcessTable)
+        table.set_rows(table_rows)
+        await pilot.pause()
+        assert table.virtual_size.width == table.scrollable_content_region.width == 20
+        assert not table.show_horizontal_scrollbar
+        layouts = count_layouts(monkeypatch)
+        table.set_sort("pid", reverse=False)
+        await pilot.pause()
+        assert layouts and table.show_horizontal_scrollbar
+        assert table.virtual_size.width == 22
+        await pilot.press("right", "right")
+        assert table.scroll_x == 2
+        assert table.render_line(0).text.startswith("ID ▲  NAME")
+        # The arrow moves on to NAME: PID is narrow again, the table fits and the bar goes.
+        table.set_sort("name", reverse=False)
+        await pilot.pause()
+        assert not table.show_horizontal_scrollbar and table.scroll_x == 0
+        shown = app.export_screenshot()
+    assert shown == await sorted_from_the_start(table_rows, "name", (20, 8))
 
 
 def renamed(pid: int, name: str) -> TableRow:
