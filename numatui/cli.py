@@ -1244,9 +1244,12 @@ def run_tui(source: LiveSource) -> int:
         with blocking_terminal():
             # The nodes while Textual loads (numatui/splash.py): read in ~2 ms.
             first_read.wait(SPLASH_WAIT_S)
-            splash = Splash.show(first_read.ready())
+            splash = Splash.for_terminal()
             app: NumatuiApp | None = None
             try:
+                # Drawn inside the try: a Ctrl-C from its first byte on withdraws it.
+                if splash is not None:
+                    splash.draw(first_read.ready())
                 from numatui.app import NumatuiApp  # Textual loads only for the UI
 
                 app = NumatuiApp(source, first_read=first_read)

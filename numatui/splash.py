@@ -79,15 +79,15 @@ def frame(rows: Sequence[str]) -> str:
 class Splash:
     """The splash on a terminal, until Textual takes it over or `withdraw()`."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, columns: int = 80, lines: int = 24) -> None:
         self.fd = fd
+        self.columns, self.lines = columns, lines
         self.shown = False
 
     @classmethod
-    def show(cls, early: tuple[Privileges, Topology] | None, fd: int = 2) -> Splash | None:
-        """Draw on `fd` (Textual's output: stderr) if it and stdin (Textual's keys) are a
-        terminal that is not dumb; None when nothing was drawn. Never raises for the
-        terminal: a splash that cannot be written is only a later first frame."""
+    def for_terminal(cls, fd: int = 2) -> Splash | None:
+        """A splash for `fd` (Textual's output: stderr) if it and stdin (Textual's keys) are
+        a terminal that is not dumb, else None. Writes nothing (`draw`)."""
         if os.environ.get("TERM", "dumb") in ("", "dumb"):
             return None
         try:
@@ -96,12 +96,26 @@ class Splash:
             size = os.get_terminal_size(fd)
         except OSError:
             return None
-        splash = cls(fd)
         # A console that reports no size (0x0, a serial line) gets Textual's default.
-        rows = splash_lines(early, size.columns or 80, size.lines or 24)
-        # Any byte written may have been the alternate screen's: withdraw() then leaves it.
-        splash.shown = splash._write(frame(rows)) > 0
+        return cls(fd, size.columns or 80, size.lines or 24)
+
+    @classmethod
+    def show(cls, early: tuple[Privileges, Topology] | None, fd: int = 2) -> Splash | None:
+        """`for_terminal`, then `draw`; None when nothing was drawn."""
+        splash = cls.for_terminal(fd)
+        if splash is None:
+            return None
+        splash.draw(early)
         return splash if splash.shown else None
+
+    def draw(self, early: tuple[Privileges, Topology] | None) -> None:
+        """Enter the alternate screen and draw the rows. Never raises for the terminal: a
+        splash that cannot be written is only a later first frame."""
+        rows = splash_lines(early, self.columns, self.lines)
+        # Set before the first byte: a Ctrl-C during the write still finds the splash up
+        # for `withdraw`. Any byte written may have been the alternate screen's.
+        self.shown = True
+        self.shown = self._write(frame(rows)) > 0
 
     def withdraw(self) -> None:
         """The terminal as it was: for a start that ended before Textual's driver did."""

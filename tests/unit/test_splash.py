@@ -143,3 +143,26 @@ def test_a_terminal_without_a_size_gets_textuals_default(terminal: tuple[int, in
     fcntl.ioctl(app_side, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
     assert Splash.show(None, fd=app_side) is not None
     assert frame(splash_lines(None, 80, 24)) == read_all(reader)
+
+
+def test_a_ctrl_c_during_the_draw_leaves_the_splash_to_withdraw(
+    terminal: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interrupt lands as the first write returns (a signal handler runs between
+    # bytecodes): the alternate screen was entered, so withdraw() must leave it.
+    app_side, reader = terminal
+    splash = Splash.for_terminal(fd=app_side)
+    assert splash is not None and not splash.shown
+    real_write = splash._write
+
+    def write_then_interrupt(text: str) -> int:
+        real_write(text)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(splash, "_write", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        splash.draw(None)
+    monkeypatch.undo()
+    assert read_all(reader).startswith(ENTER)
+    splash.withdraw()
+    assert read_all(reader) == LEAVE

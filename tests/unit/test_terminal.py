@@ -119,6 +119,10 @@ class Pane:
         deadline = time.monotonic() + timeout_s
         while not self.status_file.exists() or not self.status_file.read_text():
             if time.monotonic() > deadline:
+                # Where it hangs: faulthandler (PYTHONFAULTHANDLER) prints every thread's
+                # stack on SIGABRT, to the pane.
+                os.kill(self.pid, signal.SIGABRT)
+                time.sleep(2)
                 raise AssertionError(f"the app did not exit in {timeout_s} s\n{self.screen()}")
             time.sleep(0.1)
         return int(self.status_file.read_text())
@@ -138,6 +142,7 @@ def start(tmp_path: Path) -> Iterator[Callable[[list[str]], Pane]]:
             "PYTHONPATH": str(ROOT),
             "NUMATUI_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
             "TERM": "tmux-256color",
+            "PYTHONFAULTHANDLER": "1",  # a hung app's stacks (`Pane.exit_status`)
         }
         words = [sys.executable, "-c", LAUNCHER, str(status_file), *argv]
         command = "exec env " + " ".join(
