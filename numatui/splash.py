@@ -99,15 +99,6 @@ class Splash:
         # A console that reports no size (0x0, a serial line) gets Textual's default.
         return cls(fd, size.columns or 80, size.lines or 24)
 
-    @classmethod
-    def show(cls, early: tuple[Privileges, Topology] | None, fd: int = 2) -> Splash | None:
-        """`for_terminal`, then `draw`; None when nothing was drawn."""
-        splash = cls.for_terminal(fd)
-        if splash is None:
-            return None
-        splash.draw(early)
-        return splash if splash.shown else None
-
     def draw(self, early: tuple[Privileges, Topology] | None) -> None:
         """Enter the alternate screen and draw the rows. Never raises for the terminal: a
         splash that cannot be written is only a later first frame."""

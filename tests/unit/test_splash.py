@@ -107,8 +107,10 @@ def read_all(fd: int) -> str:
 
 def test_shown_on_a_terminal_then_withdrawn(terminal: tuple[int, int]) -> None:
     app_side, reader = terminal
-    splash = Splash.show((ROOT, four_nodes()), fd=app_side)
+    splash = Splash.for_terminal(fd=app_side)
     assert splash is not None
+    splash.draw((ROOT, four_nodes()))
+    assert splash.shown
     drawn = read_all(reader)
     assert drawn.startswith(ENTER) and READING_PROCESSES in drawn
     splash.withdraw()
@@ -120,13 +122,13 @@ def test_no_splash_on_a_dumb_terminal(
     terminal: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TERM", "dumb")
-    assert Splash.show(None, fd=terminal[0]) is None
+    assert Splash.for_terminal(fd=terminal[0]) is None
     assert read_all(terminal[1]) == ""
 
 
 def test_no_splash_where_output_is_not_a_terminal(tmp_path: os.PathLike[str]) -> None:
     with open(os.path.join(tmp_path, "out"), "wb") as out:
-        assert Splash.show(None, fd=out.fileno()) is None
+        assert Splash.for_terminal(fd=out.fileno()) is None
     assert os.path.getsize(os.path.join(tmp_path, "out")) == 0
 
 
@@ -141,7 +143,10 @@ def test_a_terminal_that_takes_nothing_is_no_splash(terminal: tuple[int, int]) -
 def test_a_terminal_without_a_size_gets_textuals_default(terminal: tuple[int, int]) -> None:
     app_side, reader = terminal
     fcntl.ioctl(app_side, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
-    assert Splash.show(None, fd=app_side) is not None
+    splash = Splash.for_terminal(fd=app_side)
+    assert splash is not None
+    assert (splash.columns, splash.lines) == (80, 24)
+    splash.draw(None)
     assert frame(splash_lines(None, 80, 24)) == read_all(reader)
 
 

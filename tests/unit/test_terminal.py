@@ -7,6 +7,7 @@ the exit status `#{pane_dead_status}`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
@@ -121,7 +122,8 @@ class Pane:
             if time.monotonic() > deadline:
                 # Where it hangs: faulthandler (PYTHONFAULTHANDLER) prints every thread's
                 # stack on SIGABRT, to the pane.
-                os.kill(self.pid, signal.SIGABRT)
+                with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                    os.kill(self.pid, signal.SIGABRT)
                 time.sleep(2)
                 raise AssertionError(f"the app did not exit in {timeout_s} s\n{self.screen()}")
             time.sleep(0.1)
