@@ -10,8 +10,9 @@ Commands of one table run interleaved, round by round, so machine noise hits the
 alike; medians and ratios.
 
   ps        N idle processes with about `--mappings` VMAs each (benchmarks/workers.py);
-            `numastat -p PIDS` against `numatui ps --json --pid PIDS` and
-            `numatui ps --pid PIDS` on the same pids. `--scale-procs`: the same
+            `numastat -p PIDS` against `numatui ps --json --pid PIDS`,
+            `numatui ps --pid PIDS` and `numatui ps --pid P --pid P ...` (an option
+            per pid) on the same pids. `--scale-procs`: the same
             at a larger N (10,000), where the peak RSS column is the memory used.
   big       `--big-mappings M`: one process with M mappings (one page each),
             `numastat -p PID` against `numatui ps [--json] --pid PID`. Needs
@@ -171,6 +172,12 @@ def bench_ps(n: int, mappings: int, rounds: int, use_hyperfine: bool) -> dict[st
             "numastat -p PIDS": [numastat, "-p", *words],
             "numatui ps --json --pid PIDS": [*NUMATUI, "ps", "--json", "--pid", *words],
             "numatui ps --pid PIDS": [*NUMATUI, "ps", "--pid", *words],
+            # numastat -p's habit, one option per pid (argparse alone is quadratic in it)
+            "numatui ps --pid P --pid P ...": [
+                *NUMATUI,
+                "ps",
+                *(w for p in words for w in ("--pid", p)),
+            ],
         }
         table = interleaved(commands, rounds)
         print_table(f"ps: {n} idle processes, ~{mappings} mappings each", table, "numastat -p PIDS")
