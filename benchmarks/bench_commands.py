@@ -59,8 +59,8 @@ NUMATUI = [sys.executable, "-c", "import sys; from numatui.cli import main; sys.
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """(wall s, CPU s) of one whole command, output discarded."""
+def run(cmd: list[str]) -> tuple[float, float, float]:
+    """(wall s, user CPU s, system CPU s) of one whole command, output discarded."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -68,7 +68,7 @@ def run(cmd: list[str]) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0,):
         raise SystemExit(f"{cmd[:4]}... exited {proc.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime, usage.ru_stime
 
 
 def peak_rss(cmd: list[str]) -> float | None:
@@ -92,17 +92,24 @@ def interleaved(commands: dict[str, list[str]], rounds: int) -> dict[str, dict[s
     for cmd in commands.values():
         run(cmd)  # warm caches alike
     walls: dict[str, list[float]] = {k: [] for k in commands}
-    cpus: dict[str, list[float]] = {k: [] for k in commands}
+    users: dict[str, list[float]] = {k: [] for k in commands}
+    systems: dict[str, list[float]] = {k: [] for k in commands}
     names = list(commands)
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            wall, cpu = run(commands[name])
+            wall, user, system = run(commands[name])
             walls[name].append(wall)
-            cpus[name].append(cpu)
+            users[name].append(user)
+            systems[name].append(system)
     table: dict[str, dict[str, float]] = {}
     for k, cmd in commands.items():
-        table[k] = {"wall_s": statistics.median(walls[k]), "cpu_s": statistics.median(cpus[k])}
+        table[k] = {
+            "wall_s": statistics.median(walls[k]),
+            "cpu_s": statistics.median([u + s for u, s in zip(users[k], systems[k], strict=True)]),
+            "user_s": statistics.median(users[k]),
+            "sys_s": statistics.median(systems[k]),
+        }
         rss = peak_rss(cmd)
         if rss is not None:
             table[k]["max_rss_bytes"] = rss
@@ -152,12 +159,22 @@ def ratios(table: dict[str, dict[str, float]], base: str) -> dict[str, dict[str,
 
 def print_table(title: str, table: dict[str, dict[str, float]], base: str) -> None:
     print(f"\n{title}   [{load()}]")
-    print(f"  {'command':<34} {'wall':>9} {'ratio':>7} {'CPU':>9} {'ratio':>7} {'peak RSS':>9}")
+    print(
+        f"  {'command':<34} {'wall':>9} {'ratio':>7} {'CPU':>9} {'ratio':>7}"
+        f" {'user':>9} {'system':>9} {'peak RSS':>9}"
+    )
     for name, v in ratios(table, base).items():
         rss = v.get("max_rss_bytes")
+        # hyperfine's tables have no user/system split of their own here
+        split = (
+            f" {v['user_s'] * 1000:>7.1f}ms {v['sys_s'] * 1000:>7.1f}ms"
+            if "user_s" in v
+            else f" {'':>9} {'':>9}"
+        )
         print(
             f"  {name:<34} {v['wall_s'] * 1000:>7.1f}ms {v['wall_ratio']:>6.2f}x"
             f" {v['cpu_s'] * 1000:>7.1f}ms {v['cpu_ratio']:>6.2f}x"
+            + split
             + (f" {rss / 2**20:>6.1f}MiB" if rss is not None else "")
         )
 
