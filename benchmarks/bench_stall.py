@@ -17,10 +17,16 @@ interleaved (their order alternating):
   - numatui's single call: the MigrationJob as `numatui migrate` runs it
   - numatui paced: the job moving with move_pages in chunks sized to the stall
     budget (`numatui migrate --stall-ms 20`)
+  - control rows: migratepages and numatui paced again with the probe thread
+    paused, so the cost of moving while the workload runs (what pacing is for:
+    the probe's thread and the mover's want both vCPUs) shows apart from the
+    movers' own speed
 
-Reported per method: the probe's p99 and maximum iteration time while the move
+A first round of every method, not counted, warms the guest's memory (see
+`_guest_main`). Reported per method: the probe's p99 and maximum iteration time while the move
 ran, the move's wall time (median) and its throughput against migratepages; for
-the paced mode, the chunk times it measured. Every move is checked: all pages
+the paced mode, the chunk times it measured; the TLB shootdown interrupts
+each move caused in the guest. Every move is checked: all pages
 on the target afterwards, the data's checksum unchanged at the end.
 """
 
@@ -75,10 +81,13 @@ def _workload_main(size_mib: int) -> int:
     count = [0]
     slow: list[tuple[int, int]] = []  # (start ns, took ns) of iterations over SLOW_NS
     recording = threading.Event()
+    running = threading.Event()  # cleared: the probe waits (`pause`), the control rows
+    running.set()
     lock = threading.Lock()
 
     def probe() -> None:
         while True:
+            running.wait()
             t0 = time.perf_counter_ns()
             page = mmap.mmap(-1, PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             page[0] = 1
@@ -118,6 +127,12 @@ def _workload_main(size_mib: int) -> int:
                 "max_ms": values[-1] / 1e6 if values else None,
                 "slow": list(slow),
             }
+        elif command == "pause":
+            running.clear()
+            reply = {"ok": True}
+        elif command == "resume":
+            running.set()
+            reply = {"ok": True}
         elif command == "checksum":
             reply = {"checksum": hashlib.sha256(memory).hexdigest()}
         else:
@@ -161,6 +176,17 @@ class _Probe:
 def _pct(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def _tlb_shootdowns() -> int:
+    """TLB shootdown interrupts taken so far, all CPUs (/proc/interrupts' TLB row): each
+    one an interrupt of a vCPU that has the process's memory mapped, when a page of it is
+    unmapped elsewhere (a probe iteration's munmap, a page migrated)."""
+    for line in Path("/proc/interrupts").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name.strip() == "TLB":
+            return sum(int(field) for field in rest.split() if field.isdigit())
+    return 0
 
 
 def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
@@ -220,7 +246,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         tool = shutil.which("migratepages") or "migratepages"
         subprocess.run([tool, str(pid), str(src), str(dst)], check=True)
 
-    def job(stoppable: bool) -> Callable[[int, int], None]:
+    def job(stoppable: bool, control: bool = False) -> Callable[[int, int], None]:
         def run(src: int, dst: int) -> None:
             plan = source.plan(pid, {src}, {dst}, stoppable=stoppable, pacing=pacing)
             moving = migration.MigrationJob(
@@ -231,7 +257,8 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                 move_pages=move_pages,
             )
             result = moving.run(lambda _sample: None)
-            chunk_times.extend(seconds for _, seconds, full in moving.chunk_times if full)
+            if not control:
+                chunk_times.extend(seconds for _, seconds, full in moving.chunk_times if full)
             outcomes.append(f"{result.outcome}: {'; '.join(result.explanations)}")
 
         return run
@@ -240,6 +267,11 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         "migratepages": migratepages,
         "numatui_single_call": job(False),
         "numatui_paced": job(True),
+        # Control rows: the same movers with the probe thread paused, so the cost of
+        # moving while the workload runs (what pacing is for) shows apart from the
+        # movers' own speed.
+        "migratepages_probe_paused": migratepages,
+        "numatui_paced_probe_paused": job(True, control=True),
     }
     walls: dict[str, list[float]] = {name: [] for name in methods}
     p99s: dict[str, list[float]] = {name: [] for name in methods}
@@ -249,20 +281,38 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         name: {kind: [] for kind in STALL_KINDS} for name in methods
     }
     names = list(methods)
+    shootdowns: dict[str, list[int]] = {name: [] for name in methods}
     try:
+        # One round first, not counted: a guest page the host never backed costs a host
+        # fault on its first touch, and the first moves onto fresh pages measured up to
+        # twice as long, whichever method happened to come first.
+        for name in names:
+            for src, dst in ((0, 1), (1, 0)):
+                methods[name](src, dst)
+        chunk_times.clear()
+        call_ms.clear()
+        outcomes.clear()
         for r in range(rounds):
             work.ask("start")
             time.sleep(1.0)
             idle.append(work.ask("stop"))
             for name in names if r % 2 == 0 else names[::-1]:
                 for src, dst in ((0, 1), (1, 0)):
-                    work.ask("start")
+                    paused = name in CONTROL_ROWS
+                    work.ask("pause" if paused else "start")
                     events.clear()
                     current[0] = name
+                    tlb0 = _tlb_shootdowns()
                     t0 = time.perf_counter()
                     methods[name](src, dst)
                     walls[name].append(time.perf_counter() - t0)
+                    shootdowns[name].append(_tlb_shootdowns() - tlb0)
                     current[0] = "checks"
+                    if paused:
+                        work.ask("resume")
+                        if not on_node(dst):
+                            raise SystemExit(f"{name} did not move the pages {src} -> {dst}")
+                        continue
                     stats = work.ask("stop")
                     for kind, ms, during in _attribute(stats["slow"], list(events)):
                         stalls[name][kind].append(ms)
@@ -280,6 +330,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     finally:
         work.stop()
     peer = statistics.median(walls["migratepages"])
+    peer_paused = statistics.median(walls["migratepages_probe_paused"])
     chunk_ms = [s * 1000 for s in chunk_times]  # chunks of the pacer's size
     return {
         "size_mib": size_mib,
@@ -297,6 +348,18 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                 "throughput_vs_migratepages": peer / statistics.median(walls[name]),
             }
             for name in names
+            if name not in CONTROL_ROWS
+        },
+        "probe_paused": {
+            name: {
+                "wall_s_median": statistics.median(walls[name]),
+                "throughput_vs_migratepages_probe_paused": peer_paused
+                / statistics.median(walls[name]),
+            }
+            for name in CONTROL_ROWS
+        },
+        "tlb_shootdowns_per_move_median": {
+            name: statistics.median(counts) for name, counts in shootdowns.items()
         },
         "paced_chunks": {
             "count": len(chunk_ms),
@@ -326,11 +389,13 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                 for kind, ms in by_kind.items()
             }
             for name, by_kind in stalls.items()
+            if name not in CONTROL_ROWS
         },
     }
 
 
 STALL_KINDS = ("numa_maps", "move_pages", "neither")
+CONTROL_ROWS = ("migratepages_probe_paused", "numatui_paced_probe_paused")
 
 
 def _attribute(
@@ -395,6 +460,14 @@ def main() -> int:
             f"   {m['probe_max_ms_median']:8.1f} / {m['probe_max_ms_worst']:8.1f} ms"
             f"   {m['wall_s_median']:6.3f} s   {m['throughput_vs_migratepages']:.2f}x"
         )
+    paused = result["probe_paused"]
+    assert isinstance(paused, dict)
+    for name, m in paused.items():
+        print(
+            f"  {name:<27} (control, no probe)   wall {m['wall_s_median']:6.3f} s   "
+            f"{m['throughput_vs_migratepages_probe_paused']:.2f}x migratepages, probe paused"
+        )
+    print(f"  TLB shootdowns per move (median): {result['tlb_shootdowns_per_move_median']}")
     print(f"  paced chunks: {result['paced_chunks']}")
     print(f"  probe stalls over 20 ms by overlap: {result['probe_stalls_over_20ms_by_overlap']}")
     print(f"  mover's calls: {result['mover_calls_ms']}")
