@@ -44,7 +44,7 @@ def describe_pid(pid: int, proc_root: Path = Path("/proc"), hidepid: bool = Fals
     if stat.state in ("Z", "X", "x") or stat.flags & PF_EXITING:
         return "has exited"
     if stat.flags & PF_KTHREAD:
-        return "is a kernel thread, with no user memory to move"
+        return "is a kernel thread: it has no user memory to show or move"
     try:
         _read(base / "numa_maps", 1)
     except OSError as exc:

@@ -48,10 +48,10 @@ def zombie() -> Iterator[int]:
 
 def test_a_kernel_thread_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
     pid = a_kernel_thread()
-    assert describe_pid(pid) == "is a kernel thread, with no user memory to move"
+    assert describe_pid(pid) == "is a kernel thread: it has no user memory to show or move"
     assert main(["ps", "--pid", str(pid)]) == EXIT_FAILED
     err = capsys.readouterr().err
-    assert f"process {pid} is a kernel thread, with no user memory to move" in err
+    assert f"process {pid} is a kernel thread: it has no user memory to show or move" in err
     assert "does not exist" not in err
 
 
