@@ -28,6 +28,7 @@ from numatui.cli import (
     _result_json,
 )
 from numatui.errors import MigrationRefused, NodeStringError, ProcessGone
+from numatui.kernel.cgroups import CgroupError
 from numatui.kernel.live import LiveSource
 from numatui.kernel.nodemask import NodeMask, format_kernel_list
 from numatui.model.groups import (
@@ -340,6 +341,11 @@ def cmd_migrate_group(args: argparse.Namespace, source: LiveSource, out: TextIO)
         path = source.group_path(args.cgroup)
         return _dry_run(source, path, source.group_members(path), frm, to, args, out)
     if not args.yes:
+        # A group that cannot be moved is refused now, not after the operator said yes.
+        try:
+            members = source.group_move_members(args.cgroup, frm, to)
+        except CgroupError as exc:
+            return _report_group(source.refuse_group(args.cgroup, frm, to, exc), source, args, out)
         if not sys.stdin.isatty():
             print(
                 "numatui: refusing to migrate without confirmation: pass --yes, "
@@ -347,7 +353,10 @@ def cmd_migrate_group(args: argparse.Namespace, source: LiveSource, out: TextIO)
                 file=sys.stderr,
             )
             return EXIT_FAILED
-        sys.stderr.write(f"Move every process of cgroup {visible(args.cgroup)}? [y/N] ")
+        sys.stderr.write(
+            f"Move every process of cgroup {visible(args.cgroup)} ({len(members)} now, and any "
+            "that join during the move)? [y/N] "
+        )
         sys.stderr.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return EXIT_FAILED
@@ -359,6 +368,13 @@ def cmd_migrate_group(args: argparse.Namespace, source: LiveSource, out: TextIO)
         )
     if progress is not None:
         progress.done()
+    return _report_group(result, source, args, out)
+
+
+def _report_group(
+    result: GroupMigrationResult, source: LiveSource, args: argparse.Namespace, out: TextIO
+) -> int:
+    """A group move's outcome on `out` (text or --json), a refusal on stderr; its exit code."""
     if source.audit_warning:
         print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
     if args.json:

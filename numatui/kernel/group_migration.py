@@ -71,18 +71,12 @@ class GroupMigrationJob:
     def _support(self) -> CgroupSupport:
         return cgroups.read_support(self.cgroup_root, self.scanner.proc_root)
 
-    def _still_member(self, pid: int) -> bool:
-        parsed = cgroups.read_proc_cgroup(pid, self.scanner.proc_root)
-        return parsed is not None and parsed.unified == self.path
+    def check(self) -> tuple[int, ...]:
+        """The group's processes now, if it may be moved; else CgroupError, as `run` would
+        refuse it before moving anything (a face asks for confirmation only after this)."""
+        return self._movable()[1]
 
-    def run(
-        self,
-        on_progress: GroupProgressCallback | None = None,
-        cancel: threading.Event | None = None,
-    ) -> GroupMigrationResult:
-        """Raises CgroupError when the path is unsafe or unknown before anything moved;
-        once members have been moved every problem is in the result."""
-        name = cgroups.describe(self.path)
+    def _movable(self) -> tuple[CgroupSupport, tuple[int, ...]]:
         if cgroups.safe_relative(self.path) == "":
             raise CgroupError(
                 "the root cgroup holds every process not in another group: move a group "
@@ -96,7 +90,21 @@ class GroupMigrationJob:
                 "processes one by one)",
                 "cgroup_v2_missing",
             )
-        first = cgroups.group_procs(self.path, self.cgroup_root)  # CgroupError: nothing moved
+        return support, cgroups.group_procs(self.path, self.cgroup_root)
+
+    def _still_member(self, pid: int) -> bool:
+        parsed = cgroups.read_proc_cgroup(pid, self.scanner.proc_root)
+        return parsed is not None and parsed.unified == self.path
+
+    def run(
+        self,
+        on_progress: GroupProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GroupMigrationResult:
+        """Raises CgroupError when the path is unsafe or unknown before anything moved;
+        once members have been moved every problem is in the result."""
+        name = cgroups.describe(self.path)
+        support, first = self._movable()
         stat_before, missing = cgroups.group_numa_stat(self.path, support, self.cgroup_root)
         started = time.monotonic()
         members: list[GroupMember] = []

@@ -28,10 +28,12 @@ from numatui.model.topology import Topology
 if TYPE_CHECKING:
     # The audit trail, cgroups, drains and moves load when used: `ps` and `nodes` never
     # need them.
-    from numatui.kernel.cgroups import GroupReader
+    from numatui.kernel.cgroups import CgroupError, GroupReader
+    from numatui.kernel.group_migration import GroupMigrationJob
     from numatui.model.drain import DrainItem, DrainPlan, DrainProgress, DrainReport
     from numatui.model.groups import GroupMigrationResult, GroupProgressCallback, GroupScan
     from numatui.model.migration import (
+        MigrationError,
         MigrationPlan,
         MigrationProgress,
         MigrationResult,
@@ -373,6 +375,60 @@ class LiveSource:
             "no such cgroup in the cgroup v1 memory or systemd hierarchy", "cgroup_not_found"
         )
 
+    def _group_job(
+        self, path: str, sources: frozenset[int], targets: frozenset[int], stoppable: bool
+    ) -> GroupMigrationJob:
+        from numatui.kernel.group_migration import GroupMigrationJob  # the migration code
+
+        return GroupMigrationJob(
+            path,
+            sources,
+            targets,
+            scanner=self._scanner,
+            privileges=self.privileges(),
+            topology_reader=self._topology_reader,
+            cgroup_root=self.cgroup_root,
+            stoppable=stoppable,
+        )
+
+    def _movable_group_path(self, text: str) -> str:
+        """The operator's path as the kernel writes it, if this source may move anything;
+        CgroupError otherwise."""
+        from numatui.kernel import cgroups
+
+        path = self.group_path(text)
+        if not self.is_live:
+            raise cgroups.CgroupError(
+                "this is a recorded snapshot of a machine: nothing can be moved", "recorded"
+            )
+        return path
+
+    def group_move_members(
+        self, text: str, from_nodes: Iterable[int], to_nodes: Iterable[int]
+    ) -> tuple[int, ...]:
+        """The processes a group move would start with, asked before an operator is asked
+        to confirm it; CgroupError when `migrate_group` would refuse the group (unsafe or
+        unknown path, cgroup v1, the root group, a recorded machine). Moves nothing."""
+        path = self._movable_group_path(text)
+        job = self._group_job(path, frozenset(from_nodes), frozenset(to_nodes), False)
+        return job.check()
+
+    def refuse_group(
+        self,
+        text: str,
+        from_nodes: Iterable[int],
+        to_nodes: Iterable[int],
+        error: CgroupError,
+    ) -> GroupMigrationResult:
+        """A group move refused before it started (`group_move_members` said why): on record
+        in the audit log as `migrate_group`'s own refusals are."""
+        from numatui.kernel import audit
+
+        result = _failed_group(text, frozenset(from_nodes), frozenset(to_nodes), error)
+        log_path = self.audit_path or audit.default_log_path()
+        self.audit_warning = audit.append(audit.group_entry_for(result), log_path)
+        return result
+
     def migrate_group(
         self,
         path: str,
@@ -388,62 +444,31 @@ class LiveSource:
         Never raises for a bad path or a kernel error: the result's `error` says.
         """
         from numatui.kernel import audit, cgroups
-        from numatui.kernel.group_migration import GroupMigrationJob  # loads the migration code
-        from numatui.model.groups import GroupMigrationResult
-        from numatui.model.migration import MigrationError, MigrationOutcome
+        from numatui.model.migration import MigrationError
 
         sources, targets = frozenset(from_nodes), frozenset(to_nodes)
         log_path = self.audit_path or audit.default_log_path()
         entry_id = audit.new_id()
-
-        def failed(error: MigrationError, code: str = "") -> GroupMigrationResult:
-            return GroupMigrationResult(
-                path=path,
-                name=cgroups.describe(path),
-                from_nodes=sources,
-                to_nodes=targets,
-                outcome=MigrationOutcome.FAILED,
-                members=(),
-                elapsed_s=0.0,
-                error=error,
-                error_code=code,
-            )
-
         try:
-            path = self.group_path(path)
-            if not self.is_live:
-                raise cgroups.CgroupError(
-                    "this is a recorded snapshot of a machine: nothing can be moved",
-                    "recorded",
-                )
+            path = self._movable_group_path(path)
             # The attempt is on record before anything moves, or nothing moves (fail closed).
-            attempt = failed(MigrationError("", ""))
+            attempt = _failed_group(path, sources, targets, None)
             try:
                 audit.record(audit.group_entry_for(attempt, entry_id, "attempt"), log_path)
             except audit.AuditError as exc:
                 self.audit_warning = f"could not write the audit log: {exc}"
-                return failed(
-                    MigrationError(
-                        "", f"refused: the attempt could not be recorded in the audit log: {exc}"
-                    ),
-                    "audit_unwritable",
+                refusal = MigrationError(
+                    "", f"refused: the attempt could not be recorded in the audit log: {exc}"
                 )
-            job = GroupMigrationJob(
-                path,
-                sources,
-                targets,
-                scanner=self._scanner,
-                privileges=self.privileges(),
-                topology_reader=self._topology_reader,
-                cgroup_root=self.cgroup_root,
-                stoppable=stoppable,
-            )
+                return _failed_group(path, sources, targets, refusal, "audit_unwritable")
+            job = self._group_job(path, sources, targets, stoppable)
             result = job.run(on_progress, cancel)
         except cgroups.CgroupError as exc:
-            result = failed(MigrationError("", f"{exc}: nothing was moved"), exc.code)
+            result = _failed_group(path, sources, targets, exc)
         except Exception as exc:
-            crashed = failed(MigrationError("", f"numatui failed during the group move: {exc!r}"))
-            self.audit_warning = audit.append(audit.group_entry_for(crashed, entry_id), log_path)
+            crashed = MigrationError("", f"numatui failed during the group move: {exc!r}")
+            failure = _failed_group(path, sources, targets, crashed)
+            self.audit_warning = audit.append(audit.group_entry_for(failure, entry_id), log_path)
             raise
         self.audit_warning = audit.append(audit.group_entry_for(result, entry_id), log_path)
         return result
@@ -543,3 +568,32 @@ class LiveSource:
         if not status.written:
             self.audit_warning = f"could not write the audit log: {status.reason}"
         return report
+
+
+def _failed_group(
+    path: str,
+    sources: frozenset[int],
+    targets: frozenset[int],
+    error: MigrationError | CgroupError | None,
+    code: str = "",
+) -> GroupMigrationResult:
+    """A group move that moved nothing: refused (a CgroupError says why, with its code),
+    or its audit record before it starts (`error` None)."""
+    from numatui.kernel import cgroups
+    from numatui.model.groups import GroupMigrationResult
+    from numatui.model.migration import MigrationError, MigrationOutcome
+
+    if isinstance(error, cgroups.CgroupError):
+        code = error.code
+        error = MigrationError("", f"{error}: nothing was moved")
+    return GroupMigrationResult(
+        path=path,
+        name=cgroups.describe(path),
+        from_nodes=sources,
+        to_nodes=targets,
+        outcome=MigrationOutcome.FAILED,
+        members=(),
+        elapsed_s=0.0,
+        error=error if error is not None else MigrationError("", ""),
+        error_code=code,
+    )
