@@ -1,10 +1,14 @@
 """Stall benchmark: how long a migration freezes the process it moves.
 
-    python3 benchmarks/bench_stall.py [--size-mib 512] [--rounds 3] [--stall-ms 20] [--json]
+    python3 benchmarks/bench_stall.py [--size-mib 512] [--pages base|huge] [--rounds 3]
+                                      [--stall-ms 20] [--json]
 
 Run on the host, it boots the 2-node QEMU guest (virtme-ng, see
 scripts/provision-vm.sh) and runs itself inside with `--inside`. There one
-workload holds `--size-mib` of private anonymous memory on node 0 and runs a
+workload holds `--size-mib` of private anonymous memory on node 0 (`--pages`: base
+pages, MADV_NOHUGEPAGE, or transparent huge pages, MADV_HUGEPAGE; left to the
+kernel, the share of huge pages varied from run to run with node 0's free memory,
+and with it every mover's time) and runs a
 probe thread that maps one page, touches it and unmaps it, in a loop, timing
 every iteration. mmap and munmap need the process's mmap lock for writing,
 which migrate_pages(2) holds (for reading) for the whole move, so a probe
@@ -17,10 +21,13 @@ interleaved (their order alternating):
   - numatui's single call: the MigrationJob as `numatui migrate` runs it
   - numatui paced: the job moving with move_pages in chunks sized to the stall
     budget (`numatui migrate --stall-ms 20`)
+  - numatui paced with a 100 ms budget (a fifth of the calls: what they cost)
   - control rows: migratepages and numatui paced again with the probe thread
     paused, so the cost of moving while the workload runs (what pacing is for:
     the probe's thread and the mover's want both vCPUs) shows apart from the
-    movers' own speed
+    movers' own speed; and both with the probe paused and a thread of the
+    workload spinning instead (its memory live on the other vCPU, but nothing
+    mapped or unmapped), which splits that cost in two
 
 A first round of every method, not counted, warms the guest's memory (see
 `_guest_main`). Reported per method: the probe's p99 and maximum iteration time while the move
@@ -64,7 +71,7 @@ SLOW_NS = 20_000_000  # probe iterations longer than this are kept with their st
 # ---------------------------------------------------------------- the workload (a child)
 
 
-def _workload_main(size_mib: int) -> int:
+def _workload_main(size_mib: int, pages: str) -> int:
     """Memory on node 0 and a probe thread; stdin: `start`, `stop` (-> stats), `checksum`."""
     from numatui.kernel.nodemask import NodeMask
     from tests.tooling.mempolicy import MPOL_BIND, MPOL_DEFAULT, set_mempolicy
@@ -72,6 +79,9 @@ def _workload_main(size_mib: int) -> int:
     set_mempolicy(MPOL_BIND, NodeMask({0}))  # while the memory is filled
     size = size_mib * 1024 * 1024
     memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    # Before the first touch: MADV_HUGEPAGE makes the fault compact memory for a huge page
+    # where the kernel's default ("defrag: madvise") would fall back to base pages.
+    memory.madvise(mmap.MADV_HUGEPAGE if pages == "huge" else mmap.MADV_NOHUGEPAGE)
     for offset in range(0, size, PAGE):
         memory[offset : offset + 8] = (offset // PAGE).to_bytes(8, "little")
     set_mempolicy(MPOL_DEFAULT)  # the probe's pages wherever it runs
@@ -83,7 +93,16 @@ def _workload_main(size_mib: int) -> int:
     recording = threading.Event()
     running = threading.Event()  # cleared: the probe waits (`pause`), the control rows
     running.set()
+    spinning = threading.Event()  # set: a thread spins on the CPU, no system calls (`spin`)
     lock = threading.Lock()
+
+    def spinner() -> None:
+        while True:
+            spinning.wait()
+            while spinning.is_set():
+                pass
+
+    threading.Thread(target=spinner, daemon=True).start()
 
     def probe() -> None:
         while True:
@@ -133,6 +152,12 @@ def _workload_main(size_mib: int) -> int:
         elif command == "resume":
             running.set()
             reply = {"ok": True}
+        elif command == "spin":
+            spinning.set()
+            reply = {"ok": True}
+        elif command == "unspin":
+            spinning.clear()
+            reply = {"ok": True}
         elif command == "checksum":
             reply = {"checksum": hashlib.sha256(memory).hexdigest()}
         else:
@@ -143,9 +168,13 @@ def _workload_main(size_mib: int) -> int:
 
 
 class _Probe:
-    def __init__(self, size_mib: int) -> None:
+    def __init__(self, size_mib: int, pages: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--workload", str(size_mib)],
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                *("--workload", str(size_mib), "--pages", pages),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -189,7 +218,7 @@ def _tlb_shootdowns() -> int:
     return 0
 
 
-def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
+def _guest_main(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict[str, object]:
     from numatui.kernel import migration
     from numatui.kernel.live import LiveSource
     from numatui.kernel.scanner import ProcessScanner
@@ -228,7 +257,7 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     scanner.numa_maps = timed("numa_maps", scanner.numa_maps)  # type: ignore[method-assign]
     move_pages = timed("move_pages", syscalls.move_pages)
     outcomes: list[str] = []
-    work = _Probe(size_mib)
+    work = _Probe(size_mib, pages)
     pid = work.pid
 
     start = int(work.info["start"])
@@ -246,9 +275,11 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         tool = shutil.which("migratepages") or "migratepages"
         subprocess.run([tool, str(pid), str(src), str(dst)], check=True)
 
-    def job(stoppable: bool, control: bool = False) -> Callable[[int, int], None]:
+    def job(
+        stoppable: bool, control: bool = False, budget: Pacing = pacing
+    ) -> Callable[[int, int], None]:
         def run(src: int, dst: int) -> None:
-            plan = source.plan(pid, {src}, {dst}, stoppable=stoppable, pacing=pacing)
+            plan = source.plan(pid, {src}, {dst}, stoppable=stoppable, pacing=budget)
             moving = migration.MigrationJob(
                 plan,
                 scanner=scanner,
@@ -267,11 +298,18 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         "migratepages": migratepages,
         "numatui_single_call": job(False),
         "numatui_paced": job(True),
+        # Five times the budget, a fifth of the calls: what the calls themselves cost.
+        "numatui_paced_100ms": job(True, control=True, budget=Pacing(stall_s=0.1)),
         # Control rows: the same movers with the probe thread paused, so the cost of
         # moving while the workload runs (what pacing is for) shows apart from the
         # movers' own speed.
         "migratepages_probe_paused": migratepages,
         "numatui_paced_probe_paused": job(True, control=True),
+        # The probe paused and a thread of the workload spinning instead: its memory is in
+        # use on the other vCPU (each page moved must be flushed there) but nothing maps or
+        # unmaps; so what the running probe costs shows split into those two parts.
+        "migratepages_spinner": migratepages,
+        "numatui_paced_spinner": job(True, control=True),
     }
     walls: dict[str, list[float]] = {name: [] for name in methods}
     p99s: dict[str, list[float]] = {name: [] for name in methods}
@@ -282,6 +320,15 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     }
     names = list(methods)
     shootdowns: dict[str, list[int]] = {name: [] for name in methods}
+    probe_iterations: dict[str, list[int]] = {name: [] for name in methods}
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    thp = {
+        "anon_huge_pages_kib": next(
+            (int(line.split()[1]) for line in rollup.splitlines() if line.startswith("AnonHuge")),
+            None,
+        ),
+        "enabled": Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip(),
+    }
     try:
         # One round first, not counted: a guest page the host never backed costs a host
         # fault on its first touch, and the first moves onto fresh pages measured up to
@@ -300,6 +347,8 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                 for src, dst in ((0, 1), (1, 0)):
                     paused = name in CONTROL_ROWS
                     work.ask("pause" if paused else "start")
+                    if name in SPINNER_ROWS:
+                        work.ask("spin")
                     events.clear()
                     current[0] = name
                     tlb0 = _tlb_shootdowns()
@@ -308,12 +357,16 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
                     walls[name].append(time.perf_counter() - t0)
                     shootdowns[name].append(_tlb_shootdowns() - tlb0)
                     current[0] = "checks"
+                    probe_iterations[name].append(0)
                     if paused:
+                        if name in SPINNER_ROWS:
+                            work.ask("unspin")
                         work.ask("resume")
                         if not on_node(dst):
                             raise SystemExit(f"{name} did not move the pages {src} -> {dst}")
                         continue
                     stats = work.ask("stop")
+                    probe_iterations[name][-1] = int(stats["iterations"])
                     for kind, ms, during in _attribute(stats["slow"], list(events)):
                         stalls[name][kind].append(ms)
                         if name == "numatui_paced":
@@ -330,10 +383,10 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
     finally:
         work.stop()
     peer = statistics.median(walls["migratepages"])
-    peer_paused = statistics.median(walls["migratepages_probe_paused"])
     chunk_ms = [s * 1000 for s in chunk_times]  # chunks of the pacer's size
     return {
         "size_mib": size_mib,
+        "pages": pages,
         "moves_per_method": 2 * rounds,
         "stall_budget_ms": stall_ms,
         "probe_idle_p99_ms": statistics.median(float(i["p99_ms"]) for i in idle),
@@ -350,10 +403,10 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
             for name in names
             if name not in CONTROL_ROWS
         },
-        "probe_paused": {
+        "controls": {
             name: {
                 "wall_s_median": statistics.median(walls[name]),
-                "throughput_vs_migratepages_probe_paused": peer_paused
+                "throughput_vs_migratepages_alike": statistics.median(walls[CONTROL_PEER[name]])
                 / statistics.median(walls[name]),
             }
             for name in CONTROL_ROWS
@@ -361,6 +414,16 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
         "tlb_shootdowns_per_move_median": {
             name: statistics.median(counts) for name, counts in shootdowns.items()
         },
+        "probe_iterations_per_move_median": {
+            name: statistics.median(counts) for name, counts in probe_iterations.items()
+        },
+        "probe_idle_iterations_per_s": statistics.median(int(i["iterations"]) for i in idle),
+        "move_pages_calls_per_move": {
+            kind.split(":")[0]: len(ms) / (2 * rounds)
+            for kind, ms in call_ms.items()
+            if kind.endswith("move_pages")
+        },
+        "thp": thp,
         "paced_chunks": {
             "count": len(chunk_ms),
             "median_ms": statistics.median(chunk_ms) if chunk_ms else None,
@@ -395,7 +458,12 @@ def _guest_main(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object
 
 
 STALL_KINDS = ("numa_maps", "move_pages", "neither")
-CONTROL_ROWS = ("migratepages_probe_paused", "numatui_paced_probe_paused")
+SPINNER_ROWS = ("migratepages_spinner", "numatui_paced_spinner")
+CONTROL_ROWS = ("migratepages_probe_paused", "numatui_paced_probe_paused", *SPINNER_ROWS)
+CONTROL_PEER = {  # each control row against migratepages in the same conditions
+    name: "migratepages_spinner" if name in SPINNER_ROWS else "migratepages_probe_paused"
+    for name in CONTROL_ROWS
+}
 
 
 def _attribute(
@@ -420,14 +488,15 @@ def _attribute(
     return out
 
 
-def _boot(size_mib: int, rounds: int, stall_ms: float) -> dict[str, object]:
-    options = f"--size-mib {size_mib} --rounds {rounds} --stall-ms {stall_ms}"
+def _boot(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict[str, object]:
+    options = f"--size-mib {size_mib} --pages {pages} --rounds {rounds} --stall-ms {stall_ms}"
     return run_in_two_node_guest(Path(__file__), options)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=512)
+    ap.add_argument("--pages", choices=("base", "huge"), default="base")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--stall-ms", type=float, default=20.0)
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
@@ -435,17 +504,18 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.workload is not None:
-        return _workload_main(args.workload)
+        return _workload_main(args.workload, args.pages)
     if args.inside:
-        result = _guest_main(args.size_mib, args.rounds, args.stall_ms)
+        result = _guest_main(args.size_mib, args.pages, args.rounds, args.stall_ms)
         print(json.dumps(result), flush=True)
         return 0
-    result = _boot(args.size_mib, args.rounds, args.stall_ms)
+    result = _boot(args.size_mib, args.pages, args.rounds, args.stall_ms)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(
-        f"{result['size_mib']} MiB private anonymous, 2-node guest (TCG), "
+        f"{result['size_mib']} MiB private anonymous ({result['pages']} pages), "
+        "2-node guest (TCG), "
         f"{result['moves_per_method']} moves per method, stall budget {args.stall_ms} ms; "
         f"probe idle: p99 {result['probe_idle_p99_ms']:.2f} ms, "
         f"max {result['probe_idle_max_ms']:.2f} ms"
@@ -460,14 +530,18 @@ def main() -> int:
             f"   {m['probe_max_ms_median']:8.1f} / {m['probe_max_ms_worst']:8.1f} ms"
             f"   {m['wall_s_median']:6.3f} s   {m['throughput_vs_migratepages']:.2f}x"
         )
-    paused = result["probe_paused"]
-    assert isinstance(paused, dict)
-    for name, m in paused.items():
+    controls = result["controls"]
+    assert isinstance(controls, dict)
+    for name, m in controls.items():
         print(
-            f"  {name:<27} (control, no probe)   wall {m['wall_s_median']:6.3f} s   "
-            f"{m['throughput_vs_migratepages_probe_paused']:.2f}x migratepages, probe paused"
+            f"  {name:<27} (control, probe paused)   wall {m['wall_s_median']:6.3f} s   "
+            f"{m['throughput_vs_migratepages_alike']:.2f}x migratepages alike"
         )
     print(f"  TLB shootdowns per move (median): {result['tlb_shootdowns_per_move_median']}")
+    print(f"  probe iterations per move (median): {result['probe_iterations_per_move_median']}")
+    print(f"  probe iterations per second, idle: {result['probe_idle_iterations_per_s']}")
+    print(f"  move_pages calls per move: {result['move_pages_calls_per_move']}")
+    print(f"  transparent huge pages: {result['thp']}")
     print(f"  paced chunks: {result['paced_chunks']}")
     print(f"  probe stalls over 20 ms by overlap: {result['probe_stalls_over_20ms_by_overlap']}")
     print(f"  mover's calls: {result['mover_calls_ms']}")
