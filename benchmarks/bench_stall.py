@@ -11,8 +11,9 @@ kernel, the share of huge pages varied from run to run with node 0's free memory
 and with it every mover's time) and runs a
 probe thread that maps one page, touches it and unmaps it, in a loop, timing
 every iteration. mmap and munmap need the process's mmap lock for writing,
-which migrate_pages(2) holds (for reading) for the whole move, so a probe
-iteration that falls into a move waits for as long as the kernel holds it.
+which migrate_pages(2) holds (for reading) for the whole move in kernel 6.1,
+so a probe iteration that falls into a move waits for as long as the kernel
+holds it (on 6.12 the longest wait measured 79 ms: README, "A stall budget").
 
 Each round moves the memory 0 -> 1 and back with each method, the methods
 interleaved (their order alternating):
@@ -72,7 +73,8 @@ SLOW_NS = 20_000_000  # probe iterations longer than this are kept with their st
 
 
 def _workload_main(size_mib: int, pages: str) -> int:
-    """Memory on node 0 and a probe thread; stdin: `start`, `stop` (-> stats), `checksum`."""
+    """Memory on node 0, a probe thread and a spinner thread; stdin: `start`, `stop`
+    (-> stats), `pause` and `resume` (the probe), `spin` and `unspin`, `checksum`."""
     from numatui.kernel.nodemask import NodeMask
     from tests.tooling.mempolicy import MPOL_BIND, MPOL_DEFAULT, set_mempolicy
 
