@@ -368,8 +368,8 @@ def _guest_main(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict
                     walls[name].append(time.perf_counter() - t0)
                     shootdowns[name].append(_tlb_shootdowns() - tlb0)
                     current[0] = "checks"
-                    probe_iterations[name].append(0)
                     if paused:
+                        probe_iterations[name].append(0)  # the probe waited throughout
                         if name in SPINNER_ROWS:
                             work.ask("unspin")
                         work.ask("resume")
@@ -377,7 +377,7 @@ def _guest_main(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict
                             raise SystemExit(f"{name} did not move the pages {src} -> {dst}")
                         continue
                     stats = work.ask("stop")
-                    probe_iterations[name][-1] = int(stats["iterations"])
+                    probe_iterations[name].append(int(stats["iterations"]))
                     for kind, ms, during in _attribute(stats["slow"], list(events)):
                         stalls[name][kind].append(ms)
                         if name == "numatui_paced":
