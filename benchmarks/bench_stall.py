@@ -127,6 +127,13 @@ def _workload_main(size_mib: int, pages: str) -> int:
     digest = hashlib.sha256(memory).hexdigest()
     print(json.dumps({"pid": os.getpid(), "start": start, "checksum": digest}))
     sys.stdout.flush()
+    # Commands that only flip one of the threads' switches.
+    switches: dict[str, Callable[[], None]] = {
+        "pause": running.clear,
+        "resume": running.set,
+        "spin": spinning.set,
+        "unspin": spinning.clear,
+    }
     for line in sys.stdin:
         command = line.strip()
         if command == "start":
@@ -148,17 +155,8 @@ def _workload_main(size_mib: int, pages: str) -> int:
                 "max_ms": values[-1] / 1e6 if values else None,
                 "slow": list(slow),
             }
-        elif command == "pause":
-            running.clear()
-            reply = {"ok": True}
-        elif command == "resume":
-            running.set()
-            reply = {"ok": True}
-        elif command == "spin":
-            spinning.set()
-            reply = {"ok": True}
-        elif command == "unspin":
-            spinning.clear()
+        elif command in switches:
+            switches[command]()
             reply = {"ok": True}
         elif command == "checksum":
             reply = {"checksum": hashlib.sha256(memory).hexdigest()}
@@ -291,7 +289,7 @@ def _guest_main(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict
         subprocess.run([tool, str(pid), str(src), str(dst)], check=True)
 
     def job(
-        stoppable: bool, control: bool = False, budget: Pacing = pacing
+        stoppable: bool, record_chunks: bool = True, budget: Pacing = pacing
     ) -> Callable[[int, int], None]:
         def run(src: int, dst: int) -> None:
             plan = source.plan(pid, {src}, {dst}, stoppable=stoppable, pacing=budget)
@@ -303,7 +301,7 @@ def _guest_main(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict
                 move_pages=move_pages,
             )
             result = moving.run(lambda _sample: None)
-            if not control:
+            if record_chunks:  # the default budget with the probe running
                 chunk_times.extend(seconds for _, seconds, full in moving.chunk_times if full)
             outcomes.append(f"{result.outcome}: {'; '.join(result.explanations)}")
 
@@ -314,17 +312,17 @@ def _guest_main(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict
         "numatui_single_call": job(False),
         "numatui_paced": job(True),
         # Five times the budget, a fifth of the calls: what the calls themselves cost.
-        "numatui_paced_100ms": job(True, control=True, budget=Pacing(stall_s=0.1)),
+        "numatui_paced_100ms": job(True, record_chunks=False, budget=Pacing(stall_s=0.1)),
         # Control rows: the same movers with the probe thread paused, so the cost of
         # moving while the workload runs (what pacing is for) shows apart from the
         # movers' own speed.
         "migratepages_probe_paused": migratepages,
-        "numatui_paced_probe_paused": job(True, control=True),
+        "numatui_paced_probe_paused": job(True, record_chunks=False),
         # The probe paused and a thread of the workload spinning instead: its memory is in
         # use on the other vCPU (each page moved must be flushed there) but nothing maps or
         # unmaps; so what the running probe costs shows split into those two parts.
         "migratepages_spinner": migratepages,
-        "numatui_paced_spinner": job(True, control=True),
+        "numatui_paced_spinner": job(True, record_chunks=False),
     }
     walls: dict[str, list[float]] = {name: [] for name in methods}
     p99s: dict[str, list[float]] = {name: [] for name in methods}
