@@ -162,10 +162,10 @@ def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) ->
     out.write("\n".join(lines) + "\n")
 
 
-def _write_json(document: Any, out: TextIO) -> None:
+def _write_json(document: Any, out: TextIO, *, allow_nan: bool = True) -> None:
     """`document` as indented JSON in one write (json.dump makes one per token, and with an
     unbuffered stdout each is a write(2))."""
-    out.write(json.dumps(document, indent=2) + "\n")
+    out.write(json.dumps(document, indent=2, allow_nan=allow_nan) + "\n")
 
 
 def _write_json_list(head: str, items: Sequence[Any], tail: dict[str, Any], out: TextIO) -> None:
@@ -467,18 +467,19 @@ def _print_result(result: MigrationResult, out: TextIO) -> None:
         print(f"  why: {visible(why)}", file=out)
 
 
-def _confirm(plan: MigrationPlan, stdin: TextIO, err: TextIO) -> bool:
+def _confirm(question: str, verb: str, stdin: TextIO, err: TextIO) -> bool:
+    """The operator's yes to `question` (already made safe to show), asked on the terminal;
+    without one (a pipe, a script), no: `--yes` is how a script says it."""
     if not stdin.isatty():
         print(
-            "numatui: refusing to migrate without confirmation: pass --yes, "
+            f"numatui: refusing to {verb} without confirmation: pass --yes, "
             "or run on a terminal to be asked",
             file=err,
         )
         return False
-    err.write(f"Move {format_bytes(plan.bytes_to_move)} of pid {plan.pid}? [y/N] ")
+    err.write(f"{question} [y/N] ")
     err.flush()
-    answer = stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+    return stdin.readline().strip().lower() in ("y", "yes")
 
 
 class _ProgressLine:
@@ -628,14 +629,12 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
             errno_name, code = "ESRCH", str(RuleCode.PROCESS_GONE)
         if args.json:
             refusal = _refusal_json(pid, str(frm), str(to), str(exc), errno_name, code)
-            json.dump({**refusal, "audit": _not_attempted(source)}, out, indent=2)
-            print(file=out)
+            _write_json({**refusal, "audit": _not_attempted(source)}, out)
         print(f"numatui: refused: {visible(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     if args.dry_run:
         if args.json:
-            json.dump({**_plan_json(plan), "dry_run": True}, out, indent=2)
-            print(file=out)
+            _write_json({**_plan_json(plan), "dry_run": True}, out)
         else:
             _print_plan(plan, out)
         return EXIT_OK
@@ -643,15 +642,14 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         _print_plan(plan, out)
     if plan.is_noop:
         if args.json:
-            json.dump({**_plan_json(plan), "outcome": str(MigrationOutcome.NOTHING_TO_MOVE)}, out)
-            print(file=out)
+            _write_json({**_plan_json(plan), "outcome": str(MigrationOutcome.NOTHING_TO_MOVE)}, out)
         return EXIT_OK
-    if not args.yes and not _confirm(plan, sys.stdin, sys.stderr):
+    question = f"Move {format_bytes(plan.bytes_to_move)} of pid {plan.pid}?"
+    if not args.yes and not _confirm(question, "migrate", sys.stdin, sys.stderr):
         if args.json:
             msg = "not confirmed: nothing was done"
             refusal = _refusal_json(pid, str(frm), str(to), msg, None)
-            json.dump({**refusal, "audit": _not_attempted(source)}, out, indent=2)
-            print(file=out)
+            _write_json({**refusal, "audit": _not_attempted(source)}, out)
         return EXIT_FAILED
     progress = _ProgressLine(plan, sys.stderr) if sys.stderr.isatty() and not args.json else None
     stop = threading.Event()
@@ -664,8 +662,7 @@ def cmd_migrate(args: argparse.Namespace, source: LiveSource, out: TextIO) -> in
         reason = visible(status.reason or "")
         print(f"numatui: the audit log was not written: {reason}", file=sys.stderr)
     if args.json:
-        json.dump({**_result_json(result), "audit": _audit_json(status)}, out, indent=2)
-        print(file=out)
+        _write_json({**_result_json(result), "audit": _audit_json(status)}, out)
     else:
         _print_result(result, out)
         if status.written:
@@ -710,8 +707,7 @@ def cmd_log(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
             "entries": [e.as_json() for e in entries],
             "skipped_lines": got.skipped,
         }
-        json.dump(data, out, indent=2, allow_nan=False)
-        print(file=out)
+        _write_json(data, out, allow_nan=False)
         return EXIT_OK
     if not entries:
         print(f"no migrations recorded in {visible(str(path))}", file=out)
@@ -1097,22 +1093,24 @@ def cmd_drain(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     plan = source.plan_drain(args.node, pacing)
     if plan.refusal is not None:
         if args.json:
-            json.dump(_drain_plan_json(plan), out, indent=2)
-            print(file=out)
+            _write_json(_drain_plan_json(plan), out)
         print(f"numatui: refused: {visible(plan.refusal.message)}", file=sys.stderr)
         if source.audit_warning:
             print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
         return EXIT_FAILED
     if args.dry_run:
         if args.json:
-            json.dump({**_drain_plan_json(plan), "dry_run": True}, out, indent=2)
-            print(file=out)
+            _write_json({**_drain_plan_json(plan), "dry_run": True}, out)
         else:
             _print_drain_plan(plan, out)
         return EXIT_OK
     if not args.json:
         _print_drain_plan(plan, out)
-    if not args.yes and not _confirm_drain(plan, sys.stdin, sys.stderr):
+    question = (
+        f"Move {format_bytes(plan.bytes_to_move)} of {len(plan.items)} process(es) off "
+        f"node {plan.node}?"
+    )
+    if not args.yes and not _confirm(question, "drain", sys.stdin, sys.stderr):
         return EXIT_FAILED
     stop = threading.Event()
     progress = _drain_progress_line(sys.stderr) if sys.stderr.isatty() and not args.json else None
@@ -1129,8 +1127,7 @@ def cmd_drain(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     if source.audit_warning:
         print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
     if args.json:
-        json.dump(_drain_report_json(report), out, indent=2)
-        print(file=out)
+        _write_json(_drain_report_json(report), out)
     else:
         _print_drain_report(report, out)
     if report.stopped or report.plan.bytes_staying:
@@ -1139,22 +1136,6 @@ def cmd_drain(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int:
     if outcomes <= {MigrationOutcome.ALL_MOVED, MigrationOutcome.NOTHING_TO_MOVE}:
         return EXIT_OK
     return EXIT_PARTIAL
-
-
-def _confirm_drain(plan: DrainPlan, stdin: TextIO, err: TextIO) -> bool:
-    if not stdin.isatty():
-        print(
-            "numatui: refusing to drain without confirmation: pass --yes, "
-            "or run on a terminal to be asked",
-            file=err,
-        )
-        return False
-    err.write(
-        f"Move {format_bytes(plan.bytes_to_move)} of {len(plan.items)} process(es) off "
-        f"node {plan.node}? [y/N] "
-    )
-    err.flush()
-    return stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _drain_progress_line(err: TextIO) -> Callable[[DrainProgress], None]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -21,11 +20,13 @@ from numatui.cli import (
     EXIT_OK,
     EXIT_PARTIAL,
     UsageError,
+    _confirm,
     _node_map,
     _plan_json,
     _print_plan,
     _print_table,
     _result_json,
+    _write_json,
 )
 from numatui.errors import MigrationRefused, NodeStringError, ProcessGone
 from numatui.kernel.cgroups import CgroupError
@@ -101,7 +102,7 @@ def cmd_groups(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int
     if args.limit:
         listed = listed[: args.limit]
     if args.json:
-        json.dump(
+        _write_json(
             {
                 "cgroup_v2": groups.support.unified,
                 "memory_controller": groups.support.memory,
@@ -109,9 +110,7 @@ def cmd_groups(args: argparse.Namespace, source: LiveSource, out: TextIO) -> int
                 "groups": [group_json(g) for g in listed],
             },
             out,
-            indent=2,
         )
-        print(file=out)
         return EXIT_OK
     node_ids = sorted(topo.with_memory) or [n.id for n in topo.nodes]
     rows = [
@@ -296,7 +295,7 @@ def _dry_run(
             code = exc.code if isinstance(exc, MigrationRefused) else "process_gone"
             refusals.append({"pid": pid, "message": str(exc), "code": code or None})
     if args.json:
-        json.dump(
+        _write_json(
             {
                 "cgroup": path,
                 "from": str(frm),
@@ -307,9 +306,7 @@ def _dry_run(
                 "bytes_to_move": sum(p.bytes_to_move for p in plans),
             },
             out,
-            indent=2,
         )
-        print(file=out)
         return EXIT_OK
     print(f"cgroup {visible(path)}: {len(pids)} process(es) now", file=out)
     for plan in plans:
@@ -346,19 +343,11 @@ def cmd_migrate_group(args: argparse.Namespace, source: LiveSource, out: TextIO)
             members = source.group_move_members(args.cgroup, frm, to)
         except CgroupError as exc:
             return _report_group(source.refuse_group(args.cgroup, frm, to, exc), source, args, out)
-        if not sys.stdin.isatty():
-            print(
-                "numatui: refusing to migrate without confirmation: pass --yes, "
-                "or run on a terminal to be asked",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        sys.stderr.write(
-            f"Move every process of cgroup {visible(args.cgroup)} ({len(members)} now, and any "
-            "that join during the move)? [y/N] "
+        question = (
+            f"Move every process of cgroup {visible(args.cgroup)} ({len(members)} now, and "
+            "any that join during the move)?"
         )
-        sys.stderr.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not _confirm(question, "migrate", sys.stdin, sys.stderr):
             return EXIT_FAILED
     progress = _GroupProgressLine(sys.stderr) if sys.stderr.isatty() and not args.json else None
     stop = threading.Event()
@@ -378,8 +367,7 @@ def _report_group(
     if source.audit_warning:
         print(f"numatui: {visible(source.audit_warning)}", file=sys.stderr)
     if args.json:
-        json.dump(group_result_json(result), out, indent=2)
-        print(file=out)
+        _write_json(group_result_json(result), out)
     else:
         print_group_result(result, out)
     if result.error_code and not result.members:

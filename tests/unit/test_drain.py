@@ -7,8 +7,11 @@ refusals with their stable codes, and the dry run's shape.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +211,25 @@ def test_refused_drains_exit_1_and_are_audited(
     # A recorded machine is never changed.
     assert main([*_roots("four_nodes"), "drain", "1", "--yes"]) == EXIT_FAILED
     assert "recorded snapshot" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    """A stdin that is a terminal, answering with its text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_drain_without_yes_asks_and_a_no_or_no_terminal_moves_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = Path(os.environ["NUMATUI_AUDIT_LOG"])  # the conftest's private trail
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    assert main([*_roots("four_nodes"), "drain", "1"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert re.search(r"Move \S+ \S+ of \d+ process\(es\) off node 1\? \[y/N\] $", err), err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # a pipe: never taken as a yes
+    assert main([*_roots("four_nodes"), "drain", "1"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "refusing to drain without confirmation: pass --yes" in err and "[y/N]" not in err
+    assert not log.exists() or log.read_text() == ""  # nothing attempted, nothing recorded
