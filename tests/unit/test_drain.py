@@ -27,6 +27,7 @@ from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationRe
 from numatui.model.node_bytes import frozen_map
 from numatui.model.topology import HugePagePool, Node, Topology
 from tests.tooling.privileges import ROOT
+from tests.tooling.terminal_input import TerminalInput
 
 MIB = 1024 * 1024
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -213,18 +214,11 @@ def test_refused_drains_exit_1_and_are_audited(
     assert "recorded snapshot" in capsys.readouterr().err
 
 
-class _Terminal(io.StringIO):
-    """A stdin that is a terminal, answering with its text."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def test_a_drain_without_yes_asks_and_a_no_or_no_terminal_moves_nothing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = Path(os.environ["NUMATUI_AUDIT_LOG"])  # the conftest's private trail
-    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    monkeypatch.setattr(sys, "stdin", TerminalInput("n\n"))
     assert main([*_roots("four_nodes"), "drain", "1"]) == EXIT_FAILED
     err = capsys.readouterr().err
     assert re.search(r"Move \S+ \S+ of \d+ process\(es\) off node 1\? \[y/N\] $", err), err

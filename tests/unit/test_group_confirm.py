@@ -21,18 +21,12 @@ import pytest
 from numatui.cli import EXIT_FAILED, main
 from numatui.kernel.cgroups import CgroupError
 from numatui.kernel.live import LiveSource
+from tests.tooling.terminal_input import TerminalInput
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # What an operator can type: control characters and bidi overrides are refused as a path
 # (tested below); markup and shell syntax are not, and must reach the terminal as plain text.
 HOSTILE = "[bold red]evil[/]$(reboot);`id`.service"
-
-
-class _Terminal(io.StringIO):
-    """A stdin that is a terminal, answering with its text."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 @pytest.fixture
@@ -77,7 +71,7 @@ def test_a_group_that_cannot_move_is_refused_before_the_question(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     argv, _, trail = live_tree
-    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))  # would say yes if asked
+    monkeypatch.setattr(sys, "stdin", TerminalInput("y\n"))  # would say yes if asked
     assert main([*argv, "migrate", "--cgroup", path, "0", "1"]) == EXIT_FAILED
     err = capsys.readouterr().err
     assert said in err and "nothing was moved" in err
@@ -94,7 +88,7 @@ def test_a_movable_group_is_named_with_its_members_in_the_question(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     argv, _, trail = live_tree
-    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    monkeypatch.setattr(sys, "stdin", TerminalInput("n\n"))
     move = ["migrate", "--cgroup", f"/system.slice/{HOSTILE}", "0", "1"]
     assert main([*argv, *move]) == EXIT_FAILED
     err = capsys.readouterr().err

@@ -37,6 +37,7 @@ from numatui.kernel import audit, migration
 from numatui.kernel.live import LiveSource
 from numatui.model.migration import MigrationOutcome, MigrationPlan, MigrationResult
 from numatui.model.node_bytes import frozen_map
+from tests.tooling.terminal_input import TerminalInput
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "numatui"
@@ -236,11 +237,6 @@ class _RecordingSource(LiveSource):
         )
 
 
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 @pytest.fixture
 def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MigrationPlan]]:
     _RecordingSource.migrations = []
@@ -255,11 +251,11 @@ MIGRATE = ["--sys-root", str(FOUR_NODES_SYS), "migrate", str(os.getpid()), "0", 
     ("stdin", "extra", "expected_rc", "migrated"),
     [
         (io.StringIO("y\n"), [], EXIT_FAILED, False),  # not a terminal: never asks, refuses
-        (_Terminal(""), [], EXIT_FAILED, False),  # end of input is not a yes
-        (_Terminal("n\n"), [], EXIT_FAILED, False),
-        (_Terminal("yes please\n"), [], EXIT_FAILED, False),  # only y / yes
-        (_Terminal("\n"), [], EXIT_FAILED, False),  # the default is no
-        (_Terminal("Y\n"), [], EXIT_PARTIAL, True),
+        (TerminalInput(""), [], EXIT_FAILED, False),  # end of input is not a yes
+        (TerminalInput("n\n"), [], EXIT_FAILED, False),
+        (TerminalInput("yes please\n"), [], EXIT_FAILED, False),  # only y / yes
+        (TerminalInput("\n"), [], EXIT_FAILED, False),  # the default is no
+        (TerminalInput("Y\n"), [], EXIT_PARTIAL, True),
         (io.StringIO(""), ["--yes"], EXIT_PARTIAL, True),
         (io.StringIO(""), ["--dry-run", "--yes"], EXIT_OK, False),
     ],
@@ -420,7 +416,7 @@ def test_refusals_and_declines_are_not_attempts(
     # Refused while planning: this host has a single node.
     assert main(["migrate", str(sleeper.pid), "0", "0", "--yes"]) == EXIT_FAILED
     # Declined: a plan the 4-node /sys allows, answered "n".
-    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    monkeypatch.setattr(sys, "stdin", TerminalInput("n\n"))
     assert main(["--sys-root", str(FOUR_NODES_SYS), "migrate", str(sleeper.pid), "1", "0"]) == (
         EXIT_FAILED
     )
