@@ -40,13 +40,13 @@ import errno
 import mmap
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from numatui.kernel import syscalls
 from numatui.kernel.plan import final_placement
-from numatui.model.memory import MappedRegion, NumaMaps
+from numatui.model.memory import RegionPages
 from numatui.model.migration import Pacing
 
 FIRST_CHUNK_PAGES = 64
@@ -78,7 +78,7 @@ class ChunkWalk:
     where it ends), and where the pages of each source node are to go."""
 
     placement: Mapping[int, int]
-    regions: tuple[tuple[MappedRegion, int], ...]
+    regions: tuple[tuple[RegionPages, int], ...]
 
     @property
     def pages(self) -> int:
@@ -86,16 +86,18 @@ class ChunkWalk:
         return sum((end - region.start) // region.page_size for region, end in self.regions)
 
 
-def plan_walk(pairs: Sequence[tuple[int, int]], numa_maps: NumaMaps, maps_text: str) -> ChunkWalk:
+def plan_walk(
+    pairs: Sequence[tuple[int, int]], regions: Iterable[RegionPages], maps_text: str
+) -> ChunkWalk:
     placement = {node: dest for node, dest in final_placement(pairs).items() if node != dest}
     ends = parse_maps_ranges(maps_text)
-    regions = tuple(
+    walked = tuple(
         (region, ends[region.start])
-        for region in numa_maps.mappings
+        for region in regions
         # A mapping missing from maps was unmapped since numa_maps was read.
         if region.start in ends and any(region.node_pages.get(n, 0) for n in placement)
     )
-    return ChunkWalk(placement, regions)
+    return ChunkWalk(placement, walked)
 
 
 def parse_maps_ranges(text: str) -> dict[int, int]:
@@ -174,14 +176,14 @@ def folio_span(page_size: int) -> int:
     return page_size * (page_size // 8)
 
 
-def _next_stop(address: int, end: int, page_size: int, pacer: ChunkPacer) -> int:
-    """Where the chunk from `address` ends: about the pacer's size on.
+def _next_stop(address: int, end: int, page_size: int, pages: int) -> int:
+    """Where the chunk from `address` ends: about `pages` pages on.
 
     A chunk of at least a huge page's size ends on a huge-page boundary, so the huge
     pages inside it are whole (see `_move_by_folio`): a huge page split between two
     chunks would be looked up page by page in the second."""
     huge = folio_span(page_size)
-    stop = min(end, address + pacer.pages * page_size)
+    stop = min(end, address + pages * page_size)
     if stop < end and stop - address >= huge:
         # The nearest boundary, if it keeps the chunk within 15 % of the pacer's size:
         # a chunk over the budget is a longer stall, one well under it slows the move.
@@ -189,6 +191,10 @@ def _next_stop(address: int, end: int, page_size: int, pacer: ChunkPacer) -> int
         if abs(nearest - stop) <= 0.15 * (stop - address) and nearest > address:
             stop = min(end, nearest)
     return stop
+
+
+Span = tuple[int, int, int]
+"""(low, high, end): the addresses [low, high) of one mapping that ends at `end`."""
 
 
 def move_in_chunks(
@@ -214,87 +220,149 @@ def move_in_chunks(
     Chunks are sized by `ChunkPacer` to `pacing` (default: about 20 ms a chunk);
     `on_chunk(pages, seconds, full)` hears of each chunk's size and time, and whether
     it had the pacer's size (`full`) or was the shorter tail of a mapping.
+
+    A chunk of base pages may span several mappings: the small mappings of a process
+    (libraries, thread stacks, malloc arenas, a JVM's thousands) go to the kernel
+    together, a chunk's worth a call, instead of one call or more each. Each call has a
+    fixed cost (the mmap lock, draining the LRU lists: 0.36 ms in the emulated guest,
+    README "A stall budget"), which 10,000 small mappings multiplied into seconds.
     """
     placement = walk.placement
     sources = set(placement)
     targets = set(placement.values())
     pacer = ChunkPacer(pacing or Pacing(), clock=clock, on_chunk=on_chunk)
+    batch: list[Span] = []  # base pages of one or more mappings, for one chunk
+    batch_target: int | None = None  # where the batch goes without asking (None: ask)
+    batched = 0  # pages in the batch
+
+    def may_go_on() -> bool:
+        wait = pacer.pause()
+        if wait > 0:
+            if cancel is not None:
+                cancel.wait(wait)
+            else:
+                sleep(wait)
+        return cancel is None or not cancel.is_set()
+
+    def send_batch() -> int | None:
+        """Move the batch as one chunk; where its last span ended (None: stopped first)."""
+        nonlocal batched
+        if not may_go_on():
+            return None
+        started = clock()
+        if batch_target is not None:
+            stop = _move_by_folio(pid, batch, batch_target, flags, move_pages)
+        else:
+            addresses = [a for low, high, _ in batch for a in range(low, high, BASE_PAGE)]
+            _ask_and_send(pid, addresses, placement, flags, move_pages)
+            stop = batch[-1][1]
+        _, last_high, last_end = batch[-1]
+        pages = batched + (stop - last_high) // BASE_PAGE  # a huge page past the last span
+        pacer.record(pages, BASE_PAGE, clock() - started, full=stop < last_end or None)
+        batch.clear()
+        batched = 0
+        return stop
+
     for region, end in walk.regions:
         blind = _single_target_suffices(region, sources, targets)
         page_size = region.page_size
         low = region.start
-        while low < end:
-            high = _next_stop(low, end, page_size, pacer)
-            wait = pacer.pause()
-            if wait > 0:
-                if cancel is not None:
-                    cancel.wait(wait)
+        mixes = page_size != BASE_PAGE or blind != batch_target
+        if batch and mixes and send_batch() is None:
+            return True
+        if page_size != BASE_PAGE:  # hugetlb: a chunk of its own pages at a time
+            while low < end:
+                high = _next_stop(low, end, page_size, pacer.pages)
+                if not may_go_on():
+                    return True
+                started = clock()
+                addresses = range(low, high, page_size)
+                if blind is not None:
+                    move_pages(pid, addresses, [blind] * len(addresses), flags)
                 else:
-                    sleep(wait)
-            if cancel is not None and cancel.is_set():
-                return True
-            chunk_started = clock()
-            if blind is not None and page_size == BASE_PAGE:
-                high = _move_by_folio(pid, low, high, end, blind, flags, move_pages)
-            elif blind is not None:
-                addresses = range(low, high, page_size)
-                move_pages(pid, addresses, [blind] * len(addresses), flags)
+                    _ask_and_send(pid, addresses, placement, flags, move_pages)
+                pages = (high - low) // page_size
+                pacer.record(pages, page_size, clock() - started, full=high < end or None)
+                low = high
+            continue
+        batch_target = blind
+        while low < end:
+            high = _next_stop(low, end, BASE_PAGE, pacer.pages - batched)
+            batch.append((low, high, end))
+            batched += (high - low) // BASE_PAGE
+            if high < end or batched >= pacer.pages:
+                stop = send_batch()
+                if stop is None:
+                    return True
+                low = stop
             else:
-                addresses = range(low, high, page_size)
-                where = move_pages(pid, addresses, None, 0)
-                chosen, wanted = [], []
-                for address, node in zip(addresses, where, strict=True):
-                    if node in placement:
-                        chosen.append(address)
-                        wanted.append(placement[node])
-                if chosen:
-                    move_pages(pid, chosen, wanted, flags)
-            pages = (high - low) // page_size
-            pacer.record(pages, page_size, clock() - chunk_started, full=high < end or None)
-            low = high
-    return False
+                low = high
+    return bool(batch) and send_batch() is None
+
+
+def _ask_and_send(
+    pid: int,
+    addresses: Sequence[int],
+    placement: Mapping[int, int],
+    flags: int,
+    move_pages: MovePages,
+) -> None:
+    """Ask the node of each page, then send those on a source where its pair takes them."""
+    where = move_pages(pid, addresses, None, 0)
+    chosen, wanted = [], []
+    for address, node in zip(addresses, where, strict=True):
+        if node in placement:
+            chosen.append(address)
+            wanted.append(placement[node])
+    if chosen:
+        move_pages(pid, chosen, wanted, flags)
 
 
 def _move_by_folio(
-    pid: int, low: int, high: int, end: int, target: int, flags: int, move_pages: MovePages
+    pid: int, spans: Sequence[Span], target: int, flags: int, move_pages: MovePages
 ) -> int:
-    """Send every page of [low, high) to `target`, a huge page that starts in it (and ends
-    by `end`, the mapping's end) by two of its addresses; returns where the chunk ended:
-    `high`, or the end of a huge page it moved whole that reaches past `high`.
+    """Send every page of the spans to `target` in one call, a huge page that starts in a
+    span (and ends by its mapping's end) by two of its addresses; returns where the last
+    span ended: its `high`, or the end of a huge page it moved whole that reaches past it.
 
     A chunk smaller than a huge page (the pacer's, when the kernel is slow) still sends a
     huge page starting in it whole: the kernel moves the folio whole from any address,
     so smaller chunks would only look up pages already moved."""
     huge = folio_span(BASE_PAGE)
-    first = -(-low // huge) * huge
-    heads = range(first, min(high, end - huge + 1), huge)
     singles: list[int] = []  # addresses in no such huge page: sent one by one
-    position = low
-    for head in heads:
-        singles.extend(range(position, head, BASE_PAGE))
-        position = head + huge
-    singles.extend(range(position, high, BASE_PAGE))
+    heads: list[int] = []
+    highs: list[int] = []  # the `high` of each head's span
+    for low, high, end in spans:
+        first = -(-low // huge) * huge
+        position = low
+        for head in range(first, min(high, end - huge + 1), huge):
+            singles.extend(range(position, head, BASE_PAGE))
+            position = head + huge
+            heads.append(head)
+            highs.append(high)
+        singles.extend(range(position, high, BASE_PAGE))
     pairs = [address for head in heads for address in (head, head + huge - BASE_PAGE)]
     sent = singles + pairs
     status = move_pages(pid, sent, [target] * len(sent), flags)
+    last_high = spans[-1][1]
     if not heads:
-        return high
+        return last_high
     whole = _whole_folios(pid, heads, status[len(singles) :], target, move_pages)
-    # The rest of a huge page not moved whole, within the chunk (its last page went already).
+    # The rest of a huge page not moved whole, within its span (its last page went already).
     rest = [
         address
-        for head, is_whole in zip(heads, whole, strict=True)
+        for head, high, is_whole in zip(heads, highs, whole, strict=True)
         if not is_whole
         for address in range(head + BASE_PAGE, min(head + huge - BASE_PAGE, high), BASE_PAGE)
     ]
     if rest:
         move_pages(pid, rest, [target] * len(rest), flags)
-    last = heads[-1] + huge
-    return last if whole[-1] and last > high else high
+    last = heads[-1] + huge  # only the last span can be cut short of its mapping's end
+    return last if whole[-1] and heads[-1] >= spans[-1][0] and last > last_high else last_high
 
 
 def _whole_folios(
-    pid: int, heads: range, pair_status: Sequence[int], target: int, move_pages: MovePages
+    pid: int, heads: Sequence[int], pair_status: Sequence[int], target: int, move_pages: MovePages
 ) -> list[bool]:
     """For each huge-page range sent as (first, last) page: did one folio, moved whole,
     hold all of it?
@@ -315,7 +383,7 @@ def _whole_folios(
 
 
 def _single_target_suffices(
-    region: MappedRegion, sources: set[int], targets: set[int]
+    region: RegionPages, sources: set[int], targets: set[int]
 ) -> int | None:
     """The one target every page of `region` may be sent to without asking where it is."""
     if len(targets) != 1:

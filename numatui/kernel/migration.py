@@ -675,7 +675,7 @@ class MigrationJob:
 
         pid = self.plan.pid
         try:
-            numa_maps = self.scanner.numa_maps(pid)
+            regions = self.scanner.region_pages(pid)
             maps_text = read_maps(pid, self.proc_root)
         except (FileNotFoundError, ProcessLookupError) as exc:
             raise ProcessGone(pid) from exc
@@ -683,7 +683,7 @@ class MigrationJob:
             raise MigrationRefused(
                 f"cannot read /proc/{pid}/maps ({exc.strerror}): nothing was changed"
             ) from exc
-        walk = plan_walk(self.plan.pairs, numa_maps, maps_text)
+        walk = plan_walk(self.plan.pairs, regions, maps_text)
         if walk.pages > MAX_WALK_PAGES:
             self.unstoppable_because = (
                 f"moved in one migrate_pages call, which cannot be stopped: the mappings "

@@ -19,6 +19,7 @@ from numatui.kernel import scan_pool
 from numatui.kernel.numa_maps import (
     node_bytes_from_numa_maps,
     parse_numa_maps,
+    region_pages,
 )
 from numatui.kernel.pid_files import (
     ProcessUnreadable,
@@ -35,7 +36,7 @@ from numatui.kernel.pid_reader import (
 )
 from numatui.kernel.topology import cpu_node_map
 from numatui.kernel.vmstat import MigrationCounters, migration_counters, read_vmstat
-from numatui.model.memory import NumaMaps, ProcessMemory, ProcessScan
+from numatui.model.memory import NumaMaps, ProcessMemory, ProcessScan, RegionPages
 from numatui.model.topology import Topology
 
 
@@ -449,6 +450,11 @@ class ProcessScanner:
         """All mappings of `pid`. Raises ProcessGone, or PermissionError if not ours to read."""
         data = read_numa_maps(self._proc, pid)
         return parse_numa_maps(data.decode("utf-8", "replace"), self.page_size)
+
+    def region_pages(self, pid: int) -> tuple[RegionPages, ...]:
+        """Where each mapping of `pid` with pages has them: what a move through the address
+        space walks. Raises ProcessGone, or PermissionError if not ours to read."""
+        return region_pages(read_numa_maps(self._proc, pid), self.page_size)
 
     def node_pages(self, pid: int) -> dict[int, int]:
         """Bytes per node of `pid` (present pages times page size), read as cheaply as possible.

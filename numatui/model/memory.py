@@ -47,6 +47,16 @@ class MappedRegion:
         return self.mapmax > 1
 
 
+@dataclass(frozen=True, slots=True)
+class RegionPages:
+    """Where one mapping's pages are, and no more: what a move through the address space
+    needs of a numa_maps line (`MappedRegion` has every field of it)."""
+
+    start: int
+    page_size: int
+    node_pages: Mapping[int, int]
+
+
 @dataclass(frozen=True)
 class NumaMaps:
     """A process's whole numa_maps, summed per node and per kind."""

@@ -18,7 +18,8 @@ from numatui.kernel.chunked import (
     parse_maps_ranges,
     plan_walk,
 )
-from numatui.kernel.numa_maps import parse_numa_maps
+from numatui.kernel.numa_maps import region_pages
+from numatui.model.memory import RegionPages
 from numatui.model.migration import MigrationOutcome, MigrationPlan, Pacing
 from tests.tooling.privileges import ROOT
 
@@ -36,6 +37,10 @@ NUMA_MAPS = """\
 7f0002000000 default anon=1024 dirty=1024 N0=512 N2=512 kernelpagesize_kB=4
 7f0003000000 default anon=4 dirty=4 N1=4 kernelpagesize_kB=4
 """
+
+
+def _regions(numa_maps: str) -> tuple[RegionPages, ...]:
+    return region_pages(numa_maps.encode())
 
 
 class Recorder:
@@ -76,7 +81,7 @@ def test_maps_parser_never_raises(text: str) -> None:
 
 
 def test_single_target_sends_without_asking_where_pages_may_only_be_on_sources() -> None:
-    maps = parse_numa_maps(NUMA_MAPS)
+    maps = _regions(NUMA_MAPS)
     recorder = Recorder({0x7F0002000000 + i * PAGE: (0 if i % 2 else 2) for i in range(1024)})
     stopped = move_in_chunks(42, plan_walk([(0, 1)], maps, MAPS), flags=2, move_pages=recorder)
     assert stopped is False
@@ -94,7 +99,7 @@ def test_single_target_sends_without_asking_where_pages_may_only_be_on_sources()
 
 
 def test_many_to_many_sends_each_page_where_the_kernel_pairs_would() -> None:
-    maps = parse_numa_maps(NUMA_MAPS)
+    maps = _regions(NUMA_MAPS)
     start = 0x7F0000000000
     nodes = {start + i * PAGE: (0 if i < 3000 else 1) for i in range(4096)}
     recorder = Recorder(nodes)
@@ -106,7 +111,7 @@ def test_many_to_many_sends_each_page_where_the_kernel_pairs_would() -> None:
 
 
 def test_cancel_stops_between_chunks() -> None:
-    maps = parse_numa_maps(NUMA_MAPS)
+    maps = _regions(NUMA_MAPS)
     cancel = threading.Event()
 
     class StopAfterFirst(Recorder):
@@ -142,7 +147,7 @@ def test_a_stopped_migration_is_judged_from_the_counts() -> None:
 
 
 def test_walk_counts_only_mappings_with_pages_on_a_source() -> None:
-    maps = parse_numa_maps(NUMA_MAPS)
+    maps = _regions(NUMA_MAPS)
     # Sources 0: the file mapping (0x52 pages), 4096 and 1024 pages; the last has none.
     assert plan_walk([(0, 1)], maps, MAPS).pages == 0x52 + 4096 + 1024
     assert plan_walk([(1, 0)], maps, MAPS).pages == 4096 + 4
@@ -179,7 +184,7 @@ def _paced(kernel: TimedKernel, pacing: Pacing) -> list[tuple[int, float]]:
     chunks: list[tuple[int, float]] = []
     move_in_chunks(
         42,
-        plan_walk([(0, 1)], parse_numa_maps(BIG_NUMA_MAPS), BIG_MAPS),
+        plan_walk([(0, 1)], _regions(BIG_NUMA_MAPS), BIG_MAPS),
         flags=2,
         move_pages=kernel,
         pacing=pacing,
@@ -314,7 +319,7 @@ def _walk_of(start: int, end: int) -> tuple[str, str]:
 def _move_all(kernel: FolioKernel, start: int, end: int, pacing: Pacing | None = None) -> None:
     numa, maps = _walk_of(start, end)
     move_in_chunks(
-        42, plan_walk([(0, 1)], parse_numa_maps(numa), maps), flags=2,
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2,
         move_pages=kernel, pacing=pacing,
     )  # fmt: skip
 
@@ -344,7 +349,7 @@ def test_chunks_smaller_than_a_huge_page_still_move_it_by_two_addresses() -> Non
     numa, maps = _walk_of(start, start + 8 * HUGE)
     chunks: list[int] = []
     move_in_chunks(
-        42, plan_walk([(0, 1)], parse_numa_maps(numa), maps), flags=2, move_pages=slow,
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2, move_pages=slow,
         pacing=Pacing(stall_s=0.02), clock=lambda: clock[0],
         on_chunk=lambda pages, _s, _f: chunks.append(pages),
     )  # fmt: skip
@@ -424,8 +429,152 @@ def test_every_folio_that_can_move_moves(
 
     numa, maps = _walk_of(start, end)
     move_in_chunks(
-        42, plan_walk([(0, 1)], parse_numa_maps(numa), maps), flags=2, move_pages=timed,
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2, move_pages=timed,
         pacing=Pacing(stall_s=budget), clock=lambda: clock[0],
     )  # fmt: skip
     stayed = {a for a, (_, node) in kernel.folios.items() if node != 1}
     assert stayed == busy
+
+
+# ---------------------------------------------------------------- many small mappings
+
+
+def _small_mappings(count: int, pages: int, *, gap: int = 1) -> tuple[str, str, list[int]]:
+    """numa_maps and maps of `count` anonymous mappings of `pages` pages on node 0, `gap`
+    pages apart (unmapped); and every page address in them."""
+    numa, maps, addresses = [], [], []
+    start = 0x7F0000000000
+    for _ in range(count):
+        end = start + pages * PAGE
+        numa.append(f"{start:x} default anon={pages} dirty={pages} N0={pages} kernelpagesize_kB=4")
+        maps.append(f"{start:x}-{end:x} rw-p 00000000 00:00 0")
+        addresses.extend(range(start, end, PAGE))
+        start = end + gap * PAGE
+    return "\n".join(numa) + "\n", "\n".join(maps) + "\n", addresses
+
+
+def test_small_mappings_share_a_call_within_the_budget() -> None:
+    """10,000 mappings of 4 pages made at least 10,000 calls, one or more a mapping."""
+    kernel = TimedKernel(1e-5)  # 40,000 pages at 10 us: 0.4 s in 20 ms chunks
+    numa, maps, addresses = _small_mappings(10_000, 4)
+    chunks: list[tuple[int, float]] = []
+    move_in_chunks(
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2, move_pages=kernel,
+        on_chunk=lambda pages, seconds, _full: chunks.append((pages, seconds)),
+        clock=kernel.clock, sleep=kernel.sleep,
+    )  # fmt: skip
+    moved = [a for sent_addresses, _, _ in kernel.moves for a in sent_addresses]
+    assert sorted(moved) == addresses  # every page once, none from the gaps between
+    assert set(sent(kernel).values()) == {1}
+    assert len(kernel.moves) <= 40, len(kernel.moves)  # ~20 chunks of the budget, a few small
+    assert sum(pages for pages, _ in chunks) == len(addresses)
+    # Each call stays within the budget once the pacer has measured one.
+    assert max(seconds for _, seconds in chunks[1:]) <= 1.2 * 0.02
+
+
+def test_a_chunk_that_ends_inside_a_mapping_goes_on_from_there() -> None:
+    kernel = TimedKernel(1e-5)
+    numa, maps, addresses = _small_mappings(3, 100)  # FIRST_CHUNK_PAGES 64: cut inside each
+    move_in_chunks(
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2, move_pages=kernel,
+        pacing=Pacing(stall_s=1e-9), clock=kernel.clock, sleep=kernel.sleep,
+    )  # fmt: skip
+    moved = [a for sent_addresses, _, _ in kernel.moves for a in sent_addresses]
+    assert sorted(moved) == addresses
+    # The smallest chunks (16 pages) after the first: no call larger than the pacer's.
+    assert all(len(a) <= FIRST_CHUNK_PAGES for a, _, _ in kernel.moves)
+
+
+def test_mappings_that_must_be_asked_are_asked_together_and_sent_apart() -> None:
+    """Pages on node 2 stay (the plan moves 0 -> 1 only): mappings that hold some are asked
+    page by page, in one query for several, and never batched with the blind ones."""
+    numa_lines = []
+    maps_lines = []
+    nodes: dict[int, int] = {}
+    start = 0x7F0000000000
+    for i in range(6):
+        end = start + 8 * PAGE
+        mixed = i % 3 == 2
+        counts = "N0=4 N2=4" if mixed else "N0=8"
+        numa_lines.append(f"{start:x} default anon=8 dirty=8 {counts} kernelpagesize_kB=4")
+        maps_lines.append(f"{start:x}-{end:x} rw-p 00000000 00:00 0")
+        for j, address in enumerate(range(start, end, PAGE)):
+            nodes[address] = 2 if mixed and j % 2 else 0
+        start = end + PAGE
+    recorder = Recorder(nodes)
+    walk = plan_walk([(0, 1)], _regions("\n".join(numa_lines)), "\n".join(maps_lines))
+    move_in_chunks(42, walk, flags=2, move_pages=recorder, pacing=Pacing(stall_s=10.0))
+    moved = sent(recorder)
+    assert moved == {a: 1 for a, node in nodes.items() if node == 0}
+    # Blind runs (mappings 0-1, 3-4) and asked ones (2, 5) alternate: one call each, the
+    # asked ones a query and a move.
+    assert recorder.queries == 2 and len(recorder.moves) == 4
+
+
+def test_a_hugetlb_mapping_between_small_ones_gets_calls_of_its_own_page_size() -> None:
+    numa = (
+        "7f0000000000 default anon=4 dirty=4 N0=4 kernelpagesize_kB=4\n"
+        "7f0000200000 default huge anon=2 dirty=2 N0=2 kernelpagesize_kB=2048\n"
+        "7f0000800000 default anon=4 dirty=4 N0=4 kernelpagesize_kB=4\n"
+    )
+    maps = (
+        "7f0000000000-7f0000004000 rw-p 00000000 00:00 0\n"
+        "7f0000200000-7f0000600000 rw-p 00000000 00:0f 1234 /anon_hugepage (deleted)\n"
+        "7f0000800000-7f0000804000 rw-p 00000000 00:00 0\n"
+    )
+    recorder = Recorder({})
+    move_in_chunks(
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2, move_pages=recorder,
+        pacing=Pacing(stall_s=10.0),
+    )  # fmt: skip
+    calls = [addresses for addresses, _, _ in recorder.moves]
+    base = [0x7F0000000000 + i * PAGE for i in range(4)]
+    assert calls == [
+        base,
+        [0x7F0000200000, 0x7F0000400000],
+        [0x7F0000800000 + i * PAGE for i in range(4)],
+    ]
+
+
+@st.composite
+def mapping_layouts(
+    draw: st.DrawFn,
+) -> tuple[list[tuple[int, int]], dict[int, tuple[int, int]], set[int]]:
+    """Several mappings, each a folio layout of its own (`folio_layouts`), a gap apart."""
+    spans: list[tuple[int, int]] = []
+    folios: dict[int, tuple[int, int]] = {}
+    busy: set[int] = set()
+    offset = 0
+    for _ in range(draw(st.integers(1, 5))):
+        start, end, some, some_busy = draw(folio_layouts())
+        shift = offset * HUGE
+        spans.append((start + shift, end + shift))
+        folios.update({a + shift: f for a, f in some.items()})
+        busy |= {a + shift for a in some_busy}
+        offset += (end - 0x7F0000000000) // HUGE + 1 + draw(st.integers(0, 1))
+    return spans, folios, busy
+
+
+@given(mapping_layouts(), st.sampled_from([0.0005, 0.02, 0.2]))
+def test_every_folio_of_every_mapping_that_can_move_moves(
+    layout: tuple[list[tuple[int, int]], dict[int, tuple[int, int]], set[int]], budget: float
+) -> None:
+    spans, folios, busy = layout
+    kernel = FolioKernel(folios, busy)
+    clock = [0.0]
+    looked_up: list[int] = []
+
+    def timed(pid: int, a: Sequence[int], t: Sequence[int] | None, f: int) -> list[int]:
+        clock[0] += len(a) * 1e-5
+        looked_up.extend(a)
+        return kernel(pid, a, t, f)
+
+    numa = "".join(_walk_of(start, end)[0] for start, end in spans)
+    maps = "".join(_walk_of(start, end)[1] for start, end in spans)
+    move_in_chunks(
+        42, plan_walk([(0, 1)], _regions(numa), maps), flags=2, move_pages=timed,
+        pacing=Pacing(stall_s=budget), clock=lambda: clock[0],
+    )  # fmt: skip
+    stayed = {a for a, (_, node) in kernel.folios.items() if node != 1}
+    assert stayed == busy
+    assert all(any(start <= a < end for start, end in spans) for a in looked_up)

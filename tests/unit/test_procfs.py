@@ -30,6 +30,7 @@ from numatui.kernel.numa_maps import (
     node_bytes_from_numa_maps,
     node_summary,
     parse_numa_maps,
+    region_pages,
     summarize_numa_maps,
     summary_of,
     unescape_path,
@@ -179,6 +180,40 @@ def test_summary_agrees_with_parser_on_kernel_text(lines: list[str], final_newli
         assert _summarize_fast(text.encode(), 4096, None, by_files) == expected
 
 
+def _pages_of(text: str) -> list[tuple[int, int, dict[int, int]]]:
+    """What the full parser says of each mapping with pages: start, page size, pages."""
+    return [
+        (m.start, m.page_size, dict(m.node_pages))
+        for m in parse_numa_maps(text).mappings
+        if m.node_pages
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(numa_maps_line(), max_size=30), st.booleans())
+def test_region_pages_agree_with_the_parser_on_kernel_text(
+    lines: list[str], final_newline: bool
+) -> None:
+    text = "\n".join(lines) + ("\n" if final_newline and lines else "")
+    found = [(r.start, r.page_size, dict(r.node_pages)) for r in region_pages(text.encode())]
+    assert found == _pages_of(text)
+
+
+def test_region_pages_of_the_sample_and_of_malformed_lines() -> None:
+    found = region_pages(SAMPLE.encode())
+    assert [(r.start, r.page_size, dict(r.node_pages)) for r in found] == _pages_of(SAMPLE)
+    text = (
+        "2000 default N0=x kernelpagesize_kB=4\n"  # pages not a number: the line is left out
+        "3000 default anon=1 N0=1 N0=2 kernelpagesize_kB=4\n"  # summed, as the parser does
+        "4000 default N0=" + "9" * 5000 + " kernelpagesize_kB=4\n"  # longer than int() takes
+        "5000 default N1=1 kernelpagesize_kB=0\n"  # no page size: the base one
+    )
+    assert [(r.start, r.page_size, dict(r.node_pages)) for r in region_pages(text.encode())] == [
+        (0x3000, 4096, {0: 3}),
+        (0x5000, 4096, {1: 1}),
+    ]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(numa_maps_line(), min_size=1, max_size=30), st.data())
 def test_pieces_cut_where_lines_end_sum_to_the_whole(lines: list[str], data: st.DataObject) -> None:
@@ -205,6 +240,7 @@ def test_parsers_take_any_text(text: str) -> None:
     summarize_numa_maps(data)
     summarize_numa_maps(data, nodes={0, 1})
     node_bytes_from_numa_maps(data)
+    region_pages(data)
     parse_stat(data)
     parse_status(data)
     parse_cmdline(data)
@@ -217,6 +253,7 @@ def test_parsers_take_kernel_like_garbage(lines: list[str]) -> None:
     parse_numa_maps(text)
     summarize_numa_maps(text.encode())
     node_bytes_from_numa_maps(text.encode(), 4096, {0, 1})
+    region_pages(text.encode())
 
 
 def test_parse_stat_with_hostile_comm() -> None:

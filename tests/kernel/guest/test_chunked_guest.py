@@ -218,3 +218,67 @@ def test_huge_pages_move_whole_from_two_addresses_each(workload: WorkloadFactory
     # 16,384 pages: each huge page costs 2 addresses and 1 query, not 512 (the pacer's
     # first chunks may go page by page, but they fall in the interpreter's mappings).
     assert sum(sent_in_region) <= size // PAGE // 8, sum(sent_in_region)
+
+
+MANY_MAPPINGS_CHILD = r"""
+import ctypes, hashlib, mmap, sys
+count, pages = int(sys.argv[1]), 4
+size = count * pages * mmap.PAGESIZE
+region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+region.madvise(mmap.MADV_NOHUGEPAGE)
+for offset in range(0, size, mmap.PAGESIZE):
+    region[offset : offset + 8] = offset.to_bytes(8, "little")
+# Every other run of pages read-only: the kernel cannot merge them, `count` mappings.
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+start = ctypes.addressof(ctypes.c_char.from_buffer(region))
+for i in range(1, count, 2):
+    assert libc.mprotect(start + i * pages * mmap.PAGESIZE, pages * mmap.PAGESIZE, 1) == 0
+print(start, size, hashlib.sha256(region).hexdigest(), flush=True)
+for line in sys.stdin:
+    print(hashlib.sha256(region).hexdigest(), flush=True)
+"""
+
+
+@pytest.mark.two_nodes
+def test_many_small_mappings_move_in_few_calls() -> None:
+    """5,000 mappings of 4 pages: each made a move_pages call of its own (5,000 calls, each
+    with its fixed cost); batched, they go a chunk's worth at a time, every page moved."""
+    import subprocess
+    import sys
+
+    count = 5_000
+    child = subprocess.Popen(
+        ["numactl", "--membind=0", sys.executable, "-c", MANY_MAPPINGS_CHILD, str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        start_s, size_s, checksum = child.stdout.readline().split()
+        start, size = int(start_s), int(size_s)
+        assert set(page_nodes(child.pid, start, size)) == {0}
+        assert kernel_node_bytes(child.pid)[1] >= count
+        calls: list[int] = []
+
+        def counting(
+            pid: int, addresses: Sequence[int], nodes: Sequence[int] | None = None, flags: int = 0
+        ) -> list[int]:
+            calls.append(len(addresses))
+            return syscalls.move_pages(pid, addresses, nodes, flags)
+
+        plan = plan_for(child.pid, {0}, {1}, stoppable=True)
+        result = job_for(plan, move_pages=counting).run(None, None)
+
+        assert result.outcome is MigrationOutcome.ALL_MOVED, result.explanations
+        assert set(page_nodes(child.pid, start, size)) == {1}
+        assert_counts_agree(result, child.pid)
+        child.stdin.write("checksum\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == checksum
+        # 20,000 pages and the interpreter's own: a few hundred calls at most, not 5,000.
+        assert len(calls) <= count // 10, (len(calls), sorted(calls)[-5:])
+    finally:
+        child.kill()
+        child.wait()
