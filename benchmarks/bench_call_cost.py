@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import mmap
 import os
 import statistics
@@ -28,10 +27,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
+
+from guest import guest_main, guest_options  # noqa: E402
 
 PAGE = mmap.PAGESIZE
 SIZE = 32 * 1024 * 1024
@@ -92,30 +94,22 @@ def _inside(calls: int) -> dict[str, object]:
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--calls", type=int, default=200)
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.inside:
-        print(json.dumps(_inside(args.calls)), flush=True)
-        return 0
-    from guest import run_in_two_node_guest
-
-    result = run_in_two_node_guest(Path(__file__), f"--calls {args.calls}")
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+def _report(result: dict[str, Any]) -> None:
     print(
         f"2-node guest (TCG), a mapping thread beside: one call sending a page where it is "
         f"{result['in_place_ms_median']} ms (median of {result['calls']}; p90 "
         f"{result['in_place_ms_p90']} ms), moving one page {result['one_page_move_ms_median']}"
         f" ms, {result['bulk_pages']:,} pages in one call {result['bulk_ms']} ms "
         f"({result['us_per_page']} µs a page); the fixed cost is "
-        f"{float(str(result['fixed_share_of_20ms'])) * 100:.1f} % of a 20 ms chunk"
+        f"{float(result['fixed_share_of_20ms']) * 100:.1f} % of a 20 ms chunk"
     )
-    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--calls", type=int, default=200)
+    args = guest_options(ap).parse_args()
+    return guest_main(args, Path(__file__), lambda a: _inside(a.calls), _report)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import mmap
 import os
 import statistics
@@ -31,10 +30,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
+
+from guest import guest_main, guest_options  # noqa: E402
 
 PAGE = mmap.PAGESIZE
 HUGE = 2 * 1024 * 1024
@@ -143,33 +145,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.inside:
-        print(json.dumps(_inside(args.size_mib, args.rounds)), flush=True)
-        return 0
-    from guest import run_in_two_node_guest
+    args = guest_options(ap).parse_args()
 
-    result = run_in_two_node_guest(
-        Path(__file__), f"--size-mib {args.size_mib} --rounds {args.rounds}"
-    )
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{args.size_mib} MiB, 2-node guest (TCG), {2 * args.rounds} moves per mover")
-    for kind, movers in result.items():
-        assert isinstance(movers, dict)
-        every = movers["every_address"]["wall_s_median"]
-        for name, m in movers.items():
-            print(
-                f"  {kind:4} {name:13} wall {m['wall_s_median']:6.3f} s "
-                f"({every / m['wall_s_median']:.2f}x every address)  "
-                f"addresses {m['addresses_looked_up']:>9,.0f}  "
-                f"probe p99 {m['probe_p99_ms_median']:5.2f} ms  "
-                f"max {m['probe_max_ms_worst']:6.1f} ms"
-            )
-    return 0
+    def report(result: dict[str, Any]) -> None:
+        print(f"{args.size_mib} MiB, 2-node guest (TCG), {2 * args.rounds} moves per mover")
+        for kind, movers in result.items():
+            every = movers["every_address"]["wall_s_median"]
+            for name, m in movers.items():
+                print(
+                    f"  {kind:4} {name:13} wall {m['wall_s_median']:6.3f} s "
+                    f"({every / m['wall_s_median']:.2f}x every address)  "
+                    f"addresses {m['addresses_looked_up']:>9,.0f}  "
+                    f"probe p99 {m['probe_p99_ms_median']:5.2f} ms  "
+                    f"max {m['probe_max_ms_worst']:6.1f} ms"
+                )
+
+    return guest_main(args, Path(__file__), lambda a: _inside(a.size_mib, a.rounds), report)
 
 
 if __name__ == "__main__":

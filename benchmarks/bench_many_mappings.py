@@ -5,7 +5,7 @@
 Run on the host, it boots the 2-node QEMU guest (virtme-ng, see
 scripts/provision-vm.sh) and runs itself inside with `--inside`. There a workload
 process maps `--mappings` regions of four pages each on node 0, split into that
-many VMAs by alternating protections (benchmarks/workers.py), as a JVM, a
+many VMAs by alternating protections (tests/tooling/mappings.py), as a JVM, a
 database or a malloc arena-heavy server has thousands. Each round moves it
 0 -> 1 and back with each method, the order alternating:
 
@@ -21,7 +21,6 @@ is checked: the workload's pages all on the target afterwards.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -35,15 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
+from guest import guest_main, guest_options  # noqa: E402
+
 WORKLOAD = """
 import sys
-sys.path.insert(0, {bench!r})
 sys.path.insert(0, {root!r})
 from numatui.kernel.nodemask import NodeMask
+from tests.tooling.mappings import many_mappings
 from tests.tooling.mempolicy import MPOL_BIND, MPOL_DEFAULT, set_mempolicy
-from workers import _make_mappings
 set_mempolicy(MPOL_BIND, NodeMask({{0}}))
-region = _make_mappings({count})
+region = many_mappings({count})
 set_mempolicy(MPOL_DEFAULT)
 print(len(region), flush=True)
 sys.stdin.read()
@@ -57,7 +57,7 @@ def _inside(mappings: int, rounds: int) -> dict[str, Any]:
     from numatui.kernel.topology import TopologyReader
 
     Path("/proc/sys/kernel/numa_balancing").write_text("0")
-    script = WORKLOAD.format(bench=str(Path(__file__).parent), root=str(ROOT), count=mappings)
+    script = WORKLOAD.format(root=str(ROOT), count=mappings)
     work = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -135,35 +135,24 @@ def _inside(mappings: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--mappings", type=int, default=10_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.inside:
-        print(json.dumps(_inside(args.mappings, args.rounds)), flush=True)
-        return 0
-    from guest import run_in_two_node_guest
-
-    result = run_in_two_node_guest(
-        Path(__file__), f"--mappings {args.mappings} --rounds {args.rounds}"
-    )
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+def _report(result: dict[str, Any]) -> None:
     print(
         f"{result['mappings']:,} mappings of 4 pages ({result['vmas']:,} VMAs in all), "
         f"2-node guest (TCG), {result['moves_per_method']} moves a method"
     )
     walls = result["wall_s_median"]
     ratios = result["ratio_to_migratepages"]
-    assert isinstance(walls, dict) and isinstance(ratios, dict)
     for name, wall in walls.items():
         print(f"  {name:<20} wall {wall:7.3f} s   throughput {ratios[name]:.2f}x migratepages")
     print(f"  paced: {result['paced_move_pages_calls_per_move']} move_pages calls a move")
-    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--mappings", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = guest_options(ap).parse_args()
+    return guest_main(args, Path(__file__), lambda a: _inside(a.mappings, a.rounds), _report)
 
 
 if __name__ == "__main__":

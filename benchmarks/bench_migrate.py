@@ -22,7 +22,6 @@ KVM here), so absolute times are slow and noisy; ratios are what to read.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from guest import run_in_two_node_guest  # noqa: E402
+from guest import guest_main, guest_options  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -163,10 +162,20 @@ def _guest_main(size_mib: int, rounds: int, only: list[str] | None) -> dict[str,
     }
 
 
-def _boot(size_mib: int, rounds: int, only: list[str] | None) -> dict[str, object]:
-    options = f"--size-mib {size_mib} --rounds {rounds}"
-    options += f" --methods {' '.join(only)}" if only else ""
-    return run_in_two_node_guest(Path(__file__), options)
+def _report(result: dict[str, Any]) -> None:
+    print(
+        f"{result['size_mib']} MiB private anonymous, 2-node guest (TCG), "
+        f"{result['moves_per_method']} moves per method"
+    )
+    med = result["median_s"]
+    ratios = result["ratio_to_migratepages"]
+    paired = result["paired_ratio_median"]
+    print("  method          median    ratio of medians   median of paired ratios")
+    for name in med:
+        print(f"  {name:<14} {med[name]:7.3f} s   {ratios[name]:5.2f}x   {paired[name]:5.2f}x")
+    print(f"  data checksum unchanged: {result['checksum_unchanged']}")
+    for name, seconds in result["fixed_costs_s"].items():
+        print(f"  fixed cost: {name:<15} {seconds:7.3f} s")
 
 
 def main() -> int:
@@ -179,33 +188,10 @@ def main() -> int:
         help="only these (migratepages always runs): numatui_cli numatui_job "
         "numatui_job_chunked bare_syscall",
     )
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.inside:
-        print(json.dumps(_guest_main(args.size_mib, args.rounds, args.methods)), flush=True)
-        return 0
-    result = _boot(args.size_mib, args.rounds, args.methods)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(
-        f"{result['size_mib']} MiB private anonymous, 2-node guest (TCG), "
-        f"{result['moves_per_method']} moves per method"
+    args = guest_options(ap).parse_args()
+    return guest_main(
+        args, Path(__file__), lambda a: _guest_main(a.size_mib, a.rounds, a.methods), _report
     )
-    med = result["median_s"]
-    ratios = result["ratio_to_migratepages"]
-    paired = result["paired_ratio_median"]
-    assert isinstance(med, dict) and isinstance(ratios, dict) and isinstance(paired, dict)
-    print("  method          median    ratio of medians   median of paired ratios")
-    for name in med:
-        print(f"  {name:<14} {med[name]:7.3f} s   {ratios[name]:5.2f}x   {paired[name]:5.2f}x")
-    print(f"  data checksum unchanged: {result['checksum_unchanged']}")
-    fixed = result["fixed_costs_s"]
-    assert isinstance(fixed, dict)
-    for name, seconds in fixed.items():
-        print(f"  fixed cost: {name:<15} {seconds:7.3f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from guest import run_in_two_node_guest  # noqa: E402
+from guest import guest_main, guest_options  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -498,35 +498,11 @@ def _attribute(
     return out
 
 
-def _boot(size_mib: int, pages: str, rounds: int, stall_ms: float) -> dict[str, object]:
-    options = f"--size-mib {size_mib} --pages {pages} --rounds {rounds} --stall-ms {stall_ms}"
-    return run_in_two_node_guest(Path(__file__), options)
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--size-mib", type=int, default=512)
-    ap.add_argument("--pages", choices=("base", "huge"), default="base")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--stall-ms", type=float, default=20.0)
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--workload", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.workload is not None:
-        return _workload_main(args.workload, args.pages)
-    if args.inside:
-        result = _guest_main(args.size_mib, args.pages, args.rounds, args.stall_ms)
-        print(json.dumps(result), flush=True)
-        return 0
-    result = _boot(args.size_mib, args.pages, args.rounds, args.stall_ms)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+def _report(result: dict[str, Any]) -> None:
     print(
         f"{result['size_mib']} MiB private anonymous ({result['pages']} pages), "
-        "2-node guest (TCG), "
-        f"{result['moves_per_method']} moves per method, stall budget {args.stall_ms} ms; "
+        f"2-node guest (TCG), {result['moves_per_method']} moves per method, "
+        f"stall budget {result['stall_budget_ms']} ms; "
         f"probe idle: p99 {result['probe_idle_p99_ms']:.2f} ms, "
         f"max {result['probe_idle_max_ms']:.2f} ms"
     )
@@ -557,7 +533,24 @@ def main() -> int:
     print(f"  mover's calls: {result['mover_calls_ms']}")
     print(f"  paced, worst stalls: {result['paced_worst_stalls_ms_kind_call_ms']}")
     print(f"  data checksum unchanged: {result['checksum_unchanged']}")
-    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--size-mib", type=int, default=512)
+    ap.add_argument("--pages", choices=("base", "huge"), default="base")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stall-ms", type=float, default=20.0)
+    ap.add_argument("--workload", type=int, help=argparse.SUPPRESS)
+    args = guest_options(ap).parse_args()
+    if args.workload is not None:
+        return _workload_main(args.workload, args.pages)
+    return guest_main(
+        args,
+        Path(__file__),
+        lambda a: _guest_main(a.size_mib, a.pages, a.rounds, a.stall_ms),
+        _report,
+    )
 
 
 if __name__ == "__main__":

@@ -221,23 +221,15 @@ def test_huge_pages_move_whole_from_two_addresses_each(workload: WorkloadFactory
 
 
 MANY_MAPPINGS_CHILD = r"""
-import ctypes, hashlib, mmap, sys
-count, pages = int(sys.argv[1]), 4
-size = count * pages * mmap.PAGESIZE
-region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-region.madvise(mmap.MADV_NOHUGEPAGE)
-for offset in range(0, size, mmap.PAGESIZE):
-    region[offset : offset + 8] = offset.to_bytes(8, "little")
-# Every other run of pages read-only: the kernel cannot merge them, `count` mappings.
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-start = ctypes.addressof(ctypes.c_char.from_buffer(region))
-for i in range(1, count, 2):
-    assert libc.mprotect(start + i * pages * mmap.PAGESIZE, pages * mmap.PAGESIZE, 1) == 0
-print(start, size, hashlib.sha256(region).hexdigest(), flush=True)
+import hashlib, sys
+sys.path.insert(0, sys.argv[2])
+from tests.tooling.mappings import address_of, many_mappings
+region = many_mappings(int(sys.argv[1]))
+print(address_of(region), len(region), hashlib.sha256(region).hexdigest(), flush=True)
 for line in sys.stdin:
     print(hashlib.sha256(region).hexdigest(), flush=True)
 """
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.two_nodes
@@ -249,7 +241,15 @@ def test_many_small_mappings_move_in_few_calls() -> None:
 
     count = 5_000
     child = subprocess.Popen(
-        ["numactl", "--membind=0", sys.executable, "-c", MANY_MAPPINGS_CHILD, str(count)],
+        [
+            "numactl",
+            "--membind=0",
+            sys.executable,
+            "-c",
+            MANY_MAPPINGS_CHILD,
+            str(count),
+            str(REPO),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
