@@ -1296,7 +1296,8 @@ def _joined_pid_options(argv: Sequence[str]) -> list[str]:
     argparse looks for the next option among all the options' positions at every
     option, so repeated options cost quadratic time: 2,000 `--pid`s took 121 ms to
     parse and 4,000 took 323 ms, against 2.5 and 4.8 ms as one `--pid`. Only a
-    `--pid` right after a pid word is dropped; `--` ends the rewriting."""
+    `--pid` right after a pid word and before another is dropped (a last `--pid` with
+    no word of its own stays, for argparse to refuse); `--` ends the rewriting."""
     out: list[str] = []
     in_pids = False  # after `--pid` and only its words so far
     for i, word in enumerate(argv):
@@ -1304,7 +1305,8 @@ def _joined_pid_options(argv: Sequence[str]) -> list[str]:
             out.extend(argv[i:])
             break
         if word == "--pid":
-            if in_pids and out[-1] != "--pid":
+            has_word = i + 1 < len(argv) and not argv[i + 1].startswith("-")
+            if in_pids and out[-1] != "--pid" and has_word:
                 continue
             in_pids = True
         elif word.startswith("-"):

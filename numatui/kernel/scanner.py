@@ -451,10 +451,15 @@ class ProcessScanner:
         data = read_numa_maps(self._proc, pid)
         return parse_numa_maps(data.decode("utf-8", "replace"), self.page_size)
 
-    def region_pages(self, pid: int) -> tuple[RegionPages, ...]:
-        """Where each mapping of `pid` with pages has them: what a move through the address
-        space walks. Raises ProcessGone, or PermissionError if not ours to read."""
-        return region_pages(read_numa_maps(self._proc, pid), self.page_size)
+    def node_and_region_pages(self, pid: int) -> tuple[dict[int, int], tuple[RegionPages, ...]]:
+        """`node_pages(pid)`, and where each mapping with pages has them (what a move through
+        the address space walks), from one read: the kernel walks the page tables once
+        for both. Raises ProcessGone, or PermissionError if not ours to read."""
+        data = read_numa_maps(self._proc, pid)
+        return (
+            node_bytes_from_numa_maps(data, self.page_size, self.memory_nodes),
+            region_pages(data, self.page_size),
+        )
 
     def node_pages(self, pid: int) -> dict[int, int]:
         """Bytes per node of `pid` (present pages times page size), read as cheaply as possible.

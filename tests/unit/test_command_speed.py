@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from numatui import cli
@@ -424,6 +424,9 @@ ARGV_WORDS = ["--pid", "--json", "--match", "--limit", "--", "-5", "1", "2,3", "
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(ARGV_WORDS), max_size=12))
+# A last `--pid` with no pid is an error; joined into the pids before it, it was not.
+@example(["--pid", "1", "--pid"])
+@example(["--pid", "1", "--pid", "--json"])
 def test_joining_pid_options_never_changes_what_is_parsed(tail: list[str]) -> None:
     def outcome(argv: list[str]) -> object:
         try:
