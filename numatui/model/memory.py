@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 from numatui.model.node_bytes import NodeBytes, frozen_map, total_bytes
@@ -118,11 +119,13 @@ class ProcessMemory:
     """False: read for a list, bytes per node only; `kind_bytes` and `shared_bytes`
     were not read (empty, not zero)."""
 
-    @property
+    # Cached: a table row asks for these several times (cells, sort values, misplaced);
+    # frozen fields never change, and cached_property writes past the frozen __setattr__.
+    @cached_property
     def numa_bytes(self) -> int:
         return total_bytes(self.node_bytes)
 
-    @property
+    @cached_property
     def locality(self) -> float | None:
         """Share of the memory on nodes where the threads run; None when unknown."""
         total = self.numa_bytes
