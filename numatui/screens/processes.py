@@ -63,30 +63,39 @@ def _row_values(process: ProcessMemory, node_ids: list[int]) -> dict[str, Any]:
     return values
 
 
-def _cells(process: ProcessMemory, node_ids: list[int]) -> tuple[TableCell, ...]:
+UNKNOWN_CELL = TableCell("?", "zero")  # unknown, not zero: the status line says why
+NONE_CELL = TableCell("·", "zero")
+NO_LOCALITY_CELL = TableCell("-", "zero")
+
+
+def _cells(
+    process: ProcessMemory, node_ids: list[int], name: str, user: str
+) -> tuple[TableCell, ...]:
+    """`name` and `user`: the process's, already through `visible`."""
     misplaced = is_misplaced(process)
     locality = process.locality
     if not process.memory_readable:
-        locality_cell = TableCell("?", "zero")  # unknown, not zero: the status line says why
+        locality_cell = UNKNOWN_CELL
     elif locality is None:
-        locality_cell = TableCell("-", "zero")
+        locality_cell = NO_LOCALITY_CELL
     elif misplaced:
         locality_cell = TableCell(f"! {locality:.0%}", "misplaced")
     else:
         locality_cell = TableCell(f"{locality:.0%}", "local")
     cells = [
         TableCell(str(process.pid)),
-        TableCell(visible(process.name), "misplaced" if misplaced else ""),
-        TableCell(visible(process.user)),
+        TableCell(name, "misplaced" if misplaced else ""),
+        TableCell(user),
         TableCell(human_bytes(process.rss_bytes)),
         locality_cell,
     ]
+    node_bytes = process.node_bytes
     for node_id in node_ids:
-        value = process.node_bytes.get(node_id, 0)
         if not process.memory_readable:
-            cells.append(TableCell("?", "zero"))
+            cells.append(UNKNOWN_CELL)
         else:
-            cells.append(TableCell(human_bytes(value)) if value else TableCell("·", "zero"))
+            value = node_bytes.get(node_id, 0)
+            cells.append(TableCell(human_bytes(value)) if value else NONE_CELL)
     return tuple(cells)
 
 
@@ -103,11 +112,12 @@ class ProcessRow:
 
 
 def process_row(process: ProcessMemory, node_ids: list[int]) -> ProcessRow:
+    name, user = visible(process.name), visible(process.user)
     return ProcessRow(
         process,
-        TableRow(process.pid, _cells(process, node_ids)),
+        TableRow(process.pid, _cells(process, node_ids, name, user)),
         _row_values(process, node_ids),
-        "\0".join(map(visible, (process.name, process.user, process.cmdline))).lower(),
+        "\0".join((name, user, visible(process.cmdline))).lower(),
     )
 
 

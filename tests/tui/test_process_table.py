@@ -5,6 +5,8 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 from textual.geometry import Offset, Region
@@ -21,6 +23,15 @@ COLUMNS = [TableColumn("pid", "PID", numeric=True), TableColumn("name", "NAME")]
 
 def rows(pids: list[int]) -> list[TableRow]:
     return [TableRow(pid, (TableCell(str(pid)), TableCell(f"proc-{pid}"))) for pid in pids]
+
+
+@given(st.text())
+def test_a_row_measures_each_cell_as_the_terminal_will_show_it(text: str) -> None:
+    """Printable ASCII is measured by its length, everything else by Rich: the same widths."""
+    assert TableRow(1, (TableCell(text), TableCell(f"{text}·"))).widths == (
+        cell_len(text),
+        cell_len(f"{text}·"),
+    )
 
 
 class TableApp(App[None]):

@@ -37,6 +37,18 @@ def test_ordinary_text_is_unchanged(value: str) -> None:
     assert visible(value) == value
 
 
+def test_every_ascii_character_is_kept_or_escaped_as_the_table_says() -> None:
+    """ASCII text takes a shortcut past the translation table: it must agree with it."""
+    for code in range(0x80):
+        ch = chr(code)
+        unsafe = code < 0x20 or code == 0x7F or ch == "\\"
+        for value in (ch, f"name{ch}", f"{ch}x y"):
+            expected = value.replace(ch, ch.encode("unicode_escape").decode()) if unsafe else value
+            if ch == "\\":
+                expected = value.replace("\\", "\\\\")
+            assert visible(value) == expected, (code, value)
+
+
 def test_each_hazard_is_shown_as_an_escape() -> None:
     assert visible("\x1b]0;pwned\x07") == "\\x1b]0;pwned\\x07"
     assert visible("a\tb\nc\rd") == "a\\tb\\nc\\rd"
