@@ -22,9 +22,10 @@ else:
         On Python 3.11 its first access on each object takes a lock shared by every
         object of the class (3.12 dropped it): ~3,100 instructions, 4 % of formatting a
         table of 2,069 new rows (callgrind). A figure computed from frozen fields is the
-        same whichever thread computes it, so two threads racing to it need no lock. Stored in the object's
-        `__dict__` under the same name, it is found there from then on (a non-data
-        descriptor), and `dataclasses.replace` makes a new object without it."""
+        same whichever thread computes it, so two threads racing to it need no lock.
+        Stored in the object's `__dict__` under the same name, it is found there from
+        then on (a non-data descriptor), and `dataclasses.replace` makes a new object
+        without it."""
 
         def __init__(self, compute: Callable[[Any], object]) -> None:
             self._compute = compute
