@@ -41,6 +41,7 @@ START_TIMEOUT_S = 300.0
 STEP_TIMEOUT_S = 60.0
 QUIT_LIMIT_S = 5.0
 SLOW_CAPTURE_S = 5.0
+CAPTURE_LIMIT_S = 30.0
 """A `capture-pane` slower than this is explained in the report (one took 26 s in run 12)."""
 WATCH_EVERY_S = 2.0
 """How often the watcher samples the guest's processes: in run 13, sampling every second
@@ -98,21 +99,43 @@ class TmuxApp:
 
     def screen(self) -> str:
         began = time.monotonic()
-        try:
-            done = self.tmux("capture-pane", "-p", check=False)
-        except subprocess.TimeoutExpired:
-            # The tmux client got no answer: record what the guest was doing, so that a
-            # failure names the stall instead of ending in a subprocess traceback.
-            explained = self.watch.explain(began, time.monotonic())
-            self.stalls.append(f"capture-pane timed out after 30 s: {explained}\n{guest_state()}")
-            return ""
+        env = dict(os.environ, TERM="xterm-256color")
+        client = subprocess.Popen(
+            ["tmux", "-L", self.socket, "capture-pane", "-p"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        # A capture slower than a second: what the client itself is doing, each second (run
+        # 63, beside a hog: one took 25.6 s while a tmux process used 22.4 s of CPU).
+        seen: list[str] = []
+        while True:
+            try:
+                out, _ = client.communicate(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                seen.append(_client_state(client.pid, time.monotonic() - began))
+                if time.monotonic() - began > CAPTURE_LIMIT_S:
+                    client.kill()
+                    client.communicate()
+                    # The tmux client got no answer: record what the guest was doing, so
+                    # that a failure names the stall instead of ending in a traceback.
+                    explained = self.watch.explain(began, time.monotonic())
+                    self.stalls.append(
+                        f"capture-pane timed out after {CAPTURE_LIMIT_S:.0f} s: {explained}"
+                        f"{_client_account(seen)}\n{guest_state()}"
+                    )
+                    return ""
         took = time.monotonic() - began
         if took > self.slowest_capture[0]:
             self.slowest_capture = (took, time.monotonic() - self.started_at)
         if took > SLOW_CAPTURE_S:
             explained = self.watch.explain(began, time.monotonic())
-            self.stalls.append(f"capture-pane took {took:.1f} s: {explained}")
-        return done.stdout if done.returncode == 0 else ""
+            self.stalls.append(
+                f"capture-pane took {took:.1f} s: {explained}{_client_account(seen)}"
+            )
+        return out if client.returncode == 0 else ""
 
     def wait_for(self, what: str, found: Callable[[str], bool], timeout: float) -> str:
         """Poll the screen until `found(screen)`; records seconds since start under `what`."""
@@ -174,6 +197,32 @@ def _processes() -> dict[str, tuple[str, str, int, str]]:
             continue
         found[entry.name] = (comm, fields[0], int(fields[11]) + int(fields[12]), wchan)
     return found
+
+
+def _client_state(pid: int, after: float) -> str:
+    """A capture client's state `after` seconds: running or sleeping, its CPU so far, and
+    the system call it is in (`running`: on a CPU in user space)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        syscall = Path(f"/proc/{pid}/syscall").read_text().split()[:1]
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except (OSError, ValueError):
+        return f"{after:.0f} s: gone"
+    user, system = int(fields[11]) / ticks, int(fields[12]) / ticks
+    return (
+        f"{after:.0f} s: {fields[0]} user {user:.1f} s system {system:.1f} s "
+        f"syscall {(syscall or ['?'])[0]} wchan {wchan or '-'}"
+    )
+
+
+def _client_account(seen: list[str]) -> str:
+    """The client's states during a slow capture, the first and the last few."""
+    if not seen:
+        return ""
+    shown = seen if len(seen) <= 8 else [*seen[:2], "...", *seen[-5:]]
+    return "\nthe tmux client meanwhile: " + "; ".join(shown)
 
 
 def _pressure() -> str:
@@ -324,12 +373,12 @@ def test_migrate_a_misplaced_process_from_the_app(
     # temporary paths): the workload, the largest process, must be the first row listed. The
     # cursor goes there when the filter hides the row it was on; Home, in case the filter
     # kept that row (another match).
-    app.wait_for("filtered", lambda s: filtered_to(s, pid), 30)
+    app.wait_for("filtered", lambda s: filtered_to(s, pid), STEP_TIMEOUT_S)
     app.keys("Enter")
     app.keys("Home")
     app.keys("Escape")
     # All processes again but the kernel threads (hidden by default: "57 of 93 processes").
-    app.wait_for("filter cleared", lambda s: (all_listed(s) or 0) > 1, 30)
+    app.wait_for("filter cleared", lambda s: (all_listed(s) or 0) > 1, STEP_TIMEOUT_S)
     app.keys("m")
     dialog = app.wait_for(
         "dialog", lambda s: re.search(r"Migrate .* \(\d+\)", s) is not None, STEP_TIMEOUT_S
@@ -362,12 +411,12 @@ def test_migrate_a_misplaced_process_from_the_app(
 
     # `b`: back to the table with the migrated process selected; Enter opens its detail.
     app.keys("b")
-    app.wait_for("table again", lambda s: "Outcome:" not in s and "Filter" in s, 30)
+    app.wait_for("table again", lambda s: "Outcome:" not in s and "Filter" in s, STEP_TIMEOUT_S)
     app.keys("Enter")
     detail = app.wait_for("detail", lambda s: f"pid {pid}" in s, STEP_TIMEOUT_S)
     assert f"({pid})" in detail, detail
     app.keys("Escape")
-    app.wait_for("table after detail", lambda s: f"pid {pid}" not in s, 30)
+    app.wait_for("table after detail", lambda s: f"pid {pid}" not in s, STEP_TIMEOUT_S)
 
     app.keys("q")
     code = app.wait_exit(timeout=30)
