@@ -41,8 +41,9 @@ START_TIMEOUT_S = 300.0
 STEP_TIMEOUT_S = 60.0
 QUIT_LIMIT_S = 5.0
 SLOW_CAPTURE_S = 5.0
-CAPTURE_LIMIT_S = 30.0
 """A `capture-pane` slower than this is explained in the report (one took 26 s in run 12)."""
+CAPTURE_LIMIT_S = 30.0
+"""A `capture-pane` client still running after this is killed and the read counts as empty."""
 WATCH_EVERY_S = 2.0
 """How often the watcher samples the guest's processes: in run 13, sampling every second
 with two reads per process, the test's own process used 2.5 s of CPU in 12 s."""
